@@ -1,0 +1,204 @@
+"""``liif``: upscale an image, evaluate a model on a folder, inspect a checkpoint.
+
+Bad input ends with one line on stderr and exit status 2, never a traceback
+and never a partial output file.
+"""
+
+import argparse
+import json
+import re
+import sys
+
+import torch
+
+from liif.checkpoint import CheckpointError, count_parameters, load_checkpoint
+from liif.evaluate import evaluate_pairs, list_images
+from liif.images import ImageError, check_output_path, load_image, save_image
+from liif.metrics import PROTOCOLS
+from liif.models import Bicubic
+from liif.render import output_size, render_image, resolve_device
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_scale(text: str) -> float | tuple[float, float]:
+    """``3.5`` (both axes) or ``2x3`` (height x width)."""
+    parts = re.split(r"[x,]", text.strip().lower())
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--scale {text!r}: expected a number like 3.5 or HxW factors like 2x3") from None
+    if len(values) not in (1, 2) or not all(v > 0 and v < float("inf") for v in values):
+        raise UsageError(f"--scale {text!r}: scale factors must be positive numbers")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``1080x1920`` = height x width."""
+    match = re.fullmatch(r"\s*(\d+)\s*[x,]\s*(\d+)\s*", text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise UsageError(f"--size {text!r}: expected HEIGHTxWIDTH with positive integers, e.g. 1080x1920")
+    return int(match[1]), int(match[2])
+
+
+def load_model(checkpoint: str, device: str):
+    if checkpoint == "bicubic":
+        return Bicubic(), {"format": "builtin", "spec": {"name": "bicubic", "args": {}}}
+    return load_checkpoint(checkpoint, device="cpu")
+
+
+def cmd_upscale(args) -> int:
+    out_path = check_output_path(args.output)
+    resolve_device(args.device)
+    lr, notice = load_image(args.input)
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
+    lr_size = tuple(lr.shape[-2:])
+    if args.scale is not None:
+        size = output_size(lr_size, scale=parse_scale(args.scale))
+    else:
+        size = output_size(lr_size, size=parse_size(args.size))
+    megapixels = size[0] * size[1] / 1e6
+    if megapixels > args.max_megapixels:
+        raise UsageError(
+            f"output {size[0]}x{size[1]} ({megapixels:.0f} MP) exceeds --max-megapixels {args.max_megapixels:g}; "
+            "raise it if this machine has the memory (12 bytes per pixel)"
+        )
+    model, _ = load_model(args.checkpoint, args.device)
+    image = render_image(
+        model, lr, size, device=args.device, chunk=args.chunk, tile=args.tile, progress=size[0] * size[1] >= 1 << 20
+    )
+    save_image(image, out_path)
+    print(f"{args.input} ({lr_size[0]}x{lr_size[1]}) -> {out_path} ({size[0]}x{size[1]})", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    try:
+        scale = float(args.scale)
+    except ValueError:
+        raise UsageError(f"--scale {args.scale!r}: expected a number") from None
+    if not scale > 0:
+        raise UsageError(f"--scale {args.scale}: must be positive")
+    if args.lr is not None and scale != int(scale):
+        raise UsageError(f"--lr pairs files by integer scale; got --scale {args.scale}")
+    resolve_device(args.device)
+    hr_paths = list_images(args.hr)
+    model, _ = load_model(args.checkpoint, args.device)
+    scores = evaluate_pairs(
+        model,
+        hr_paths,
+        scale=scale,
+        protocol=args.protocol,
+        lr_dir=args.lr,
+        device=args.device,
+        grey_luma=args.grey_luma,
+        progress=not args.json,
+    )
+    mean_psnr = sum(s.psnr for s in scores) / len(scores)
+    mean_ssim = sum(s.ssim for s in scores) / len(scores)
+    if args.json:
+        result = {
+            "checkpoint": args.checkpoint,
+            "scale": scale,
+            "protocol": args.protocol,
+            "lr": args.lr,
+            "images": [vars(s) for s in scores],
+            "mean_psnr": mean_psnr,
+            "mean_ssim": mean_ssim,
+        }
+        print(json.dumps(result, indent=2))
+    else:
+        width = max(len(s.name) for s in scores)
+        for s in scores:
+            print(f"{s.name:<{width}}  {s.psnr:8.3f} dB  SSIM {s.ssim:.4f}")
+        print(
+            f"{'mean':<{width}}  {mean_psnr:8.3f} dB  SSIM {mean_ssim:.4f}  ({len(scores)} images, x{scale:g}, {args.protocol})"
+        )
+    return 0
+
+
+def cmd_info(args) -> int:
+    model, raw = load_checkpoint(args.checkpoint)
+    spec = raw["spec"]
+    print(f"file:        {args.checkpoint}")
+    print(f"format:      {raw['format']}")
+    print(f"model:       {spec['name']}")
+    print(f"arguments:   {json.dumps(spec['args'])}")
+    total = count_parameters(model)
+    parts = ", ".join(f"{name} {count_parameters(child):,}" for name, child in model.named_children())
+    print(f"parameters:  {total:,} ({parts})")
+    train_state = raw.get("train_state") if raw["format"] == "liif-repro" else None
+    epoch = train_state.get("epoch") if train_state else raw.get("epoch")
+    print(f"epoch:       {epoch if epoch is not None else 'unknown'}")
+    if train_state:
+        for key in ("step", "best_val_psnr", "lr"):
+            if key in train_state:
+                print(f"{key + ':':<13}{train_state[key]}")
+    for key, value in (raw.get("metadata") or {}).items():
+        print(f"{key + ':':<13}{value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liif", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("upscale", help="render an image at a new size")
+    up.add_argument("input", help="any image Pillow reads")
+    up.add_argument("-o", "--output", required=True, help="output file: .png, .jpg (8-bit) or .npy (float32 HxWx3)")
+    size = up.add_mutually_exclusive_group(required=True)
+    size.add_argument("--scale", help="factor for both axes (3.5) or per axis, height x width (2x3)")
+    size.add_argument("--size", help="output HEIGHTxWIDTH, e.g. 1080x1920")
+    up.add_argument("--checkpoint", required=True, help="checkpoint file, or 'bicubic'")
+    up.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    up.add_argument("--chunk", type=int, default=16384, help="queries per decoder call")
+    up.add_argument("--tile", type=int, default=512, help="LR tile side for the encoder")
+    up.add_argument("--max-megapixels", type=float, default=400, help="refuse larger outputs (default 400)")
+    up.set_defaults(func=cmd_upscale)
+
+    ev = sub.add_parser("evaluate", help="PSNR of a model on a folder of HR images")
+    ev.add_argument("--checkpoint", required=True, help="checkpoint file, or 'bicubic'")
+    ev.add_argument("--hr", required=True, help="folder of HR images")
+    ev.add_argument("--lr", help="folder of LR images named <name>x<S>.png (otherwise made from HR)")
+    ev.add_argument("--scale", required=True, help="up-sampling factor")
+    ev.add_argument("--protocol", choices=PROTOCOLS, default="none", help="div2k, benchmark or none")
+    ev.add_argument(
+        "--grey-luma", action="store_true", help="benchmark: greyscale originals scored on their grey level (MATLAB)"
+    )
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(func=cmd_evaluate)
+
+    info = sub.add_parser("info", help="architecture, parameter count and training state of a checkpoint")
+    info.add_argument("checkpoint")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for positive in ("chunk", "tile"):
+        if getattr(args, positive, 1) < 1:
+            print(f"liif: error: --{positive} must be at least 1", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except (UsageError, ImageError, CheckpointError, ValueError) as e:
+        print(f"liif: error: {e}", file=sys.stderr)
+        return 2
+    except torch.cuda.OutOfMemoryError:
+        print("liif: error: out of GPU memory; lower --tile or --chunk, or use --device cpu", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("liif: error: out of memory; lower --tile or --chunk or the output size", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("liif: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
