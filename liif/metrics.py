@@ -70,13 +70,18 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, protocol: str = "none", sc
     if shave:
         pred, target = pred[..., shave:-shave, shave:-shave], target[..., shave:-shave, shave:-shave]
     c = pred.shape[0]
-    x = torch.arange(11, dtype=pred.dtype) - 5
+    size = min(11, *pred.shape[-2:]) // 2 * 2 + 1  # tiny images get a smaller window
+    if size > min(pred.shape[-2:]):
+        size -= 2
+    if size < 1:
+        return float("nan")
+    x = torch.arange(size, dtype=pred.dtype, device=pred.device) - size // 2
     g = torch.exp(-(x**2) / (2 * 1.5**2))
     g = g / g.sum()
-    window = (g[:, None] * g[None, :]).expand(c, 1, 11, 11).to(pred.device)
+    column, row = g.view(1, 1, size, 1).expand(c, 1, size, 1), g.view(1, 1, 1, size).expand(c, 1, 1, size)
 
-    def blur(img):
-        return F.conv2d(img.unsqueeze(0), window, groups=c)[0]
+    def blur(img):  # the 11x11 Gaussian window, applied as two 1-D passes
+        return F.conv2d(F.conv2d(img.unsqueeze(0), column, groups=c), row, groups=c)[0]
 
     mu_x, mu_y = blur(pred), blur(target)
     var_x = blur(pred * pred) - mu_x**2

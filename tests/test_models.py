@@ -1,0 +1,121 @@
+import pytest
+import torch
+from conftest import TINY_ENCODER, random_image, tiny_liif
+
+from liif.checkpoint import count_parameters
+from liif.encoders import EDSR, RDN
+from liif.models import LIIF, MLP, FixedScaleSR, MetaSR, coord_axis, make_coord, nearest_index
+
+
+def test_parameter_counts_match_the_paper():
+    # spec 2.1/2.2/2.6: EDSR-baseline ~1.22 M, RDN ~21.97 M, decoder ~0.347 M, MetaSR predictor ~0.445 M
+    assert round(count_parameters(EDSR()) / 1e6, 2) == 1.22
+    assert round(count_parameters(RDN()) / 1e6, 2) == 21.97
+    liif = LIIF(encoder={"name": "edsr-baseline"})
+    assert liif.decoder.layers[0].in_features == 580
+    assert round(count_parameters(liif.decoder) / 1e6, 3) == 0.347
+    assert len([m for m in liif.decoder.modules() if isinstance(m, torch.nn.Linear)]) == 5
+    meta = MetaSR(encoder={"name": "edsr-baseline"})
+    assert round(count_parameters(meta.decoder) / 1e6, 3) == 0.445
+
+
+def test_ablation_switches_change_the_decoder_input():
+    assert LIIF(encoder=TINY_ENCODER, cell_decode=False).decoder.layers[0].in_features == 8 * 9 + 2
+    assert LIIF(encoder=TINY_ENCODER, feat_unfold=False).decoder.layers[0].in_features == 8 + 4
+    shallow = LIIF(encoder=TINY_ENCODER, decoder_hidden=[256, 256])
+    assert len([m for m in shallow.decoder.modules() if isinstance(m, torch.nn.Linear)]) == 3
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_edsr_upsampler_scales(scale):
+    enc = EDSR(n_resblocks=1, n_feats=8, upscale=scale)
+    assert enc(torch.zeros(1, 3, 5, 7)).shape == (1, 3, 5 * scale, 7 * scale)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_rdn_upsampler_scales(scale):
+    enc = RDN(G0=8, n_blocks=2, n_convs=2, growth=4, upscale=scale)
+    assert enc(torch.zeros(1, 3, 5, 7)).shape == (1, 3, 5 * scale, 7 * scale)
+
+
+def test_coordinates_are_pixel_centres_row_first():
+    assert torch.allclose(coord_axis(4), torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    grid = make_coord((2, 3))
+    assert grid.shape == (6, 2)
+    assert torch.allclose(grid[1], torch.tensor([-0.5, 0.0]))  # row 0, column 1
+
+
+def test_nearest_index_matches_grid_sample():
+    torch.manual_seed(0)
+    n = 37
+    values = torch.arange(n, dtype=torch.float32).view(1, 1, 1, n)
+    coords = torch.rand(5000) * 2 - 1
+    grid = torch.stack([coords, torch.zeros_like(coords)], -1).view(1, 1, -1, 2)
+    sampled = torch.nn.functional.grid_sample(values, grid, mode="nearest", align_corners=False).view(-1)
+    assert torch.equal(nearest_index(coords, n), sampled.long())
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [{}, {"cell_decode": False}, {"feat_unfold": False}, {"local_ensemble": False}, {"decoder_hidden": [16]}],
+)
+def test_fast_query_equals_the_literal_procedure(switches):
+    hidden = switches.pop("decoder_hidden", [32, 32])
+    torch.manual_seed(1)
+    model = LIIF(encoder=TINY_ENCODER, decoder_hidden=hidden, **switches).eval()
+    lr = (random_image(9, 13) - 0.5) / 0.5
+    coord = make_coord((31, 17))[None]
+    coord = torch.cat([coord, torch.rand(1, 200, 2) * 2 - 1], dim=1)  # pixel centres and arbitrary points
+    cell = torch.tensor([2 / 31, 2 / 17]).expand_as(coord)
+    with torch.no_grad():
+        grid = model.encode(lr[None])
+        fast = model.query(model.prepare(grid), coord, cell)
+        literal = model.query_reference(grid.features, coord, cell)
+    assert fast.shape == (1, coord.shape[1], 3)
+    assert (fast - literal).abs().max() < 1e-5
+
+
+def test_fast_query_has_the_same_gradients():
+    model = tiny_liif().train()
+    lr = ((random_image(8, 8) - 0.5) / 0.5)[None]
+    coord = torch.rand(1, 50, 2) * 2 - 1
+    cell = torch.full_like(coord, 2 / 24)
+    model(lr, coord, cell).square().sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.query_reference(model.encoder(lr), coord, cell).square().sum().backward()
+    for a, p in zip(fast, model.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_metasr_offsets_follow_the_projection():
+    """At x2 on pixel centres, a query's top-left corner lies 0 or 0.5 LR pixels into its LR pixel."""
+    torch.manual_seed(0)
+    model = MetaSR(encoder=TINY_ENCODER, predictor_hidden=16).eval()
+    seen = []
+    model.decoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    coord = make_coord((8, 6))[None]
+    cell = torch.tensor([2 / 8, 2 / 6]).expand_as(coord)
+    out = model(torch.zeros(1, 3, 4, 3), coord, cell)
+    assert out.shape == (1, 48, 3)
+    offsets = seen[0][0, :, :2]
+    assert torch.equal((offsets * 1000).round().unique(), torch.tensor([0.0, 500.0]))
+    assert ((offsets >= 0) & (offsets < 1)).all()
+    assert torch.allclose(seen[0][0, :, 2], torch.tensor(0.5))  # 1/r = LR/HR size
+
+
+def test_fixed_scale_reads_its_output_pixel_exactly():
+    torch.manual_seed(0)
+    model = FixedScaleSR(encoder=TINY_ENCODER, scale=2).eval()
+    lr = torch.rand(1, 3, 5, 4)
+    coord = make_coord((10, 8))[None]
+    cell = torch.tensor([0.2, 0.25]).expand_as(coord)
+    with torch.no_grad():
+        direct = model.encoder(lr)[0].permute(1, 2, 0).reshape(-1, 3)
+        queried = model(lr, coord, cell)[0]
+    assert torch.equal(direct, queried)
+
+
+def test_mlp_shape():
+    mlp = MLP(in_dim=5, out_dim=3, hidden=[4, 4])
+    assert mlp(torch.zeros(2, 7, 5)).shape == (2, 7, 3)

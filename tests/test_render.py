@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ENCODER, random_image, tiny_liif
+
+from liif.checkpoint import load_checkpoint
+from liif.images import load_image
+from liif.models import LIIF, Bicubic, FixedScaleSR, MetaSR
+from liif.render import output_size, render_image, render_reference, resolve_device
+from liif.resize import matlab_bicubic
+
+
+@pytest.mark.parametrize("name", ["edsr-baseline-liif", "trained-liif"])
+@pytest.mark.parametrize("size", [(144, 144), (100, 75)])
+def test_released_checkpoints_match_reference_outputs(fixtures_dir, name, size):
+    model, _ = load_checkpoint(fixtures_dir / f"{name}.pth")
+    lr, _ = load_image(fixtures_dir / "input_48x48.png")
+    expected = np.load(fixtures_dir / f"{name}_{size[0]}x{size[1]}.npy")
+    fast = render_image(model, lr, size, device="cpu").numpy()
+    literal = render_reference(model, lr, size, device="cpu").numpy()
+    assert fast.shape == expected.shape
+    assert np.abs(fast - expected).max() <= 1e-5
+    assert np.abs(literal - expected).max() <= 1e-5
+
+
+def test_trained_fixture_output_is_far_from_constant(fixtures_dir):
+    expected = np.load(fixtures_dir / "trained-liif_144x144.npy")
+    assert expected.std() > 0.05
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        tiny_liif(),
+        tiny_liif(local_ensemble=False, feat_unfold=False),
+        MetaSR(encoder=TINY_ENCODER, predictor_hidden=16),
+        FixedScaleSR(encoder=TINY_ENCODER, scale=2),
+        LIIF(encoder={"name": "rdn", "G0": 8, "n_blocks": 2, "n_convs": 2, "growth": 4}, decoder_hidden=[16]),
+    ],
+    ids=["liif", "liif-u-e", "metasr", "fixed-x2", "rdn-liif"],
+)
+@pytest.mark.parametrize("size", [(75, 61), (40, 90), (20, 13)])
+def test_tiled_render_equals_one_pass(model, size):
+    lr = random_image(23, 29)
+    whole = render_image(model, lr, size, device="cpu", tile=1024)
+    tiled = render_image(model, lr, size, device="cpu", tile=5, chunk=37)
+    assert torch.allclose(whole, tiled, atol=1e-6)
+
+
+def test_fast_render_matches_literal_render_at_odd_scales():
+    model = tiny_liif()
+    lr = random_image(17, 11)
+    for size in [(17, 11), (60, 23), (171, 110)]:  # x1, anisotropic, non-integer
+        fast = render_image(model, lr, size, device="cpu", chunk=500)
+        literal = render_reference(model, lr, size, device="cpu", chunk=500)
+        assert (fast - literal).abs().max() < 1e-5
+
+
+def test_bicubic_renders_through_the_same_interface():
+    lr = random_image(12, 10)
+    out = render_image(Bicubic(), lr, (24, 20))
+    expected = matlab_bicubic(torch.round(lr * 255).byte().permute(1, 2, 0).numpy(), scale=2)
+    assert torch.equal(torch.round(out * 255).byte(), torch.from_numpy(expected))
+
+
+def test_render_output_is_in_range_and_on_cpu():
+    out = render_image(tiny_liif(), random_image(8, 8), (30, 30), device="auto")
+    assert out.shape == (30, 30, 3) and out.device.type == "cpu"
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_output_size_and_device_arguments():
+    assert output_size((48, 64), scale=3.5) == (168, 224)
+    assert output_size((48, 64), scale=(2, 3)) == (96, 192)
+    assert output_size((48, 64), size=(100, 75)) == (100, 75)
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(ValueError):
+            output_size((48, 64), scale=bad)
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
