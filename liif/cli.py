@@ -16,7 +16,7 @@ from liif.evaluate import evaluate_pairs, list_images
 from liif.images import ImageError, check_output_path, load_image, save_image
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
-from liif.render import output_size, render_image, resolve_device
+from liif.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image, resolve_device
 
 
 class UsageError(Exception):
@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--size", help="output HEIGHTxWIDTH, e.g. 1080x1920")
     up.add_argument("--checkpoint", required=True, help="checkpoint file, or 'bicubic'")
     up.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    up.add_argument("--chunk", type=int, default=16384, help="queries per decoder call")
-    up.add_argument("--tile", type=int, default=512, help="LR tile side for the encoder")
+    up.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries per decoder call")
+    up.add_argument("--tile", type=int, default=DEFAULT_TILE, help="LR tile side for the encoder")
     up.add_argument("--max-megapixels", type=float, default=400, help="refuse larger outputs (default 400)")
     up.set_defaults(func=cmd_upscale)
 

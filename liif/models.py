@@ -13,7 +13,7 @@ pixel centres in [-1, 1], component 0 is the row, a cell is the size of an
 output pixel in the same units.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -58,14 +58,18 @@ class LatentGrid:
     features: torch.Tensor
     size: tuple[int, int]
     offset: tuple[int, int] = (0, 0)
+    _table: torch.Tensor | None = field(default=None, repr=False)
 
     def gather(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Features at full-grid indices (B, Q) -> (B, Q, C)."""
+        """Features at full-grid indices (...) -> (..., C); the leading index dim of ``rows`` is free,
+        the last-but-one must be the batch."""
         b, c, h, w = self.features.shape
+        if self._table is None:  # channels-last copy, made once per grid rather than per chunk
+            self._table = self.features.permute(0, 2, 3, 1).reshape(b * h * w, c)
         flat = (rows - self.offset[0]) * w + (cols - self.offset[1])
-        flat = flat + torch.arange(b, device=flat.device).view(b, 1) * (h * w)
-        table = self.features.permute(0, 2, 3, 1).reshape(b * h * w, c)
-        return table.index_select(0, flat.reshape(-1)).view(*flat.shape, c)
+        if b > 1:
+            flat = flat + torch.arange(b, device=flat.device).view(b, 1) * (h * w)
+        return self._table.index_select(0, flat.reshape(-1)).view(*flat.shape, c)
 
 
 class MLP(nn.Module):
@@ -127,15 +131,13 @@ class LIIF(nn.Module):
         return LatentGrid(self.encoder(lr), size=tuple(lr.shape[-2:]))
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
-        """Apply the latent part of the first decoder layer to every latent (a 3x3 or 1x1 conv)."""
+        """Apply the latent part of the first decoder layer (and its bias) to every latent: a conv."""
         first = self.decoder.layers[0]
         w_latent = first.weight[:, : self.latent_dim]
         c = grid.features.shape[1]
-        if self.feat_unfold:
-            # F.unfold orders the 9C vector channel-major, matching a (out, C, 3, 3) kernel.
-            projected = F.conv2d(grid.features, w_latent.reshape(-1, c, 3, 3), padding=1)
-        else:
-            projected = F.conv2d(grid.features, w_latent.reshape(-1, c, 1, 1))
+        # F.unfold orders the 9C vector channel-major, matching a (out, C, 3, 3) kernel.
+        kernel = w_latent.reshape(-1, c, 3, 3) if self.feat_unfold else w_latent.reshape(-1, c, 1, 1)
+        projected = F.conv2d(grid.features, kernel, first.bias, padding=1 if self.feat_unfold else 0)
         return LatentGrid(projected, size=grid.size, offset=grid.offset)
 
     def _shifts(self) -> list[tuple[float, float, float]]:
@@ -144,50 +146,43 @@ class LIIF(nn.Module):
         return [(0, 0, 0.0)]
 
     def _neighbours(self, coord: torch.Tensor, size: tuple[int, int]):
-        """For each ensemble shift: latent (row, col) indices and the query's relative coordinate."""
+        """Latent indices (K, B, Q) and relative coordinates (K, B, Q, 2) for the K ensemble shifts."""
         h, w = size
-        rows_axis, cols_axis = coord_axis(h).to(coord.device), coord_axis(w).to(coord.device)
-        out = []
-        for vy, vx, eps in self._shifts():
-            shifted_y = (coord[..., 0] + (vy * (1.0 / h) + eps)).clamp_(-CLAMP, CLAMP)
-            shifted_x = (coord[..., 1] + (vx * (1.0 / w) + eps)).clamp_(-CLAMP, CLAMP)
-            rows, cols = nearest_index(shifted_y, h), nearest_index(shifted_x, w)
-            rel = torch.stack([(coord[..., 0] - rows_axis[rows]) * h, (coord[..., 1] - cols_axis[cols]) * w], -1)
-            out.append((rows, cols, rel))
-        return out
+        shifts = torch.tensor(
+            [[vy * (1.0 / h) + eps, vx * (1.0 / w) + eps] for vy, vx, eps in self._shifts()], device=coord.device
+        ).view(-1, 1, 1, 2)
+        shifted = (coord.unsqueeze(0) + shifts).clamp_(-CLAMP, CLAMP)
+        rows, cols = nearest_index(shifted[..., 0], h), nearest_index(shifted[..., 1], w)
+        centres = torch.stack([coord_axis(h).to(coord.device)[rows], coord_axis(w).to(coord.device)[cols]], -1)
+        rel = coord.unsqueeze(0) - centres
+        rel[..., 0] *= h
+        rel[..., 1] *= w
+        return rows, cols, rel
 
-    def _blend(self, preds: list[torch.Tensor], rels: list[torch.Tensor]) -> torch.Tensor:
-        """Bilinear blending: each prediction weighted by the area opposite to it."""
-        if len(preds) == 1:
+    @staticmethod
+    def _blend(preds: torch.Tensor, rels: torch.Tensor) -> torch.Tensor:
+        """Bilinear blending of (K, B, Q, 3) predictions: each weighted by the area opposite to it."""
+        if preds.shape[0] == 1:
             return preds[0]
-        areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
-        areas = [areas[3], areas[2], areas[1], areas[0]]
-        total = areas[0] + areas[1] + areas[2] + areas[3]
-        out = 0
-        for pred, area in zip(preds, areas):
-            out = out + pred * (area / total).unsqueeze(-1)
-        return out
+        areas = (rels[..., 0] * rels[..., 1]).abs() + 1e-9
+        areas = areas.flip(0)  # shifts (-,-),(-,+),(+,-),(+,+): swap 0<->3 and 1<->2
+        return (preds * (areas / areas.sum(0)).unsqueeze(-1)).sum(0)
 
     def query(self, grid: LatentGrid, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """RGB at ``coord`` (B, Q, 2) with cells ``cell`` (B, Q, 2), from a prepared grid."""
         h, w = grid.size
+        rows, cols, rel = self._neighbours(coord, (h, w))
         first = self.decoder.layers[0]
-        w_rel = first.weight[:, self.latent_dim : self.latent_dim + 2]
-        const = first.bias
+        extra_weight = first.weight[:, self.latent_dim :]  # rel (2) and cell (2) columns
+        extra = rel
         if self.cell_decode:
-            w_cell = first.weight[:, self.latent_dim + 2 :]
-            rel_cell = torch.stack([cell[..., 0] * h, cell[..., 1] * w], -1)
-            const = const + rel_cell @ w_cell.T  # (B, Q, hidden)
-        neighbours = self._neighbours(coord, (h, w))
-        rows = torch.cat([n[0] for n in neighbours], dim=1)
-        cols = torch.cat([n[1] for n in neighbours], dim=1)
-        rels = [n[2] for n in neighbours]
-        k = len(neighbours)
-        hidden = grid.gather(rows, cols) + torch.cat(rels, dim=1) @ w_rel.T
-        hidden = hidden + (const.repeat(1, k, 1) if const.dim() == 3 else const)
+            rel_cell = torch.stack([cell[..., 0] * h, cell[..., 1] * w], -1).expand_as(rel)
+            extra = torch.cat([rel, rel_cell], dim=-1)
+        hidden = grid.gather(rows, cols)  # W_z z + b, precomputed per latent
+        hidden.view(-1, hidden.shape[-1]).addmm_(extra.reshape(-1, extra.shape[-1]), extra_weight.T)
         for layer in self.decoder.layers[1:]:
             hidden = layer(hidden)
-        return self._blend(list(hidden.chunk(k, dim=1)), rels)
+        return self._blend(hidden, rel)
 
     def query_reference(self, features: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """The spec's query procedure, step by step: unfold, grid_sample, concat, full MLP.
@@ -220,7 +215,16 @@ class LIIF(nn.Module):
                 inputs.append(rel_cell)
             preds.append(self.decoder(torch.cat(inputs, dim=-1)))
             rels.append(rel)
-        return self._blend(preds, rels)
+        if len(preds) == 1:
+            return preds[0]
+        areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
+        areas[0], areas[3] = areas[3], areas[0]
+        areas[1], areas[2] = areas[2], areas[1]
+        total = areas[0] + areas[1] + areas[2] + areas[3]
+        out = 0
+        for pred, area in zip(preds, areas):
+            out = out + pred * (area / total).unsqueeze(-1)
+        return out
 
 
 class MetaSR(nn.Module):

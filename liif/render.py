@@ -17,7 +17,7 @@ from tqdm import tqdm
 from liif.models import Bicubic, FixedScaleSR, coord_axis, make_coord, nearest_index
 from liif.resize import matlab_bicubic_tensor
 
-DEFAULT_CHUNK = 16384  # queries per decoder call
+DEFAULT_CHUNK = 4096  # queries per decoder call (x4 rows with the local ensemble); fastest on CPU
 DEFAULT_TILE = 512  # LR pixels per tile side
 
 
