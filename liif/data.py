@@ -1,0 +1,152 @@
+"""Training samples exactly as the paper's wrappers make them (spec 3.2, 2.5).
+
+Every random choice of a sample comes from a generator seeded by
+(seed, epoch, index), so an epoch's data is a pure function of those numbers:
+a run resumed from an epoch checkpoint sees the same batches as one that
+never stopped, with no RNG state to carry around.
+"""
+
+import math
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from liif.images import load_image
+from liif.models import make_coord
+from liif.resize import pil_bicubic
+
+
+def load_images(paths: list[Path], *, desc: str = "load") -> list[torch.Tensor]:
+    """Decode every image once and keep it in memory as uint8 (3, H, W)."""
+    out = []
+    for path in tqdm(paths, desc=desc, unit="img", leave=False):
+        image, _ = load_image(path)
+        out.append(torch.round(image * 255).to(torch.uint8))
+    return out
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(hash((seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
+    """Flip along height, flip along width, transpose H/W: each with p = 0.5, same for all tensors."""
+    flip_h, flip_w, transpose = (torch.rand(3, generator=g) < 0.5).tolist()
+    out = []
+    for t in tensors:
+        if flip_h:
+            t = t.flip(-2)
+        if flip_w:
+            t = t.flip(-1)
+        if transpose:
+            t = t.transpose(-2, -1)
+        out.append(t)
+    return out
+
+
+def _to_queries(hr: torch.Tensor, sample_q: int | None, g: torch.Generator):
+    """HR (3, h, w) -> coordinates, RGB and cells of ``sample_q`` pixels drawn without replacement."""
+    h, w = hr.shape[-2:]
+    coord = make_coord((h, w))
+    rgb = hr.reshape(3, -1).T
+    if sample_q is not None:
+        if sample_q > h * w:
+            raise ValueError(f"sample_q {sample_q} exceeds the {h}x{w} = {h * w} pixels of a ground truth")
+        keep = torch.randperm(h * w, generator=g)[:sample_q]
+        coord, rgb = coord[keep], rgb[keep]
+    cell = torch.tensor([2 / h, 2 / w]).expand_as(coord).clone()
+    return coord, rgb, cell
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - 0.5) / 0.5
+
+
+class DownsampledPatches(torch.utils.data.Dataset):
+    """``sr-implicit-downsampled``: random scale, HR crop of round(inp_size * s), PIL-bicubic LR."""
+
+    def __init__(
+        self,
+        images: list[torch.Tensor],
+        *,
+        inp_size: int,
+        scale_min: float,
+        scale_max: float,
+        augment: bool,
+        sample_q: int | None,
+        repeat: int = 1,
+        seed: int = 0,
+    ):
+        self.images, self.repeat, self.seed, self.epoch = images, repeat, seed, 0
+        self.inp_size, self.scale_min, self.scale_max = inp_size, scale_min, scale_max
+        self.augment, self.sample_q = augment, sample_q
+        need = round(inp_size * scale_max)
+        small = [i for i, im in enumerate(images) if min(im.shape[-2:]) < need]
+        if small:
+            raise ValueError(
+                f"{len(small)} training images are smaller than {need} px (inp_size x scale_max) on a side"
+            )
+
+    def __len__(self):
+        return len(self.images) * self.repeat
+
+    def __getitem__(self, index: int) -> dict:
+        g = sample_generator(self.seed, self.epoch, index)
+        image = self.images[index % len(self.images)].float() / 255
+        s = self.scale_min + (self.scale_max - self.scale_min) * torch.rand(1, generator=g).item()
+        side = round(self.inp_size * s)
+        h, w = image.shape[-2:]
+        y = torch.randint(0, h - side + 1, (1,), generator=g).item()
+        x = torch.randint(0, w - side + 1, (1,), generator=g).item()
+        hr = image[:, y : y + side, x : x + side]
+        lr = pil_bicubic(hr, (self.inp_size, self.inp_size))
+        if self.augment:
+            lr, hr = _augment([lr, hr], g)
+        coord, rgb, cell = _to_queries(hr, self.sample_q, g)
+        return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
+
+
+class PairedPatches(torch.utils.data.Dataset):
+    """Fixed-scale training (spec 2.5): an LR patch from a pre-made LR image and its HR patch, all pixels."""
+
+    def __init__(
+        self,
+        hr_images: list[torch.Tensor],
+        lr_images: list[torch.Tensor],
+        *,
+        scale: int,
+        inp_size: int,
+        augment: bool,
+        repeat: int = 1,
+        seed: int = 0,
+    ):
+        self.hr, self.lr, self.scale, self.inp_size = hr_images, lr_images, scale, inp_size
+        self.augment, self.repeat, self.seed, self.epoch = augment, repeat, seed, 0
+        for hr, lr in zip(hr_images, lr_images):
+            if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
+                raise ValueError(f"an HR image {tuple(hr.shape)} is smaller than its LR {tuple(lr.shape)} x{scale}")
+
+    def __len__(self):
+        return len(self.hr) * self.repeat
+
+    def __getitem__(self, index: int) -> dict:
+        g = sample_generator(self.seed, self.epoch, index)
+        i = index % len(self.hr)
+        lr_full, hr_full = self.lr[i].float() / 255, self.hr[i].float() / 255
+        p, s = self.inp_size, self.scale
+        h, w = lr_full.shape[-2:]
+        y = torch.randint(0, h - p + 1, (1,), generator=g).item()
+        x = torch.randint(0, w - p + 1, (1,), generator=g).item()
+        lr = lr_full[:, y : y + p, x : x + p]
+        hr = hr_full[:, y * s : (y + p) * s, x * s : (x + p) * s]
+        if self.augment:
+            lr, hr = _augment([lr, hr], g)
+        coord, rgb, cell = _to_queries(hr, None, g)
+        return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
+
+
+def hr_crop_for_scale(image: torch.Tensor, scale: float) -> torch.Tensor:
+    """HR cropped to round(floor(H/s) * s) x round(floor(W/s) * s), as the test path does."""
+    h, w = image.shape[-2:]
+    return image[..., : round(math.floor(h / scale) * scale), : round(math.floor(w / scale) * scale)]

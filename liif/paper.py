@@ -1,0 +1,45 @@
+"""The paper's published PSNR (dB), for reports that put our numbers next to them (spec section 1)."""
+
+DIV2K_SCALES = (2, 3, 4, 6, 12, 18, 24, 30)
+
+# T1, T3, T4: DIV2K validation, RGB PSNR, EDSR-baseline encoder unless named otherwise.
+DIV2K = {
+    "bicubic": (31.01, 28.22, 26.66, 24.82, 22.27, 21.00, 20.19, 19.59),
+    "metasr": (34.64, 30.93, 28.92, 26.61, 23.55, 22.03, 21.06, 20.37),
+    "liif": (34.67, 30.96, 29.00, 26.75, 23.71, 22.17, 21.18, 20.48),
+    "liif-c": (34.53, 30.92, 28.97, 26.73, 23.72, 22.19, 21.19, 20.51),
+    "liif-u": (34.64, 30.94, 28.98, 26.73, 23.69, 22.16, 21.17, 20.47),
+    "liif-e": (34.63, 30.95, 28.97, 26.72, 23.66, 22.13, 21.14, 20.45),
+    "liif-d": (34.65, 30.94, 28.98, 26.71, 23.64, 22.10, 21.12, 20.42),
+    "liif-x2": (34.71, 30.72, 28.77, 26.51, 23.54, 22.05, 21.09, 20.40),
+    "liif-x3": (34.32, 30.98, 28.99, 26.71, 23.68, 22.15, 21.17, 20.48),
+    "liif-x4": (34.08, 30.87, 29.00, 26.77, 23.74, 22.21, 21.21, 20.51),
+    "upsample-x2": (34.55, None, None, None, None, None, None, None),  # EDSR-baseline, cited
+    "upsample-x3": (None, 30.90, None, None, None, None, None, None),
+    "upsample-x4": (None, None, 28.94, None, None, None, None, None),
+    "rdn-metasr": (35.00, 31.27, 29.25, 26.88, 23.73, 22.18, 21.17, 20.47),
+    "rdn-liif": (34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59),
+}
+
+# T2: benchmarks, Y PSNR, RDN encoder; scales x2 x3 x4 x6 x8 (None: not reported).
+BENCHMARK_SCALES = (2, 3, 4, 6, 8)
+BENCHMARK = {
+    "Set5": {"rdn": (38.24, 34.71, 32.47, None, None), "rdn-metasr": (38.22, 34.63, 32.38, 29.04, 26.96),
+             "rdn-liif": (38.17, 34.68, 32.50, 29.15, 27.14)},
+    "Set14": {"rdn": (34.01, 30.57, 28.81, None, None), "rdn-metasr": (33.98, 30.54, 28.78, 26.51, 24.97),
+              "rdn-liif": (33.97, 30.53, 28.80, 26.64, 25.15)},
+    "B100": {"rdn": (32.34, 29.26, 27.72, None, None), "rdn-metasr": (32.33, 29.26, 27.71, 25.90, 24.83),
+             "rdn-liif": (32.32, 29.26, 27.74, 25.98, 24.91)},
+    "Urban100": {"rdn": (32.89, 28.80, 26.61, None, None), "rdn-metasr": (32.92, 28.82, 26.55, 23.99, 22.59),
+                 "rdn-liif": (32.87, 28.82, 26.68, 24.20, 22.79)},
+}  # fmt: skip
+
+# T5: CelebA-HQ, RGB PSNR at the target size.
+CELEBA = {"64-128": {"upsample": 34.78, "liif": 35.96}, "32-256": {"upsample": 27.56, "liif": 27.74}}
+
+
+def paper_div2k(variant: str, scale: int) -> float | None:
+    row = DIV2K.get(variant)
+    if row is None or scale not in DIV2K_SCALES:
+        return None
+    return row[DIV2K_SCALES.index(scale)]

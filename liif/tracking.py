@@ -1,0 +1,112 @@
+"""MLflow tracking that never breaks a pipeline stage.
+
+The store is a SQLite file and an artifact folder at absolute paths under the
+repository root; under ``dvc exp run --temp`` or ``--queue`` the stage runs in a
+temporary copy, so the root comes from ``DVC_ROOT`` and every experiment logs
+into the same store. Any tracking error is printed once and tracking is then
+switched off for the rest of the stage: the DVC outputs are still written.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def store_paths(root: Path | None = None) -> tuple[str, str]:
+    root = root or repo_root()
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "mlartifacts").as_uri()
+
+
+def git_revision(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+class Tracker:
+    """One MLflow run; ``run_id`` continues an existing run (resumed training, evaluation)."""
+
+    def __init__(self, *, enabled: bool, experiment: str, run_name: str, run_id: str | None = None, stage: str = ""):
+        self.run_id = None
+        self.enabled = enabled
+        if not enabled:
+            return
+        try:
+            import mlflow
+
+            self.mlflow = mlflow
+            root = repo_root()
+            uri, artifacts = store_paths(root)
+            mlflow.set_tracking_uri(uri)
+            if mlflow.get_experiment_by_name(experiment) is None:
+                self._retry(lambda: mlflow.create_experiment(experiment, artifact_location=artifacts))
+            mlflow.set_experiment(experiment)
+            tags = {
+                "git_revision": git_revision(root),
+                "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
+                "dvc_baseline": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+                "stage": os.environ.get("DVC_STAGE", stage),
+                "variant": run_name,
+            }
+            run = self._retry(lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags))
+            self.run_id = run.info.run_id
+        except Exception as e:  # noqa: BLE001 - tracking must never stop training
+            self._disable(e)
+
+    @staticmethod
+    def _retry(fn, attempts: int = 5):
+        for i in range(attempts):
+            try:
+                return fn()
+            except Exception as e:  # SQLite "database is locked" under parallel runs
+                if "locked" not in str(e) or i == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**i)
+
+    def _disable(self, error: Exception):
+        print(f"warning: MLflow tracking disabled: {type(error).__name__}: {error}", file=sys.stderr)
+        self.enabled = False
+
+    def _call(self, fn):
+        if not self.enabled:
+            return
+        try:
+            self._retry(fn)
+        except Exception as e:  # noqa: BLE001
+            self._disable(e)
+
+    def log_params(self, params: dict):
+        flat = {k: str(v)[:500] for k, v in flatten(params).items()}
+        self._call(lambda: self.mlflow.log_params(flat))
+
+    def log_metrics(self, metrics: dict, step: int | None = None):
+        clean = {k.replace("@", "_"): float(v) for k, v in metrics.items() if v is not None}
+        self._call(lambda: self.mlflow.log_metrics(clean, step=step))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None):
+        self._call(lambda: self.mlflow.log_artifact(str(path), artifact_path=artifact_path))
+
+    def set_tags(self, tags: dict):
+        self._call(lambda: self.mlflow.set_tags(tags))
+
+    def end(self, status: str = "FINISHED"):
+        self._call(lambda: self.mlflow.end_run(status=status))

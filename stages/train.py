@@ -1,0 +1,40 @@
+"""Stage train@<variant>: train one variant from configs/<variant>.json into models/<variant>/."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from liif.config import load_params
+from liif.data import load_images
+from liif.evaluate import list_images
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("variant")
+    args = parser.parse_args()
+    params = load_params()
+    config = json.loads((Path("configs") / f"{args.variant}.json").read_text())
+    torch.set_num_threads(params["train"].get("threads") or torch.get_num_threads())
+
+    from liif.train import train_variant
+
+    root = Path("data/prepared") / params["train"]["dataset"]
+    data = {}
+    if config["model"]["name"] != "bicubic":
+        data["train_hr"] = load_images(list_images(root / "train" / "HR"), desc="train images")
+        data["val_hr"] = load_images(list_images(root / "test" / "HR"), desc="val images")
+        if config["model"]["name"] == "fixed-scale":
+            s = config["model"]["args"]["scale"]
+            data["train_lr"] = load_images(list_images(root / "train" / "LR_bicubic" / f"X{s}"), desc="train LR")
+            data["val_lr"] = load_images(list_images(root / "test" / "LR_bicubic" / f"X{s}"), desc="val LR")
+    summary = train_variant(config, data, Path("models") / args.variant, tracking=params["tracking"])
+    print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from liif.datasets import decode_rgb, export_sample_suite, md5sum, prepare_split, write_manifest
+from liif.images import ImageError
+from liif.resize import matlab_bicubic
+
+
+def test_prepare_writes_rgb_hr_matlab_lr_and_a_manifest(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 61), dtype=np.uint8)).save(raw / "grey.png")
+    prepare_split([raw / "grey.png"], tmp_path / "out" / "test", lr_scales=[2, 3])
+    hr = np.asarray(Image.open(tmp_path / "out" / "test" / "HR" / "grey.png"))
+    assert hr.shape == (50, 61, 3)
+    lr3 = np.asarray(Image.open(tmp_path / "out" / "test" / "LR_bicubic" / "X3" / "greyx3.png"))
+    assert np.array_equal(lr3, matlab_bicubic(np.ascontiguousarray(hr[:48, :60]), scale=1 / 3))
+    manifest = write_manifest(tmp_path / "out").read_text().splitlines()
+    assert manifest[0] == "path\tbytes\tmd5" and len(manifest) == 4
+    path, size, digest = manifest[1].split("\t")
+    assert digest == md5sum(tmp_path / "out" / path) and int(size) > 0
+
+
+def test_truncated_image_is_reported_by_name(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8) + 9).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(ImageError, match="bad.png: unreadable or truncated"):
+        decode_rgb(bad)
+
+
+def test_sample_suite_is_offline_real_photos(tmp_path):
+    pytest.importorskip("skimage")
+    paths = export_sample_suite(["chelsea", "camera"], tmp_path)
+    chelsea = np.asarray(Image.open(paths[0]))
+    assert chelsea.shape == (300, 451, 3) and chelsea.std() > 20
+    with pytest.raises(ValueError, match="unknown sample images"):
+        export_sample_suite(["lena"], tmp_path)

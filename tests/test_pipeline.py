@@ -1,0 +1,87 @@
+"""End to end: the real ``dvc repro`` on the tiny profile in a temporary copy of the repository,
+then ``dvc exp run -S model.cell_decode=false``, checking outputs, MLflow runs and what re-ran."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("dvc") is None and not (Path(sys.executable).parent / "dvc").exists(),
+                                reason="dvc is not installed")  # fmt: skip
+
+
+def sh(*cmd, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("e2e") / "repo"
+    tracked = sh("git", "ls-files", "-z", cwd=ROOT).split("\0")
+    for rel in filter(None, tracked):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    sh(sys.executable, "scripts/apply_profile.py", "profiles/tiny.yaml", cwd=dest)
+    sh("git", "init", "-q", cwd=dest)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A", cwd=dest)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny", cwd=dest)
+    sh("dvc", "repro", cwd=dest)
+    return dest
+
+
+def metrics(repo):
+    return {p.stem: json.loads(p.read_text()) for p in (repo / "metrics" / "eval").glob("*.json")}
+
+
+def mlflow_runs(repo):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["liif-repro"])
+
+
+def test_repro_writes_models_metrics_report_and_runs(repo):
+    variants = ["bicubic", "liif", "liif-c", "metasr", "upsample-x2"]
+    assert sorted(metrics(repo)) == variants
+    for v in variants:
+        assert set(metrics(repo)[v]["sample"]) == {"x2", "x5"}
+        assert (repo / "models" / v / "epoch-last.pth").is_file()
+    assert (repo / "models" / "liif" / "epoch-best.pth").is_file()
+    report = (repo / "reports" / "README.md").read_text()
+    assert "| liif |" in report and "T3" in report
+    assert (repo / "reports" / "psnr_vs_scale_sample.png").stat().st_size > 1000
+    runs = mlflow_runs(repo)
+    assert sorted(runs["tags.variant"]) == variants
+    liif = runs[runs["tags.variant"] == "liif"].iloc[0]
+    assert liif["params.model.args.cell_decode"] == "True"
+    assert liif["metrics.sample_x2"] == pytest.approx(metrics(repo)["liif"]["sample"]["x2"])
+    assert liif["tags.git_revision"] != "unknown"
+    assert "val_psnr" in [c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")]
+    out = sh("dvc", "exp", "show", "--md", "--no-pager", cwd=repo)
+    assert "liif.json" in out and "sample.x2" in out
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
+
+
+def test_exp_run_override_retrains_only_what_depends_on_it(repo):
+    before = metrics(repo)
+    out = sh("dvc", "exp", "run", "-S", "model.cell_decode=false", cwd=repo)
+    after = metrics(repo)
+    assert json.loads((repo / "configs" / "liif.json").read_text())["model"]["args"]["cell_decode"] is False
+    assert after["liif"] != before["liif"]  # retrained without cell decoding
+    assert "Running stage 'train@liif'" in out
+    for v in ("liif-c", "metasr", "bicubic", "upsample-x2"):  # their resolved configuration did not change
+        assert after[v] == before[v]
+        assert f"Running stage 'train@{v}'" not in out and f"Running stage 'evaluate@{v}'" not in out
+    runs = mlflow_runs(repo)
+    assert (runs["tags.variant"] == "liif").sum() == 2
+    assert "liif" in sh("dvc", "exp", "show", "--md", "--no-pager", cwd=repo)

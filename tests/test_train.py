@@ -1,0 +1,127 @@
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import random_image
+
+from liif.checkpoint import load_checkpoint, read_checkpoint
+from liif.config import apply_profile, config_hash, load_params, resolve_variant
+from liif.data import DownsampledPatches, PairedPatches
+from liif.train import train_variant
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("train_worker.py")
+
+
+def tiny_config(epochs=3, **train):
+    return {
+        "variant": "tiny",
+        "model": {"name": "liif", "args": {"encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+                                           "decoder_hidden": [16, 16], "feat_unfold": True,
+                                           "local_ensemble": True, "cell_decode": True}},
+        "train": {"epochs": epochs, "batch_size": 4, "repeat": 4, "inp_size": 16, "scale_min": 1, "scale_max": 4,
+                  "sample_q": 64, "augment": True, "lr": 1e-3, "milestones": [2], "gamma": 0.5, "val_images": 1,
+                  "val_repeat": 2, "save_every": 0, "seed": 0, "device": "cpu", **train},
+    }  # fmt: skip
+
+
+def test_downsampled_patches_follow_the_spec():
+    images = [torch.round(random_image(120, 130) * 255).to(torch.uint8)]
+    ds = DownsampledPatches(images, inp_size=48, scale_min=1, scale_max=2.5, augment=True, sample_q=2304, repeat=50)
+    sides = set()
+    for i in range(50):
+        item = ds[i]
+        assert item["inp"].shape == (3, 48, 48) and item["coord"].shape == (2304, 2) and item["gt"].shape == (2304, 3)
+        side = round(2 / item["cell"][0, 0].item())
+        assert 48 <= side <= 120 and torch.allclose(item["cell"][:, 1], item["cell"][:, 0])
+        assert len({tuple(c) for c in item["coord"].tolist()}) == 2304  # without replacement
+        assert item["inp"].min() >= -1 and item["inp"].max() <= 1
+        sides.add(side)
+    assert len(sides) > 10
+    assert torch.equal(ds[7]["gt"], ds[7]["gt"])  # a sample is a pure function of (seed, epoch, index)
+    ds.epoch = 1
+    first = ds[7]["gt"]
+    ds.epoch = 2
+    assert not torch.equal(first, ds[7]["gt"])
+    with pytest.raises(ValueError, match="smaller than"):
+        DownsampledPatches(images, inp_size=48, scale_min=1, scale_max=4, augment=False, sample_q=10)
+
+
+def test_paired_patches_supervise_every_pixel():
+    hr = [torch.round(random_image(60, 64) * 255).to(torch.uint8)]
+    lr = [hr[0][:, ::2, ::2].contiguous()]
+    item = PairedPatches(hr, lr, scale=2, inp_size=12, augment=False)[0]
+    assert item["inp"].shape == (3, 12, 12) and item["gt"].shape == (24 * 24, 3)
+
+
+def run_worker(out_dir, config_path):
+    return subprocess.Popen([sys.executable, str(WORKER), str(out_dir), str(config_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def test_resume_after_kill_ends_with_identical_weights(tmp_path):
+    config = tiny_config(epochs=4)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    straight = tmp_path / "straight"
+    assert run_worker(straight, config_path).wait(timeout=300) == 0
+
+    killed = tmp_path / "killed"
+    proc = run_worker(killed, config_path)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill as soon as epoch 2 of 4 is on disk
+        last = killed / "epoch-last.pth"
+        if last.exists():
+            try:
+                if read_checkpoint(last)["train_state"]["epoch"] >= 2:
+                    break
+            except Exception:  # noqa: BLE001 - mid-write reads may fail; atomic rename makes this rare
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert read_checkpoint(killed / "epoch-last.pth")["train_state"]["epoch"] < 4
+    assert run_worker(killed, config_path).wait(timeout=300) == 0
+
+    a, raw_a = load_checkpoint(straight / "epoch-last.pth")
+    b, raw_b = load_checkpoint(killed / "epoch-last.pth")
+    assert raw_b["train_state"]["epoch"] == 4
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert [h["loss"] for h in raw_a["train_state"]["history"]] == [h["loss"] for h in raw_b["train_state"]["history"]]
+    assert not list(killed.glob(".*.tmp"))
+
+
+def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
+    images = [torch.round(random_image(80, 80, seed=i) * 255).to(torch.uint8) for i in range(2)]
+    summary = train_variant(tiny_config(epochs=6), {"train_hr": images, "val_hr": images}, tmp_path)
+    history = [l.split("\t") for l in (tmp_path / "history.tsv").read_text().splitlines()[1:]]
+    assert len(history) == 6 and float(history[-1][1]) < float(history[0][1])
+    assert summary["epochs"] == 6
+    assert {p.name for p in tmp_path.glob("*.pth")} == {"epoch-last.pth", "epoch-best.pth"}
+
+
+def test_changed_configuration_is_not_resumed(tmp_path):
+    images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
+    train_variant(tiny_config(epochs=1), {"train_hr": images, "val_hr": images}, tmp_path)
+    other = tiny_config(epochs=1, lr=5e-4)
+    train_variant(other, {"train_hr": images, "val_hr": images}, tmp_path)
+    assert read_checkpoint(tmp_path / "epoch-last.pth")["metadata"]["config_hash"] == config_hash(other)
+
+
+def test_variants_override_the_base_and_see_base_changes():
+    params = load_params(ROOT / "params.yaml")
+    assert resolve_variant(params, "liif-c")["model"]["args"]["cell_decode"] is False
+    assert resolve_variant(params, "liif-x3")["train"]["scale_min"] == 3
+    assert resolve_variant(params, "upsample-x4")["model"] == {
+        "name": "fixed-scale", "args": {"encoder": params["model"]["encoder"], "scale": 4}}  # fmt: skip
+    changed = apply_profile(params, {"model": {"feat_unfold": False}})
+    assert resolve_variant(changed, "liif-c")["model"]["args"]["feat_unfold"] is False
+    assert resolve_variant(changed, "liif")["model"]["args"]["feat_unfold"] is False
+    assert resolve_variant(changed, "metasr") == resolve_variant(params, "metasr")
+    with pytest.raises(KeyError):
+        resolve_variant(params, "nope")

@@ -1,0 +1,16 @@
+"""Helper for test_train.py: train a tiny LIIF into a folder (run as a subprocess so it can be killed)."""
+
+import json
+import sys
+
+import torch
+
+sys.path.insert(0, __file__.rsplit("/", 2)[0])
+from liif.train import train_variant  # noqa: E402
+
+out_dir, config_path = sys.argv[1], sys.argv[2]
+config = json.loads(open(config_path).read())
+g = torch.Generator().manual_seed(5)
+images = [torch.randint(0, 256, (3, 100, 110), generator=g, dtype=torch.uint8) for _ in range(3)]
+smooth = [torch.nn.functional.avg_pool2d(im.float()[None], 5, 1, 2)[0].round().to(torch.uint8) for im in images]
+train_variant(config, {"train_hr": smooth, "val_hr": smooth[:1]}, out_dir)
