@@ -62,7 +62,7 @@ def resolve_variant(params: dict, variant: str) -> dict:
         raise ValueError(f"variants.{variant}: only model and train can be overridden, not {sorted(unknown)}")
     model = deep_merge(params["model"], override.get("model", {}))
     train = deep_merge(params["train"], override.get("train", {}))
-    if model["name"] == "fixed-scale":  # trained on paired LR at its own scale (spec 2.5)
+    if model["name"] == "fixed-scale" and not train.get("task"):  # paired LR at its own scale (spec 2.5)
         train["scale_min"] = train["scale_max"] = int(model["scale"])
     return {"variant": variant, "model": model_spec_from_section(model), "train": train}
 

@@ -150,3 +150,51 @@ def hr_crop_for_scale(image: torch.Tensor, scale: float) -> torch.Tensor:
     """HR cropped to round(floor(H/s) * s) x round(floor(W/s) * s), as the test path does."""
     h, w = image.shape[-2:]
     return image[..., : round(math.floor(h / scale) * scale), : round(math.floor(w / scale) * scale)]
+
+
+class UniformVariedPairs(torch.utils.data.Dataset):
+    """``sr-implicit-uniform-varied`` (spec 3.4): an L x L input and a ground truth whose side grows
+    uniformly from L to H across the list, round(L + (H - L) * idx / (N - 1)), bicubic-resized from
+    the H x H image. ``gt_resize`` (the up-sampling baseline) resizes that GT back to H x H."""
+
+    def __init__(
+        self,
+        lr_images: list[torch.Tensor],
+        hr_images: list[torch.Tensor],
+        *,
+        lr_size: int,
+        hr_size: int,
+        sample_q: int,
+        augment: bool,
+        gt_resize: int | None = None,
+        varied: bool = True,
+        repeat: int = 1,
+        seed: int = 0,
+    ):
+        self.lr, self.hr, self.lr_size, self.hr_size, self.varied = lr_images, hr_images, lr_size, hr_size, varied
+        self.sample_q, self.augment, self.gt_resize = sample_q, augment, gt_resize
+        self.repeat, self.seed, self.epoch = repeat, seed, 0
+
+    def __len__(self):
+        return len(self.hr) * self.repeat
+
+    def gt_side(self, i: int) -> int:
+        if not self.varied:  # validation (sr-implicit-paired): the H x H image itself
+            return self.hr_size
+        n = len(self.hr)
+        return round(self.lr_size + (self.hr_size - self.lr_size) * i / max(n - 1, 1))
+
+    def __getitem__(self, index: int) -> dict:
+        g = sample_generator(self.seed, self.epoch, index)
+        i = index % len(self.hr)
+        lr = self.lr[i].float() / 255
+        side = self.gt_side(i)
+        gt = self.hr[i].float() / 255
+        if side != gt.shape[-1]:
+            gt = pil_bicubic(gt, (side, side))
+        if self.gt_resize:
+            gt = pil_bicubic(gt, (self.gt_resize, self.gt_resize))
+        if self.augment and torch.rand(1, generator=g).item() < 0.5:
+            lr, gt = lr.flip(-1), gt.flip(-1)
+        coord, rgb, cell = _to_queries(gt, min(self.sample_q, gt.shape[-1] * gt.shape[-2]), g)
+        return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}

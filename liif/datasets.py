@@ -121,3 +121,46 @@ def reset_dir(path: str | Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
+
+
+def prepare_official(root: Path, *, hr_dir: str, lr_dir: str | None, scales, out_dir: str | Path, desc: str):
+    """Decode and check an official-layout set, write HR and its shipped LR images as RGB PNG."""
+    out_dir = Path(out_dir)
+    hr_paths = sorted(p for p in (root / hr_dir).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
+    for hr in tqdm(hr_paths, desc=desc, unit="img", leave=False):
+        write_png_atomic(decode_rgb(hr), out_dir / "HR" / f"{hr.stem}.png")
+        for s in scales if lr_dir else ():
+            lr = root / lr_dir.format(s=s) / f"{hr.stem}x{s}{hr.suffix}"
+            write_png_atomic(decode_rgb(lr), out_dir / "LR_bicubic" / f"X{s}" / f"{hr.stem}x{s}.png")
+
+
+CELEBA_SIZES = (256, 128, 64, 32)
+
+
+def celeba_split(names: list[str], *, split_json: Path | None, val_fraction: float, seed: int) -> dict:
+    """``split.json`` (keys train/val, file names or stems) when given, else a seeded shuffle of sorted names."""
+    import json
+    import random
+
+    if split_json is not None and split_json.is_file():
+        raw = json.loads(split_json.read_text())
+        stems = {Path(n).stem: n for n in names}
+        split = {k: [stems[Path(str(x)).stem] for x in raw[k] if Path(str(x)).stem in stems] for k in ("train", "val")}
+        return {**split, "source": str(split_json)}
+    order = sorted(names)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction))
+    return {"train": sorted(order[n_val:]), "val": sorted(order[:n_val]), "source": f"seeded shuffle (seed {seed})"}
+
+
+def prepare_celeba(src_dir: Path, out_dir: str | Path, *, split: dict, desc: str = "celeba"):
+    """The paper's resizing: 256 from 1024 with PIL bicubic, then 128, 64 and 32 from the 256 version."""
+    out_dir = Path(out_dir)
+    for part, names in (("train", split["train"]), ("test", split["val"])):
+        for name in tqdm(names, desc=f"{desc}/{part}", unit="img", leave=False):
+            face = Image.fromarray(decode_rgb(src_dir / name))
+            base = face.resize((256, 256), Image.Resampling.BICUBIC)
+            stem = Path(name).stem
+            for size in CELEBA_SIZES:
+                img = base if size == 256 else base.resize((size, size), Image.Resampling.BICUBIC)
+                write_png_atomic(np.asarray(img), out_dir / part / str(size) / f"{stem}.png")

@@ -93,3 +93,25 @@ def evaluate_pairs(
             )
         )
     return scores
+
+
+def evaluate_task(
+    model: torch.nn.Module,
+    lr_dir: str | Path,
+    hr_dir: str | Path,
+    *,
+    device: str = "auto",
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> list[ImageScore]:
+    """Fixed-size tasks (CelebA-HQ L -> H): each LR image rendered at its HR image's size, RGB PSNR, no shave."""
+    scores = []
+    for hr_path in tqdm(list_images(hr_dir), desc=desc, unit="img", disable=not progress, leave=False):
+        lr_path = Path(lr_dir) / hr_path.name
+        if not lr_path.is_file():
+            raise ImageError(f"{lr_dir}: no LR image {hr_path.name} for {hr_path}")
+        hr, _ = load_image(hr_path)
+        lr, _ = load_image(lr_path)
+        pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
+        scores.append(ImageScore(name=hr_path.name, psnr=psnr(pred, hr), ssim=ssim(pred, hr), grey=False))
+    return scores

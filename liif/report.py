@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from liif.paper import paper_div2k  # noqa: E402
+from liif.paper import CELEBA, paper_div2k  # noqa: E402
 
 IN_DISTRIBUTION = (2, 3, 4)
 QUESTIONS = [
@@ -27,8 +27,32 @@ QUESTIONS = [
 
 
 def _scales(metrics: dict, dataset: str) -> list[int]:
-    found = {int(k[1:]) for per in metrics.values() for k in per.get(dataset, {})}
+    found = {int(k[1:]) for per in metrics.values() for k in per.get(dataset, {}) if k.startswith("x")}
     return sorted(found)
+
+
+def size_varied_table(metrics: dict) -> str | None:
+    """T5: per task L-H, the up-sampling baseline (GTs resized) against LIIF (GTs at native sizes)."""
+    rows = {}
+    for variant, per in metrics.items():
+        for values in per.values():
+            for task, value in values.items():
+                if not task.startswith("x"):
+                    kind = "upsample" if "upsample" in variant else "liif"
+                    rows.setdefault(task, {})[kind] = value
+    if not rows:
+        return None
+    lines = ["| task L-H | up-sampling (GTs resized) | LIIF (native GTs) | LIIF gain | paper: up-sampling / LIIF / gain |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for task, r in sorted(rows.items(), key=lambda kv: -int(kv[0].split("-")[0])):
+        paper = CELEBA.get(task, {})
+        gain = r["liif"] - r["upsample"] if {"liif", "upsample"} <= r.keys() else None
+        paper_gain = paper["liif"] - paper["upsample"] if paper else None
+        lines.append(
+            f"| {task} | {_fmt(r.get('upsample'))} | {_fmt(r.get('liif'))} | {_fmt(gain, signed=True)} | "
+            f"{_fmt(paper.get('upsample'))} / {_fmt(paper.get('liif'))} / {_fmt(paper_gain, signed=True)} |"
+        )
+    return "\n".join(lines)
 
 
 def _fmt(value, digits=2, signed=False):
@@ -151,6 +175,7 @@ def write_wide_csv(path: Path, key: str, series: dict[str, dict]):
 def build_report(*, metrics_dir: Path, models_dir: Path, out_dir: Path, title: str, notes: list[str]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "plots").mkdir(exist_ok=True)
+    (out_dir / "figures").mkdir(exist_ok=True)
     metrics = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))}
     order = ["liif", "bicubic", "metasr"]
     metrics = dict(sorted(metrics.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9, kv[0])))
@@ -159,11 +184,11 @@ def build_report(*, metrics_dir: Path, models_dir: Path, out_dir: Path, title: s
     for v in metrics:
         path = models_dir / v / "summary.json"
         summaries[v] = json.loads(path.read_text()) if path.is_file() else {}
-    datasets = sorted({d for m in metrics.values() for d in m})
+    datasets = sorted({d for m in metrics.values() for d, per in m.items() if any(k.startswith("x") for k in per)})
 
     lines = [f"# {title}", "", *notes, ""]
     for dataset in datasets:
-        plot = out_dir / f"psnr_vs_scale_{dataset}.png"
+        plot = out_dir / "figures" / f"psnr_vs_scale_{dataset}.png"
         plot_psnr_vs_scale(metrics, dataset, plot)
         series = {v: {s: m[dataset][f"x{s}"] for s in _scales(metrics, dataset) if f"x{s}" in m.get(dataset, {})}
                   for v, m in metrics.items()}  # fmt: skip
@@ -173,17 +198,22 @@ def build_report(*, metrics_dir: Path, models_dir: Path, out_dir: Path, title: s
             "",
             psnr_table(metrics, dataset),
             "",
-            f"![PSNR vs scale]({plot.name})",
+            f"![PSNR vs scale](figures/{plot.name})",
             "",
         ]
         lines += ["### What the numbers say", "", *verdicts(metrics, dataset), ""]
         for tag, question, variants in QUESTIONS:
             lines += [f"### {tag}: {question}", "", "Variant minus LIIF in dB: ours on this data / the paper's on DIV2K (negative: the variant is worse).",
                       "", delta_table(metrics, dataset, variants), ""]  # fmt: skip
-    plot_training(histories, out_dir / "training.png")
+    t5 = size_varied_table(metrics)
+    if t5:
+        lines += ["## T5: can supervision at the ground truths' native sizes beat resizing them to one size?", "",
+                  "CelebA-HQ, RGB PSNR at the target size H, no shave (spec 3.4); models chosen by epoch-best.", "",
+                  t5, ""]  # fmt: skip
+    plot_training(histories, out_dir / "figures" / "training.png")
     write_wide_csv(out_dir / "plots" / "val_psnr.csv", "epoch",
                    {v: {int(r["epoch"]): r["val_psnr"] for r in h} for v, h in histories.items() if h})  # fmt: skip
-    lines += ["## Training", "", "![training curves](training.png)", "",
+    lines += ["## Training", "", "![training curves](figures/training.png)", "",
               "| variant | epochs | final loss | best val PSNR | train time (s) | MLflow run |", "|---|---|---|---|---|---|"]  # fmt: skip
     for v, s in summaries.items():
         lines.append(

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from liif.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from liif.config import config_hash
-from liif.data import DownsampledPatches, PairedPatches
+from liif.data import DownsampledPatches, PairedPatches, UniformVariedPairs
 from liif.models import build_model
 from liif.render import resolve_device
 from liif.tracking import Tracker
@@ -32,6 +32,15 @@ def make_datasets(config: dict, data: dict) -> tuple[torch.utils.data.Dataset, t
     t = config["train"]
     seed = t["seed"]
     val_hr = data["val_hr"][: t["val_images"]]
+    if t.get("task"):  # the size-varied ground-truth study (spec 3.4)
+        lr_size, hr_size = t["task"]
+        fixed = config["model"]["name"] == "fixed-scale"
+        common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
+        train = UniformVariedPairs(data["train_lr"], data["train_hr"], augment=t["augment"], repeat=t["repeat"],
+                                   gt_resize=hr_size if fixed else None, seed=seed, **common)  # fmt: skip
+        val = UniformVariedPairs(data["val_lr"][: t["val_images"]], val_hr, augment=False, varied=False,
+                                 repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
+        return train, val
     if config["model"]["name"] == "fixed-scale":
         scale = config["model"]["args"]["scale"]
         train = PairedPatches(data["train_hr"], data["train_lr"], scale=scale, inp_size=t["inp_size"],

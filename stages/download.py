@@ -1,22 +1,26 @@
-"""Stage download: fetch (or export) every dataset named in params.yaml ``data`` into data/raw/<dataset>."""
+"""Stage download: make every dataset of params.yaml ``data.datasets`` available (see liif.sources).
+
+Downloads land in data/raw/<dataset>; a ``local`` source is verified and used in place.
+"""
 
 import sys
 
 from liif.config import load_params
-from liif.datasets import export_sample_suite, reset_dir
+from liif.datasets import reset_dir
+from liif.download import DownloadError
+from liif.sources import SourceError, fetch_dataset
 
 
 def main() -> int:
     data = load_params()["data"]
+    reset_dir("data/raw/.stage")  # keeps data/raw a directory even when every source is local
     for name, spec in data["datasets"].items():
-        if spec["source"] != "sample":
-            print(
-                f"data.datasets.{name}.source: {spec['source']!r} is not supported yet; use 'sample'", file=sys.stderr
-            )
+        try:
+            root = fetch_dataset(name, spec)
+        except (SourceError, DownloadError, KeyError, ValueError) as e:
+            print(f"download: {name}: {e}", file=sys.stderr)
             return 2
-        out = reset_dir(f"data/raw/{name}")
-        paths = export_sample_suite(spec["train"] + spec["test"], out)
-        print(f"{name}: {len(paths)} images -> {out}", file=sys.stderr)
+        print(f"{name}: {spec['source']} -> {root}", file=sys.stderr)
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from liif.checkpoint import load_checkpoint
 from liif.config import load_params
-from liif.evaluate import evaluate_pairs, list_images
+from liif.evaluate import evaluate_pairs, evaluate_task, list_images
 from liif.tracking import Tracker
 
 
@@ -18,9 +18,20 @@ def main() -> int:
     params = load_params()
     ev = params["eval"]
     model_dir = Path("models") / args.variant
-    model, raw = load_checkpoint(model_dir / ev["checkpoint"])
+    config = json.loads((Path("configs") / f"{args.variant}.json").read_text())
     metrics, rows = {}, ["dataset\tscale\timage\tpsnr\tssim"]
-    for dataset, spec in ev["datasets"].items():
+    task = config["train"].get("task")
+    if task:  # the size-varied study: the variant's own L -> H task, reported with epoch-best (spec 3.4)
+        model, _ = load_checkpoint(model_dir / ev["task_checkpoint"])
+        dataset, (lr_size, hr_size) = config["train"]["dataset"], task
+        split = Path("data/prepared") / dataset / "test"
+        scores = evaluate_task(model, split / str(lr_size), split / str(hr_size), device=ev["device"],
+                               desc=f"{args.variant} {dataset} {lr_size}->{hr_size}")  # fmt: skip
+        metrics[dataset] = {f"{lr_size}-{hr_size}": round(sum(s.psnr for s in scores) / len(scores), 4)}
+        rows += [f"{dataset}\t{lr_size}-{hr_size}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
+    else:
+        model, _ = load_checkpoint(model_dir / ev["checkpoint"])
+    for dataset, spec in ev["datasets"].items() if not task else ():
         split = Path("data/prepared") / dataset / "test"
         hr_paths = list_images(split / "HR")
         metrics[dataset] = {}
@@ -39,7 +50,7 @@ def main() -> int:
     summary = json.loads((model_dir / "summary.json").read_text())
     tracker = Tracker(enabled=params["tracking"]["enabled"], experiment=params["tracking"]["experiment"],
                       run_name=args.variant, run_id=summary.get("mlflow_run_id"), stage=f"evaluate@{args.variant}")  # fmt: skip
-    tracker.log_metrics({f"{d}_x{k[1:]}": v for d, per in metrics.items() for k, v in per.items()})
+    tracker.log_metrics({f"{d}_{k}": v for d, per in metrics.items() for k, v in per.items()})
     tracker.log_artifact(out / f"{args.variant}.tsv", artifact_path="evaluation")
     tracker.end()
     print(f"{args.variant}: {json.dumps(metrics)}", file=sys.stderr)

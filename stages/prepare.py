@@ -1,19 +1,41 @@
-"""Stage prepare: decode and check every raw image, write the canonical layout and a manifest."""
+"""Stage prepare: decode and check every image, write the canonical layout and a manifest per dataset."""
 
+import json
 import sys
-from pathlib import Path
 
+from liif.catalogue import lookup
 from liif.config import load_params
-from liif.datasets import prepare_split, reset_dir, write_manifest
+from liif.datasets import celeba_split, prepare_celeba, prepare_official, prepare_split, reset_dir, write_manifest
+from liif.images import ImageError
+from liif.sources import dataset_root
 
 
 def main() -> int:
     data = load_params()["data"]
     for name, spec in data["datasets"].items():
-        raw, out = Path(f"data/raw/{name}"), reset_dir(f"data/prepared/{name}")
-        for split in ("train", "test"):
-            sources = [raw / f"{image}.png" for image in spec[split]]
-            prepare_split(sources, out / split, lr_scales=data["lr_scales"], desc=f"{name}/{split}")
+        root, out = dataset_root(name, spec), reset_dir(f"data/prepared/{name}")
+        try:
+            if spec.get("catalogue", name) == "celeba-hq":
+                src = root / "data1024x1024"
+                names = sorted(p.name for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+                split_json = root / "split.json" if (root / "split.json").is_file() else None
+                if spec["source"] != "local" and (root.parent / "archives" / "split.json").is_file():
+                    split_json = root.parent / "archives" / "split.json"
+                split = celeba_split(names, split_json=split_json, val_fraction=spec.get("val_fraction", 0.2),
+                                     seed=spec.get("seed", 0))  # fmt: skip
+                prepare_celeba(src, out, split=split, desc=name)
+                (out / "split.json").write_text(json.dumps(split, indent=2) + "\n")
+            elif spec["source"] == "sample":
+                for split in ("train", "test"):
+                    sources = [root / f"{image}.png" for image in spec[split]]
+                    prepare_split(sources, out / split, lr_scales=data["lr_scales"], desc=f"{name}/{split}")
+            else:
+                dataset = lookup(spec.get("catalogue", name))
+                prepare_official(root, hr_dir=dataset.hr_dir, lr_dir=dataset.lr_dir, scales=dataset.lr_scales,
+                                 out_dir=out / spec.get("split", "test"), desc=name)  # fmt: skip
+        except ImageError as e:
+            print(f"prepare: {e}", file=sys.stderr)
+            return 2
         manifest = write_manifest(out)
         print(f"{name}: prepared -> {out} ({manifest})", file=sys.stderr)
     return 0

@@ -22,9 +22,15 @@ def main() -> int:
 
     from liif.train import train_variant
 
-    root = Path("data/prepared") / params["train"]["dataset"]
+    root = Path("data/prepared") / config["train"]["dataset"]
     data = {}
-    if config["model"]["name"] != "bicubic":
+    task = config["train"].get("task")
+    if task:  # size-varied study: L x L inputs, H x H ground truths (prepared/<dataset>/<split>/<size>/)
+        lr_size, hr_size = task
+        for split, key in (("train", "train"), ("test", "val")):
+            data[f"{key}_lr"] = load_images(list_images(root / split / str(lr_size)), desc=f"{split} {lr_size}")
+            data[f"{key}_hr"] = load_images(list_images(root / split / str(hr_size)), desc=f"{split} {hr_size}")
+    elif config["model"]["name"] != "bicubic":
         data["train_hr"] = load_images(list_images(root / "train" / "HR"), desc="train images")
         data["val_hr"] = load_images(list_images(root / "test" / "HR"), desc="val images")
         if config["model"]["name"] == "fixed-scale":

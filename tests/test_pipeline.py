@@ -59,7 +59,7 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     assert (repo / "models" / "liif" / "epoch-best.pth").is_file()
     report = (repo / "reports" / "README.md").read_text()
     assert "| liif |" in report and "T3" in report
-    assert (repo / "reports" / "psnr_vs_scale_sample.png").stat().st_size > 1000
+    assert (repo / "reports" / "figures" / "psnr_vs_scale_sample.png").stat().st_size > 1000
     runs = mlflow_runs(repo)
     assert sorted(runs["tags.variant"]) == variants
     liif = runs[runs["tags.variant"] == "liif"].iloc[0]

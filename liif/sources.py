@@ -1,0 +1,125 @@
+"""Where a dataset comes from (``params.yaml`` ``data.datasets.<name>.source``):
+
+* ``official``: download the catalogue's archives, verify, extract into ``data/raw/<name>``;
+* ``mirror``: the same archive names under ``mirror:``, a base URL or a local directory;
+* ``local``: an existing folder in the official layout (``path:``), verified and used in place;
+* ``sample``: the offline suite of photographs that ships inside scikit-image.
+
+``fetch_dataset`` returns the folder that holds the official layout.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from liif.catalogue import Dataset, lookup
+from liif.datasets import export_sample_suite
+from liif.download import DownloadError, download, extract, file_digest, verify
+from liif.evaluate import IMAGE_SUFFIXES
+
+SOURCES = ("official", "mirror", "local", "sample")
+
+
+class SourceError(Exception):
+    """A dataset source that cannot be used; the message says what to change."""
+
+
+def check_layout(root: Path, dataset: Dataset, scales: tuple[int, ...] | None = None) -> Path:
+    """The folder must hold the dataset's HR images and its LR folders, paired by name."""
+    hr = root / dataset.hr_dir
+    images = sorted(p for p in hr.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if hr.is_dir() else []
+    if not images:
+        raise SourceError(f"{hr}: no HR images; expected the official layout of {dataset.name} under {root}")
+    for s in scales if scales is not None else dataset.lr_scales:
+        lr = root / dataset.lr_dir.format(s=s)
+        missing = [p.name for p in images if not (lr / f"{p.stem}x{s}{p.suffix}").is_file()]
+        if missing:
+            raise SourceError(f"{lr}: {len(missing)} LR images missing (e.g. {missing[0].rsplit('.', 1)[0]}x{s})")
+    return root
+
+
+def _trusted_checksums(raw: Path) -> dict:
+    path = raw / "checksums.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fetch_archive(archive, *, source: str, mirror: str | None, raw: Path, notes: str) -> Path:
+    dest = raw / "archives" / archive.name
+    known = _trusted_checksums(raw).get(archive.name)
+    sha = archive.sha256 or known
+    if source == "official":
+        if archive.url is None:
+            raise SourceError(notes.format(raw=raw / "archives"))
+        return download(archive.url, dest, size=archive.size, sha256=sha)
+    if mirror is None:
+        raise SourceError("source: mirror needs mirror: a base URL or a directory holding the archives")
+    if "://" in mirror:
+        return download(mirror.rstrip("/") + "/" + archive.name, dest, size=archive.size, sha256=sha)
+    src = Path(mirror) / archive.name
+    if not src.is_file():
+        raise SourceError(f"{src}: not found in the mirror directory {mirror}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.is_file():
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(src, tmp)
+        try:
+            verify(tmp, size=archive.size, sha256=sha, source=str(src))
+        except DownloadError:
+            tmp.unlink()
+            raise
+        tmp.replace(dest)
+    return dest
+
+
+def _available(archive, spec: dict, raw: Path) -> bool:
+    mirror = spec.get("mirror") or ""
+    return (raw / "archives" / archive.name).is_file() or "://" in mirror or (Path(mirror) / archive.name).is_file()
+
+
+def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:
+    """Make dataset ``name`` available per its spec; returns the root of its official layout."""
+    source = spec.get("source")
+    if source not in SOURCES:
+        raise SourceError(f"data.datasets.{name}.source: {source!r}; expected one of {', '.join(SOURCES)}")
+    raw = Path(raw_root) / name
+    if source == "sample":
+        export_sample_suite(spec["train"] + spec["test"], raw)
+        return raw
+    dataset = lookup(spec.get("catalogue", name))
+    if source == "local":
+        if "path" not in spec:
+            raise SourceError(f"data.datasets.{name}: source local needs path: (a folder in the official layout)")
+        return check_layout(Path(spec["path"]), dataset)
+    raw.mkdir(parents=True, exist_ok=True)
+    checksums = _trusted_checksums(raw)
+    for archive in dataset.archives:
+        if archive.name == "split.json" and source != "official" and not _available(archive, spec, raw):
+            continue  # optional: without it a deterministic split is made
+        try:
+            path = _fetch_archive(archive, source=source, mirror=spec.get("mirror"), raw=raw, notes=dataset.notes)
+        except DownloadError as e:
+            raise SourceError(str(e)) from None
+        checksums.setdefault(archive.name, archive.sha256 or file_digest(path))
+        (raw / "checksums.json").write_text(json.dumps(checksums, indent=2) + "\n")
+        if path.suffix in (".zip", ".tar"):
+            staged = extract(path, raw / "staging" / path.stem)
+            for entry in staged.iterdir():  # merge the archive's top-level folders into the layout
+                target = raw / "extracted" / entry.name
+                if target.exists():
+                    if entry.is_dir():
+                        shutil.copytree(entry, target, dirs_exist_ok=True)
+                        continue
+                    target.unlink()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(entry), target)
+            shutil.rmtree(staged)
+    return check_layout(raw / "extracted", dataset)
+
+
+def dataset_root(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:
+    """Where ``fetch_dataset`` left the official layout (without fetching anything)."""
+    if spec["source"] == "sample":
+        return Path(raw_root) / name
+    if spec["source"] == "local":
+        return Path(spec["path"])
+    return Path(raw_root) / name / "extracted"

@@ -1,0 +1,95 @@
+"""Dataset sources: local folders in the official layout, mirrors (directory and loopback HTTP), CelebA's message."""
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_download import Server
+
+from liif.datasets import prepare_official
+from liif.evaluate import evaluate_pairs, list_images
+from liif.models import Bicubic
+from liif.sources import SourceError, dataset_root, fetch_dataset
+
+
+def png_bytes(h, w, seed):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def benchmark_tar() -> bytes:
+    """A miniature benchmark.tar in the EDSR layout."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in ("Set5", "Set14", "B100", "Urban100"):
+            files = [(f"benchmark/{name}/HR/im.png", png_bytes(24, 24, 0))]
+            files += [
+                (f"benchmark/{name}/LR_bicubic/X{s}/imx{s}.png", png_bytes(24 // s, 24 // s, s)) for s in (2, 3, 4)
+            ]
+            for path, data in files:
+                info = tarfile.TarInfo(path)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_local_benchmark_is_verified_in_place_and_reproduces_bicubic(datasets_dir, tmp_path):
+    spec = {"source": "local", "path": str(datasets_dir)}  # the folder holding benchmark/
+    root = fetch_dataset("set5", spec, raw_root=tmp_path / "raw")
+    assert root == datasets_dir and not (tmp_path / "raw").exists()  # nothing copied
+    prepare_official(root, hr_dir="benchmark/Set5/HR", lr_dir="benchmark/Set5/LR_bicubic/X{s}", scales=(2, 3, 4),
+                     out_dir=tmp_path / "set5", desc="set5")  # fmt: skip
+    hr = list_images(tmp_path / "set5" / "HR")
+    for s, published in zip((2, 3, 4), (33.66, 30.39, 28.42)):
+        scores = evaluate_pairs(Bicubic(), hr, scale=s, protocol="benchmark",
+                                lr_dir=tmp_path / "set5" / "LR_bicubic" / f"X{s}", progress=False)  # fmt: skip
+        assert abs(sum(x.psnr for x in scores) / len(scores) - published) <= 0.02
+
+
+def test_local_folder_with_missing_lr_is_refused(tmp_path):
+    (tmp_path / "benchmark" / "Set5" / "HR").mkdir(parents=True)
+    (tmp_path / "benchmark" / "Set5" / "HR" / "a.png").write_bytes(png_bytes(8, 8, 1))
+    with pytest.raises(SourceError, match="LR images missing"):
+        fetch_dataset("set5", {"source": "local", "path": str(tmp_path)})
+    with pytest.raises(SourceError, match="no HR images"):
+        fetch_dataset("set14", {"source": "local", "path": str(tmp_path)})
+
+
+def test_http_mirror_downloads_extracts_and_records_checksums(tmp_path):
+    server = Server()
+    try:
+        server.files["benchmark.tar"] = benchmark_tar()
+        spec = {"source": "mirror", "mirror": server.url}
+        root = fetch_dataset("set14", spec, raw_root=tmp_path)
+        assert root == dataset_root("set14", spec, raw_root=tmp_path)
+        assert (root / "benchmark" / "Set14" / "LR_bicubic" / "X3" / "imx3.png").is_file()
+        assert "benchmark.tar" in (tmp_path / "set14" / "checksums.json").read_text()
+        requests = len(server.requests)
+        fetch_dataset("set14", spec, raw_root=tmp_path)  # idempotent
+        assert len(server.requests) == requests
+    finally:
+        server.close()
+
+
+def test_directory_mirror_with_a_corrupted_archive_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "benchmark.tar").write_bytes(benchmark_tar())
+    spec = {"source": "mirror", "mirror": str(mirror)}
+    fetch_dataset("b100", spec, raw_root=tmp_path / "raw")
+    # the recorded checksum now guards later copies
+    (tmp_path / "raw" / "b100" / "archives" / "benchmark.tar").unlink()
+    (mirror / "benchmark.tar").write_bytes(benchmark_tar()[:-512] + b"\0" * 512 + b"x")
+    with pytest.raises(Exception, match="sha256 mismatch|bytes, expected"):
+        fetch_dataset("b100", spec, raw_root=tmp_path / "raw")
+    assert not (tmp_path / "raw" / "b100" / "archives" / "benchmark.tar").exists()
+
+
+def test_celeba_official_explains_where_to_put_the_archive(tmp_path):
+    with pytest.raises(SourceError, match="no working public download.*data1024x1024.zip"):
+        fetch_dataset("celeba-hq", {"source": "official"}, raw_root=tmp_path)
+    with pytest.raises(SourceError, match="source: 'ftp'"):
+        fetch_dataset("set5", {"source": "ftp"}, raw_root=tmp_path)
