@@ -172,11 +172,13 @@ def write_wide_csv(path: Path, key: str, series: dict[str, dict]):
     path.write_text("\n".join(rows) + "\n")
 
 
-def build_report(*, metrics_dir: Path, models_dir: Path, out_dir: Path, title: str, notes: list[str]) -> Path:
+def build_report(
+    *, metrics_dir: Path, models_dir: Path, out_dir: Path, title: str, notes: list[str], variants: list[str]
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "plots").mkdir(exist_ok=True)
     (out_dir / "figures").mkdir(exist_ok=True)
-    metrics = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))}
+    metrics = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json")) if p.stem in variants}
     order = ["liif", "bicubic", "metasr"]
     metrics = dict(sorted(metrics.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9, kv[0])))
     histories = {v: read_history(models_dir / v / "history.tsv") for v in metrics}

@@ -19,7 +19,7 @@ def main() -> int:
         f"Runs: `mlflow ui --backend-store-uri {uri.replace(str(Path.cwd().resolve()), '$PWD')}`.",
     ]
     report = build_report(metrics_dir=Path("metrics/eval"), models_dir=Path("models"), out_dir=Path("reports"),
-                          title="LIIF reproduction report", notes=notes)  # fmt: skip
+                          title="LIIF reproduction report", notes=notes, variants=list(params["variants"]))  # fmt: skip
     print(f"report -> {report}", file=sys.stderr)
     return 0
 

@@ -31,6 +31,9 @@ def repo(tmp_path_factory):
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    for generated in ("metrics", "configs", "reports", "dvc.lock"):  # results of the default profile
+        path = dest / generated
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     sh(sys.executable, "scripts/apply_profile.py", "profiles/tiny.yaml", cwd=dest)
     sh("git", "init", "-q", cwd=dest)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A", cwd=dest)
