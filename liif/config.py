@@ -71,7 +71,7 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-REPLACED_BY_PROFILES = ("variants", "data.datasets")  # a profile's list of these is complete, not a patch
+REPLACED_BY_PROFILES = ("variants", "data.datasets", "eval.datasets")  # a profile's list is complete, not a patch
 
 
 def apply_profile(params: dict, profile: dict) -> dict:
@@ -79,6 +79,7 @@ def apply_profile(params: dict, profile: dict) -> dict:
     out = deep_merge(params, {k: v for k, v in profile.items() if k != "variants"})
     if "variants" in profile:
         out["variants"] = copy.deepcopy(profile["variants"])
-    if "datasets" in profile.get("data", {}):
-        out["data"]["datasets"] = copy.deepcopy(profile["data"]["datasets"])
+    for section in ("data", "eval"):
+        if "datasets" in profile.get(section, {}):
+            out[section]["datasets"] = copy.deepcopy(profile[section]["datasets"])
     return out

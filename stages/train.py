@@ -32,11 +32,12 @@ def main() -> int:
             data[f"{key}_hr"] = load_images(list_images(root / split / str(hr_size)), desc=f"{split} {hr_size}")
     elif config["model"]["name"] != "bicubic":
         data["train_hr"] = load_images(list_images(root / "train" / "HR"), desc="train images")
-        data["val_hr"] = load_images(list_images(root / "test" / "HR"), desc="val images")
+        val_root = Path("data/prepared") / (config["train"].get("val_dataset") or config["train"]["dataset"])
+        data["val_hr"] = load_images(list_images(val_root / "test" / "HR"), desc="val images")
         if config["model"]["name"] == "fixed-scale":
             s = config["model"]["args"]["scale"]
             data["train_lr"] = load_images(list_images(root / "train" / "LR_bicubic" / f"X{s}"), desc="train LR")
-            data["val_lr"] = load_images(list_images(root / "test" / "LR_bicubic" / f"X{s}"), desc="val LR")
+            data["val_lr"] = load_images(list_images(val_root / "test" / "LR_bicubic" / f"X{s}"), desc="val LR")
     summary = train_variant(config, data, Path("models") / args.variant, tracking=params["tracking"])
     print(json.dumps(summary), file=sys.stderr)
     return 0

@@ -64,7 +64,7 @@ def run_worker(out_dir, config_path):
 
 
 def test_resume_after_kill_ends_with_identical_weights(tmp_path):
-    config = tiny_config(epochs=4)
+    config = tiny_config(epochs=8, repeat=16)  # enough epochs left after the kill that the race cannot end it
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     straight = tmp_path / "straight"
@@ -73,7 +73,7 @@ def test_resume_after_kill_ends_with_identical_weights(tmp_path):
     killed = tmp_path / "killed"
     proc = run_worker(killed, config_path)
     deadline = time.time() + 300
-    while time.time() < deadline:  # kill as soon as epoch 2 of 4 is on disk
+    while time.time() < deadline:  # kill as soon as epoch 2 of 8 is on disk
         last = killed / "epoch-last.pth"
         if last.exists():
             try:
@@ -84,12 +84,12 @@ def test_resume_after_kill_ends_with_identical_weights(tmp_path):
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    assert read_checkpoint(killed / "epoch-last.pth")["train_state"]["epoch"] < 4
+    assert read_checkpoint(killed / "epoch-last.pth")["train_state"]["epoch"] < 8
     assert run_worker(killed, config_path).wait(timeout=300) == 0
 
     a, raw_a = load_checkpoint(straight / "epoch-last.pth")
     b, raw_b = load_checkpoint(killed / "epoch-last.pth")
-    assert raw_b["train_state"]["epoch"] == 4
+    assert raw_b["train_state"]["epoch"] == 8
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
     assert [h["loss"] for h in raw_a["train_state"]["history"]] == [h["loss"] for h in raw_b["train_state"]["history"]]
