@@ -43,7 +43,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def load_model(checkpoint: str, device: str):
+def load_model(checkpoint: str):
     if checkpoint == "bicubic":
         return Bicubic(), {"format": "builtin", "spec": {"name": "bicubic", "args": {}}}
     return load_checkpoint(checkpoint, device="cpu")
@@ -66,7 +66,7 @@ def cmd_upscale(args) -> int:
             f"output {size[0]}x{size[1]} ({megapixels:.0f} MP) exceeds --max-megapixels {args.max_megapixels:g}; "
             "raise it if this machine has the memory (12 bytes per pixel)"
         )
-    model, _ = load_model(args.checkpoint, args.device)
+    model, _ = load_model(args.checkpoint)
     image = render_image(
         model, lr, size, device=args.device, chunk=args.chunk, tile=args.tile, progress=size[0] * size[1] >= 1 << 20
     )
@@ -86,7 +86,7 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"--lr pairs files by integer scale; got --scale {args.scale}")
     resolve_device(args.device)
     hr_paths = list_images(args.hr)
-    model, _ = load_model(args.checkpoint, args.device)
+    model, _ = load_model(args.checkpoint)
     scores = evaluate_pairs(
         model,
         hr_paths,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from liif.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from liif.checkpoint import read_checkpoint, save_checkpoint
 from liif.config import config_hash
 from liif.data import DownsampledPatches, PairedPatches, UniformVariedPairs
 from liif.models import build_model
@@ -117,11 +117,11 @@ def train_variant(config: dict, data: dict, out_dir: str | Path, *, tracking: di
 
     last = out_dir / "epoch-last.pth"
     if last.is_file():
-        state = read_checkpoint(last).get("train_state") or {}
-        stored = read_checkpoint(last).get("metadata", {}).get("config_hash")
+        raw = read_checkpoint(last)
+        state = raw.get("train_state") or {}
+        stored = raw.get("metadata", {}).get("config_hash")
         if stored == digest and state.get("epoch", 0) > 0:
-            resumed, raw = load_checkpoint(last, device=device)
-            model.load_state_dict(resumed.state_dict())
+            model.load_state_dict(raw["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             history, best, run_id = state["history"], state["best_val_psnr"], state.get("mlflow_run_id")
