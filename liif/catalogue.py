@@ -1,13 +1,15 @@
 """The paper's datasets: official archives, the folder layout inside them, and how to get each.
 
-Sizes and checksums are given where they are published; where they are not,
-``liif.sources`` records the SHA-256 of the first verified download in
+Sizes and SHA-256 are pinned where a public record exists: the DIV2K archives as recorded by
+TensorFlow Datasets (``tensorflow_datasets/datasets/div2k/checksums.tsv``), the EDSR
+``benchmark.tar`` as recorded by a public SISR project that checks its copy against it. Where no
+record exists (CelebA-HQ), ``liif.sources`` records the SHA-256 of the first verified copy in
 ``data/raw/<dataset>/checksums.json`` and checks every later copy against it.
 """
 
 from dataclasses import dataclass, field
 
-DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
+DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 
 
@@ -30,12 +32,28 @@ class Dataset:
     extra: dict = field(default_factory=dict)
 
 
+# name: (bytes, SHA-256)
+PUBLISHED = {
+    "DIV2K_train_HR.zip": (3530603713, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335"),
+    "DIV2K_train_LR_bicubic_X2.zip": (925390592, "a53a424317575838dadce4bcd97cf7b744d6855f43740ed5f0245af3cf4bd850"),
+    "DIV2K_train_LR_bicubic_X3.zip": (427847282, "ad5c8e5507e2765823d3c2c5bd0934842efcd487c5370604c224090898b3163a"),
+    "DIV2K_train_LR_bicubic_X4.zip": (246914039, "f006b837f4eb52b82909aa01478e6d6d199eefce932179491d0c9dbb706dde3a"),
+    "DIV2K_valid_HR.zip": (448993893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"),
+    "DIV2K_valid_LR_bicubic_X2.zip": (117763600, "60eed9875c697df51204aa579e2a699e1d5215095788a097ff54dd17e2664d57"),
+    "DIV2K_valid_LR_bicubic_X3.zip": (54513392, "04b9a2ed3b4a0715d3924d3ae8514830c3328fac8d30512ce716d6f419e052a3"),
+    "DIV2K_valid_LR_bicubic_X4.zip": (31505881, "a50a5d1c4b88de4e8d300d8fb2b904c52fe93b2b298a4899697760d7cbb6d553"),
+    "benchmark.tar": (250112000, "80c21c333bbf6ceb5308b7243761f8284478274413a97b96f1d63e9045fd93e8"),
+}
+
+
+def _published(name: str, url: str) -> Archive:
+    size, sha256 = PUBLISHED[name]
+    return Archive(name, url, size=size, sha256=sha256)
+
+
 def _div2k(split: str) -> Dataset:
-    archives = [Archive(f"DIV2K_{split}_HR.zip", DIV2K_URL + f"DIV2K_{split}_HR.zip")]
-    archives += [
-        Archive(f"DIV2K_{split}_LR_bicubic_X{s}.zip", DIV2K_URL + f"DIV2K_{split}_LR_bicubic_X{s}.zip")
-        for s in (2, 3, 4)
-    ]
+    names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in (2, 3, 4)]
+    archives = [_published(n, DIV2K_URL + n) for n in names]
     return Dataset(
         name=f"div2k-{split}",
         archives=tuple(archives),
@@ -48,7 +66,7 @@ def _div2k(split: str) -> Dataset:
 def _benchmark(name: str) -> Dataset:
     return Dataset(
         name=name.lower(),
-        archives=(Archive("benchmark.tar", EDSR_BENCHMARK_URL),),
+        archives=(_published("benchmark.tar", EDSR_BENCHMARK_URL),),
         hr_dir=f"benchmark/{name}/HR",
         lr_dir=f"benchmark/{name}/LR_bicubic/X{{s}}",
         lr_scales=(2, 3, 4),

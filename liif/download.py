@@ -34,19 +34,23 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md5: str | None = None, source: str = ""):
-    """Raise DownloadError when ``path`` does not have the expected size or checksum."""
-    where = f" (from {source})" if source else ""
+def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md5: str | None = None,
+           source: str = "", advice: str = "delete it and download again"):  # fmt: skip
+    """Raise DownloadError when ``path`` does not have the expected size or checksum.
+
+    The message names ``source`` (the URL or mirror file the bytes came from) and ends with ``advice``.
+    """
+    what = f"{source} (copied to {path})" if source else str(path)
     if size is not None and path.stat().st_size != size:
         raise DownloadError(
-            f"{path}{where}: {path.stat().st_size} bytes, expected {size}; the file is truncated or "
-            "not the official one: delete it and download again"
+            f"{what}: {path.stat().st_size} bytes, expected {size}; it is truncated or not the official "
+            f"archive: {advice}"
         )
     for algorithm, expected in (("sha256", sha256), ("md5", md5)):
         if expected and file_digest(path, algorithm) != expected.lower():
             raise DownloadError(
-                f"{path}{where}: {algorithm} mismatch (expected {expected}); the file is corrupted or "
-                "not the official one: delete it and download again"
+                f"{what}: {algorithm} mismatch (expected {expected}); it is corrupted or not the official "
+                f"archive: {advice}"
             )
 
 
@@ -66,7 +70,7 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
-        verify(dest, size=size, sha256=sha256, md5=md5, source=url)
+        verify(dest, size=size, sha256=sha256, md5=md5, advice=f"delete {dest} to download {url} again")
         return dest
     part = dest.with_name(dest.name + ".part")
     for attempt in range(retries + 1):
@@ -85,7 +89,8 @@ def download(
                 ) from None
             time.sleep(backoff * 2**attempt)
     try:
-        verify(part, size=size, sha256=sha256, md5=md5, source=url)
+        verify(part, size=size, sha256=sha256, md5=md5, source=url,
+               advice="the download was deleted; check the URL, or use a mirror or a local copy")  # fmt: skip
     except DownloadError:
         part.unlink(missing_ok=True)
         raise

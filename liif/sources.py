@@ -63,7 +63,8 @@ def _fetch_archive(archive, *, source: str, mirror: str | None, raw: Path, notes
         tmp = dest.with_name(dest.name + ".part")
         shutil.copyfile(src, tmp)
         try:
-            verify(tmp, size=archive.size, sha256=sha, source=str(src))
+            verify(tmp, size=archive.size, sha256=sha, source=str(src),
+                   advice=f"nothing was kept; replace it with the official {archive.name}")  # fmt: skip
         except DownloadError:
             tmp.unlink()
             raise

@@ -1,5 +1,6 @@
 """Dataset sources: local folders in the official layout, mirrors (directory and loopback HTTP), CelebA's message."""
 
+import dataclasses
 import io
 import tarfile
 
@@ -8,6 +9,7 @@ import pytest
 from PIL import Image
 from test_download import Server
 
+from liif.catalogue import CATALOGUE, PUBLISHED, Archive
 from liif.datasets import prepare_official
 from liif.evaluate import evaluate_pairs, list_images
 from liif.models import Bicubic
@@ -36,6 +38,38 @@ def benchmark_tar() -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture
+def unpinned(monkeypatch):
+    """Let the miniature archives stand in for the real ones: drop the published size and checksum."""
+
+    def unpin(name):
+        dataset = CATALOGUE[name]
+        archives = tuple(Archive(a.name, a.url) for a in dataset.archives)
+        monkeypatch.setitem(CATALOGUE, name, dataclasses.replace(dataset, archives=archives))
+
+    return unpin
+
+
+def test_every_official_archive_but_celeba_has_a_published_size_and_checksum():
+    for name, dataset in CATALOGUE.items():
+        for archive in dataset.archives:
+            if name == "celeba-hq":
+                assert archive.url is None and archive.sha256 is None
+                continue
+            assert (archive.size, archive.sha256) == PUBLISHED[archive.name]
+            assert archive.url.startswith("https://") and archive.url.endswith("/" + archive.name)
+            assert len(archive.sha256) == 64 and int(archive.sha256, 16) >= 0
+
+
+def test_a_mirror_copy_that_differs_from_the_published_archive_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "benchmark.tar").write_bytes(benchmark_tar())  # not the real 250,112,000-byte archive
+    with pytest.raises(SourceError, match=r"benchmark.tar.*250112000"):
+        fetch_dataset("set5", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw")
+    assert not any((tmp_path / "raw" / "set5" / "archives").iterdir())  # nothing half-written left
+
+
 def test_local_benchmark_is_verified_in_place_and_reproduces_bicubic(datasets_dir, tmp_path):
     spec = {"source": "local", "path": str(datasets_dir)}  # the folder holding benchmark/
     root = fetch_dataset("set5", spec, raw_root=tmp_path / "raw")
@@ -58,7 +92,8 @@ def test_local_folder_with_missing_lr_is_refused(tmp_path):
         fetch_dataset("set14", {"source": "local", "path": str(tmp_path)})
 
 
-def test_http_mirror_downloads_extracts_and_records_checksums(tmp_path):
+def test_http_mirror_downloads_extracts_and_records_checksums(tmp_path, unpinned):
+    unpinned("set14")
     server = Server()
     try:
         server.files["benchmark.tar"] = benchmark_tar()
@@ -74,7 +109,8 @@ def test_http_mirror_downloads_extracts_and_records_checksums(tmp_path):
         server.close()
 
 
-def test_directory_mirror_with_a_corrupted_archive_is_refused(tmp_path):
+def test_directory_mirror_with_a_corrupted_archive_is_refused(tmp_path, unpinned):
+    unpinned("b100")
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "benchmark.tar").write_bytes(benchmark_tar())
