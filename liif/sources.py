@@ -38,6 +38,18 @@ def check_layout(root: Path, dataset: Dataset, scales: tuple[int, ...] | None = 
     return root
 
 
+def lr_scales(spec: dict, dataset: Dataset) -> tuple[int, ...]:
+    """The shipped LR scales to verify and prepare: ``lr_scales:`` of the spec, else all the catalogue lists.
+
+    A local copy may hold only some of them (``../shared/datasets/div2k`` has X2 only).
+    """
+    scales = tuple(spec.get("lr_scales", dataset.lr_scales))
+    unknown = sorted(set(scales) - set(dataset.lr_scales))
+    if unknown:
+        raise SourceError(f"lr_scales {unknown}: {dataset.name} ships LR images for x{dataset.lr_scales} only")
+    return scales
+
+
 def _trusted_checksums(raw: Path) -> dict:
     path = raw / "checksums.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -90,7 +102,7 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> P
     if source == "local":
         if "path" not in spec:
             raise SourceError(f"data.datasets.{name}: source local needs path: (a folder in the official layout)")
-        return check_layout(Path(spec["path"]), dataset)
+        return check_layout(Path(spec["path"]), dataset, lr_scales(spec, dataset))
     raw.mkdir(parents=True, exist_ok=True)
     checksums = _trusted_checksums(raw)
     for archive in dataset.archives:
@@ -114,7 +126,7 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> P
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(entry), target)
             shutil.rmtree(staged)
-    return check_layout(raw / "extracted", dataset)
+    return check_layout(raw / "extracted", dataset, lr_scales(spec, dataset))
 
 
 def dataset_root(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:

@@ -7,7 +7,7 @@ from liif.catalogue import lookup
 from liif.config import load_params
 from liif.datasets import celeba_split, prepare_celeba, prepare_official, prepare_split, reset_dir, write_manifest
 from liif.images import ImageError
-from liif.sources import dataset_root
+from liif.sources import dataset_root, lr_scales
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
                     prepare_split(sources, out / split, lr_scales=data["lr_scales"], desc=f"{name}/{split}")
             else:
                 dataset = lookup(spec.get("catalogue", name))
-                prepare_official(root, hr_dir=dataset.hr_dir, lr_dir=dataset.lr_dir, scales=dataset.lr_scales,
+                prepare_official(root, hr_dir=dataset.hr_dir, lr_dir=dataset.lr_dir, scales=lr_scales(spec, dataset),
                                  out_dir=out / spec.get("split", "test"), desc=name)  # fmt: skip
         except ImageError as e:
             print(f"prepare: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import need
 from PIL import Image
 from test_download import Server
 
@@ -13,6 +14,7 @@ from liif.catalogue import CATALOGUE, PUBLISHED, Archive
 from liif.datasets import prepare_official
 from liif.evaluate import evaluate_pairs, list_images
 from liif.models import Bicubic
+from liif.resize import matlab_bicubic
 from liif.sources import SourceError, dataset_root, fetch_dataset
 
 
@@ -129,3 +131,19 @@ def test_celeba_official_explains_where_to_put_the_archive(tmp_path):
         fetch_dataset("celeba-hq", {"source": "official"}, raw_root=tmp_path)
     with pytest.raises(SourceError, match="source: 'ftp'"):
         fetch_dataset("set5", {"source": "ftp"}, raw_root=tmp_path)
+
+
+def test_local_div2k_with_only_x2_and_our_bicubic_reproduces_the_official_lr(datasets_dir, tmp_path):
+    root = need(datasets_dir / "div2k")
+    with pytest.raises(SourceError, match="X3: 1 LR images missing"):
+        fetch_dataset("div2k", {"source": "local", "path": str(root), "catalogue": "div2k-train"})
+    with pytest.raises(SourceError, match=r"lr_scales \[8\]"):
+        fetch_dataset("div2k", {"source": "local", "path": str(root), "catalogue": "div2k-train", "lr_scales": [8]})
+    spec = {"source": "local", "path": str(root), "catalogue": "div2k-train", "lr_scales": [2]}
+    assert fetch_dataset("div2k", spec) == root
+    prepare_official(root, hr_dir="DIV2K_train_HR", lr_dir="DIV2K_train_LR_bicubic/X{s}", scales=(2,),
+                     out_dir=tmp_path / "div2k", desc="div2k")  # fmt: skip
+    hr = np.asarray(Image.open(tmp_path / "div2k" / "HR" / "0004.png"))
+    official = np.asarray(Image.open(tmp_path / "div2k" / "LR_bicubic" / "X2" / "0004x2.png"))
+    assert hr.shape == (1344, 2040, 3) and official.shape == (672, 1020, 3)
+    assert np.array_equal(matlab_bicubic(hr, scale=0.5), official)  # bit for bit, as on Set5/Set14
