@@ -43,3 +43,20 @@ def paper_div2k(variant: str, scale: int) -> float | None:
     if row is None or scale not in DIV2K_SCALES:
         return None
     return row[DIV2K_SCALES.index(scale)]
+
+
+def benchmark_set(dataset: str) -> str | None:
+    """The T2 set a dataset name stands for (``set5`` -> ``Set5``), None for anything else."""
+    return next((name for name in BENCHMARK if name.lower() == dataset.lower()), None)
+
+
+def paper_benchmark(dataset: str, variant: str, scale: int) -> float | None:
+    """T2's number for our variant: LIIF and MetaSR map to the RDN rows, ``upsample-x<k>`` to per-scale RDN at x<k>."""
+    table = BENCHMARK.get(benchmark_set(dataset) or "")
+    if table is None or scale not in BENCHMARK_SCALES:
+        return None
+    if variant.startswith("upsample-x"):
+        row = table["rdn"] if variant == f"upsample-x{scale}" else None
+    else:
+        row = table.get({"liif": "rdn-liif", "metasr": "rdn-metasr"}.get(variant, variant))
+    return None if row is None else row[BENCHMARK_SCALES.index(scale)]

@@ -2,55 +2,22 @@
 then ``dvc exp run -S model.cell_decode=false``, checking outputs, MLflow runs and what re-ran."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import mlflow_runs, needs_dvc, sh, study_copy
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(shutil.which("dvc") is None and not (Path(sys.executable).parent / "dvc").exists(),
-                                reason="dvc is not installed")  # fmt: skip
-
-
-def sh(*cmd, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc.stdout
+pytestmark = needs_dvc
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("e2e") / "repo"
-    tracked = sh("git", "ls-files", "-z", cwd=ROOT).split("\0")
-    for rel in filter(None, tracked):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    for generated in ("metrics", "configs", "reports", "dvc.lock"):  # results of the default profile
-        path = dest / generated
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    sh(sys.executable, "scripts/apply_profile.py", "profiles/tiny.yaml", cwd=dest)
-    sh("git", "init", "-q", cwd=dest)
-    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A", cwd=dest)
-    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny", cwd=dest)
+    dest = study_copy(tmp_path_factory.mktemp("e2e") / "repo", "profiles/tiny.yaml")
     sh("dvc", "repro", cwd=dest)
     return dest
 
 
 def metrics(repo):
     return {p.stem: json.loads(p.read_text()) for p in (repo / "metrics" / "eval").glob("*.json")}
-
-
-def mlflow_runs(repo):
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["liif-repro"])
 
 
 def test_repro_writes_models_metrics_report_and_runs(repo):
