@@ -147,3 +147,25 @@ def test_local_div2k_with_only_x2_and_our_bicubic_reproduces_the_official_lr(dat
     official = np.asarray(Image.open(tmp_path / "div2k" / "LR_bicubic" / "X2" / "0004x2.png"))
     assert hr.shape == (1344, 2040, 3) and official.shape == (672, 1020, 3)
     assert np.array_equal(matlab_bicubic(hr, scale=0.5), official)  # bit for bit, as on Set5/Set14
+
+
+def test_celeba_directory_mirror_with_split_json(tmp_path):
+    import json
+    import zipfile
+
+    from liif.datasets import celeba_split
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    names = ["00001.png", "00002.png", "00003.png", "000004.jpg"]
+    with zipfile.ZipFile(mirror / "data1024x1024.zip", "w") as zf:
+        for i, name in enumerate(names):
+            zf.writestr(f"data1024x1024/{name}", png_bytes(32, 32, i))  # Pillow reads by content, not suffix
+    (mirror / "split.json").write_text(json.dumps({"train": ["00001", "00003.png", "99999"], "val": ["000004"]}))
+    root = fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw")
+    assert sorted(p.name for p in (root / "data1024x1024").iterdir()) == sorted(names)
+    recorded = json.loads((tmp_path / "raw" / "celeba-hq" / "checksums.json").read_text())
+    assert set(recorded) == {"data1024x1024.zip", "split.json"}  # trusted from now on
+    split = celeba_split(names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json",
+                         val_fraction=0.2, seed=0)  # fmt: skip
+    assert (split["train"], split["val"]) == (["00001.png", "00003.png"], ["000004.jpg"])  # unknown ids dropped
