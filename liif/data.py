@@ -174,6 +174,8 @@ class UniformVariedPairs(torch.utils.data.Dataset):
         self.lr, self.hr, self.lr_size, self.hr_size, self.varied = lr_images, hr_images, lr_size, hr_size, varied
         self.sample_q, self.augment, self.gt_resize = sample_q, augment, gt_resize
         self.repeat, self.seed, self.epoch = repeat, seed, 0
+        # A ground truth depends on its index only: resize once, not in every epoch (kept as uint8, exact).
+        self.gt = [torch.round(self._ground_truth(i) * 255).to(torch.uint8) for i in range(len(hr_images))]
 
     def __len__(self):
         return len(self.hr) * self.repeat
@@ -184,16 +186,19 @@ class UniformVariedPairs(torch.utils.data.Dataset):
         n = len(self.hr)
         return round(self.lr_size + (self.hr_size - self.lr_size) * i / max(n - 1, 1))
 
-    def __getitem__(self, index: int) -> dict:
-        g = sample_generator(self.seed, self.epoch, index)
-        i = index % len(self.hr)
-        lr = self.lr[i].float() / 255
+    def _ground_truth(self, i: int) -> torch.Tensor:
         side = self.gt_side(i)
         gt = self.hr[i].float() / 255
         if side != gt.shape[-1]:
             gt = pil_bicubic(gt, (side, side))
         if self.gt_resize:
             gt = pil_bicubic(gt, (self.gt_resize, self.gt_resize))
+        return gt
+
+    def __getitem__(self, index: int) -> dict:
+        g = sample_generator(self.seed, self.epoch, index)
+        i = index % len(self.hr)
+        lr, gt = self.lr[i].float() / 255, self.gt[i].float() / 255
         if self.augment and torch.rand(1, generator=g).item() < 0.5:
             lr, gt = lr.flip(-1), gt.flip(-1)
         coord, rgb, cell = _to_queries(gt, min(self.sample_q, gt.shape[-1] * gt.shape[-2]), g)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from liif.images import ImageError
+from liif.images import ImageError, list_images
 from liif.resize import matlab_bicubic
 
 SAMPLE_LOADERS = {  # skimage.data function names; stereo_motorcycle returns (left, right, disparity)
@@ -126,7 +126,7 @@ def reset_dir(path: str | Path) -> Path:
 def prepare_official(root: Path, *, hr_dir: str, lr_dir: str | None, scales, out_dir: str | Path, desc: str):
     """Decode and check an official-layout set, write HR and its shipped LR images as RGB PNG."""
     out_dir = Path(out_dir)
-    hr_paths = sorted(p for p in (root / hr_dir).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
+    hr_paths = list_images(root / hr_dir)
     for hr in tqdm(hr_paths, desc=desc, unit="img", leave=False):
         write_png_atomic(decode_rgb(hr), out_dir / "HR" / f"{hr.stem}.png")
         for s in scales if lr_dir else ():

@@ -12,22 +12,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from liif.images import ImageError, load_image
+from liif.images import ImageError, list_images, load_image
 from liif.metrics import psnr, ssim
 from liif.render import render_image
 from liif.resize import pil_bicubic
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:

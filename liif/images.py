@@ -84,3 +84,17 @@ def save_image(image: torch.Tensor, path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The images of a folder, sorted by name; an error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files

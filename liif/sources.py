@@ -15,7 +15,7 @@ from pathlib import Path
 from liif.catalogue import Dataset, lookup
 from liif.datasets import export_sample_suite
 from liif.download import DownloadError, download, extract, file_digest, verify
-from liif.evaluate import IMAGE_SUFFIXES
+from liif.images import IMAGE_SUFFIXES
 
 SOURCES = ("official", "mirror", "local", "sample")
 
@@ -127,6 +127,14 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> P
                 shutil.move(str(entry), target)
             shutil.rmtree(staged)
     return check_layout(raw / "extracted", dataset, lr_scales(spec, dataset))
+
+
+def split_file(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path | None:
+    """CelebA-HQ's optional ``split.json``: beside ``data1024x1024/``, or where a download or mirror copy put it."""
+    candidates = [dataset_root(name, spec, raw_root) / "split.json"]
+    if spec["source"] != "local":
+        candidates.append(Path(raw_root) / name / "archives" / "split.json")
+    return next((p for p in reversed(candidates) if p.is_file()), None)
 
 
 def dataset_root(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:

@@ -6,8 +6,8 @@ import sys
 from liif.catalogue import lookup
 from liif.config import load_params
 from liif.datasets import celeba_split, prepare_celeba, prepare_official, prepare_split, reset_dir, write_manifest
-from liif.images import ImageError
-from liif.sources import dataset_root, lr_scales
+from liif.images import ImageError, list_images
+from liif.sources import dataset_root, lr_scales, split_file
 
 
 def main() -> int:
@@ -17,12 +17,9 @@ def main() -> int:
         try:
             if spec.get("catalogue", name) == "celeba-hq":
                 src = root / "data1024x1024"
-                names = sorted(p.name for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-                split_json = root / "split.json" if (root / "split.json").is_file() else None
-                if spec["source"] != "local" and (root.parent / "archives" / "split.json").is_file():
-                    split_json = root.parent / "archives" / "split.json"
-                split = celeba_split(names, split_json=split_json, val_fraction=spec.get("val_fraction", 0.2),
-                                     seed=spec.get("seed", 0))  # fmt: skip
+                names = [p.name for p in list_images(src)]
+                split = celeba_split(names, split_json=split_file(name, spec),
+                                     val_fraction=spec.get("val_fraction", 0.2), seed=spec.get("seed", 0))  # fmt: skip
                 prepare_celeba(src, out, split=split, desc=name)
                 (out / "split.json").write_text(json.dumps(split, indent=2) + "\n")
             elif spec["source"] == "sample":
