@@ -7,7 +7,7 @@ record exists (CelebA-HQ), ``liif.sources`` records the SHA-256 of the first ver
 ``data/raw/<dataset>/checksums.json`` and checks every later copy against it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
@@ -22,14 +22,15 @@ class Archive:
 
 
 @dataclass(frozen=True)
-class Dataset:
+class CatalogueEntry:
+    """One dataset of the paper: its archives and where the HR and LR images sit once extracted."""
+
     name: str
     archives: tuple[Archive, ...]
     hr_dir: str  # HR images, relative to the extracted root
     lr_dir: str | None = None  # LR_bicubic/X{s} folders ("{s}" is replaced), relative to the root
     lr_scales: tuple[int, ...] = ()
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 # name: (bytes, SHA-256)
@@ -51,10 +52,10 @@ def _published(name: str, url: str) -> Archive:
     return Archive(name, url, size=size, sha256=sha256)
 
 
-def _div2k(split: str) -> Dataset:
+def _div2k(split: str) -> CatalogueEntry:
     names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in (2, 3, 4)]
     archives = [_published(n, DIV2K_URL + n) for n in names]
-    return Dataset(
+    return CatalogueEntry(
         name=f"div2k-{split}",
         archives=tuple(archives),
         hr_dir=f"DIV2K_{split}_HR",
@@ -63,8 +64,8 @@ def _div2k(split: str) -> Dataset:
     )
 
 
-def _benchmark(name: str) -> Dataset:
-    return Dataset(
+def _benchmark(name: str) -> CatalogueEntry:
+    return CatalogueEntry(
         name=name.lower(),
         archives=(_published("benchmark.tar", EDSR_BENCHMARK_URL),),
         hr_dir=f"benchmark/{name}/HR",
@@ -77,7 +78,7 @@ CATALOGUE = {
     "div2k-train": _div2k("train"),
     "div2k-valid": _div2k("valid"),
     **{b.lower(): _benchmark(b) for b in ("Set5", "Set14", "B100", "Urban100")},
-    "celeba-hq": Dataset(
+    "celeba-hq": CatalogueEntry(
         name="celeba-hq",
         archives=(Archive("data1024x1024.zip", None), Archive("split.json", None)),
         hr_dir="data1024x1024",
@@ -90,7 +91,7 @@ CATALOGUE = {
 }
 
 
-def lookup(name: str) -> Dataset:
+def lookup(name: str) -> CatalogueEntry:
     if name not in CATALOGUE:
         raise KeyError(f"unknown dataset {name!r}; the catalogue has {', '.join(CATALOGUE)}")
     return CATALOGUE[name]

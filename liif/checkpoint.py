@@ -5,7 +5,7 @@ Ours is a plain dict, readable with ``torch.load(weights_only=True)``::
     {"format": "liif-repro", "version": 1,
      "model": {"name": "liif", "args": {...}},      # liif.models.build_model
      "state_dict": {...},
-     "train_state": {...} | None,                   # epoch, optimizer, scheduler, RNG
+     "train_state": {...} | None,                   # epoch, optimizer, scheduler, history
      "metadata": {...}}
 
 The released LIIF weights (``{"model": {"name", "args", "sd"}, "epoch", ...}``)
@@ -13,15 +13,14 @@ load unchanged: their spec is translated to our constructor arguments and the
 decoder's ``imnet.`` prefix becomes ``decoder.``.
 """
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from liif.files import atomic_write
 from liif.models import build_model, model_spec
 
 FORMAT = "liif-repro"
@@ -44,22 +43,8 @@ def save_checkpoint(
         "train_state": train_state,
         "metadata": metadata or {},
     }
-    atomic_torch_save(state, path)
-
-
-def atomic_torch_save(obj, path: str | Path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -12,11 +12,12 @@ import sys
 import torch
 
 from liif.checkpoint import CheckpointError, count_parameters, load_checkpoint
-from liif.evaluate import evaluate_pairs, list_images
-from liif.images import ImageError, check_output_path, load_image, save_image
+from liif.device import resolve_device
+from liif.evaluate import evaluate_pairs
+from liif.images import ImageError, check_output_path, list_images, load_image, save_image
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
-from liif.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image, resolve_device
+from liif.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
 
 
 class UsageError(Exception):
@@ -133,10 +134,11 @@ def cmd_info(args) -> int:
     train_state = raw.get("train_state") if raw["format"] == "liif-repro" else None
     epoch = train_state.get("epoch") if train_state else raw.get("epoch")
     print(f"epoch:       {epoch if epoch is not None else 'unknown'}")
-    if train_state:
-        for key in ("step", "best_val_psnr", "lr"):
-            if key in train_state:
-                print(f"{key + ':':<13}{train_state[key]}")
+    history = (train_state or {}).get("history") or []
+    if history:
+        last = history[-1]
+        print(f"val PSNR:    {last['val_psnr']:.2f} dB at the last epoch, best {train_state['best_val_psnr']:.2f} dB")
+        print(f"lr:          {last['lr']:.3e} in the last epoch")
     for key, value in (raw.get("metadata") or {}).items():
         print(f"{key + ':':<13}{value}")
     return 0

@@ -7,7 +7,6 @@ any entry that would land outside the target folder (absolute paths, ``..``,
 links pointing outside) before writing anything.
 """
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -19,19 +18,13 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from liif.files import file_digest
+
 CHUNK = 1 << 20
 
 
 class DownloadError(Exception):
     """A download or archive that cannot be used; the message names the URL or file and what to do."""
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md5: str | None = None,

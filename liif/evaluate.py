@@ -3,6 +3,9 @@
 LR inputs either come from a folder of pre-made images paired by the EDSR
 naming (``name.png`` <-> ``namex{S}.png``), with HR cropped to LR x S, or are
 made from HR: crop to a multiple of the scale, then PIL-bicubic down-sampling.
+The paper uses the shipped (MATLAB-bicubic) LR images at x2, x3 and x4 and
+makes the others; ``evaluate_variant`` does the same and refuses to silently
+switch degradation when a shipped LR folder is missing.
 """
 
 import math
@@ -12,10 +15,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from liif.checkpoint import CheckpointError, load_checkpoint
 from liif.images import ImageError, list_images, load_image
+from liif.layout import PreparedData
 from liif.metrics import psnr, ssim
 from liif.render import render_image
 from liif.resize import pil_bicubic
+from liif.variants import config_hash
+
+SHIPPED_LR_SCALES = (2, 3, 4)  # spec 4: these scales are evaluated on the pre-generated LR images
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -103,3 +111,65 @@ def evaluate_task(
         pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
         scores.append(ImageScore(name=hr_path.name, psnr=psnr(pred, hr), ssim=ssim(pred, hr), grey=False))
     return scores
+
+
+def evaluate_variant(
+    config: dict, *, model_dir: str | Path, prepared: PreparedData, evaluation: dict, device: str = "auto"
+) -> tuple[dict, list[str]]:
+    """Score a trained variant as the paper reports it: returns ``{dataset: {"x2": mean PSNR, ...}}`` and
+    per-image rows ``dataset, scale, image, psnr, ssim``.
+
+    ``evaluation`` is the ``eval`` section of params.yaml. A size-varied-study variant (``train.task`` =
+    (L, H)) is scored with ``task_checkpoint`` on its own L -> H task with RGB PSNR (spec 3.4); every
+    other variant with ``checkpoint`` on each of ``evaluation["datasets"]`` (protocol and scales per
+    dataset). The checkpoint must have been trained for exactly this configuration.
+    """
+    metrics, rows = {}, []
+    recipe = config["train"] or {}
+    model = load_trained(
+        config, Path(model_dir) / evaluation["task_checkpoint" if recipe.get("task") else "checkpoint"]
+    )
+    if recipe.get("task"):
+        name, (lr_size, hr_size) = recipe["dataset"], recipe["task"]
+        scores = evaluate_task(model, prepared.sized(name, "test", lr_size), prepared.sized(name, "test", hr_size),
+                               device=device, desc=f"{config['variant']} {name} {lr_size}->{hr_size}")  # fmt: skip
+        metrics[name] = {f"{lr_size}-{hr_size}": _mean_psnr(scores)}
+        rows += [f"{name}\t{lr_size}-{hr_size}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
+        return metrics, rows
+    for name, spec in evaluation["datasets"].items():
+        hr_paths = list_images(prepared.hr(name, "test"))
+        metrics[name] = {}
+        for scale in spec["scales"]:
+            lr_dir = None
+            if scale in SHIPPED_LR_SCALES:
+                lr_dir = prepared.lr(name, "test", scale)
+                if not lr_dir.is_dir():
+                    raise ImageError(
+                        f"{lr_dir}: missing; x{scale} is evaluated on the shipped (MATLAB-bicubic) LR images "
+                        f"(spec section 4). Add {scale} to lr_scales of data.datasets.{name} (or data.lr_scales for "
+                        f"the sample suite) and run dvc repro, or drop x{scale} from eval.datasets.{name}.scales"
+                    )
+            scores = evaluate_pairs(model, hr_paths, scale=scale, protocol=spec["protocol"], lr_dir=lr_dir,
+                                    device=device, desc=f"{config['variant']} {name} x{scale}")  # fmt: skip
+            metrics[name][f"x{scale}"] = _mean_psnr(scores)
+            rows += [f"{name}\t{scale}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
+    return metrics, rows
+
+
+def load_trained(config: dict, path: Path) -> torch.nn.Module:
+    """The model of a checkpoint written by ``liif.train`` for ``config``; another variant's or another
+    configuration's weights are refused, so a metrics file can never describe the wrong model."""
+    model, raw = load_checkpoint(path)
+    stored = raw.get("metadata") or {}
+    expected = {"variant": config["variant"], "config_hash": config_hash(config)}
+    if {k: stored.get(k) for k in expected} != expected:
+        raise CheckpointError(
+            f"{path}: trained as variant {stored.get('variant')!r} with configuration {stored.get('config_hash')}, "
+            f"not {expected['variant']!r} with {expected['config_hash']} (configs/{config['variant']}.json); "
+            f"run dvc repro to train it"
+        )
+    return model
+
+
+def _mean_psnr(scores: list[ImageScore]) -> float:
+    return round(sum(s.psnr for s in scores) / len(scores), 4)

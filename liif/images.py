@@ -1,23 +1,29 @@
-"""Reading and writing images as (3, H, W) float tensors in [0, 1]."""
+"""Reading and writing images. One decoder serves every reader (prepare, training, evaluation, CLI),
+so the same file always gives the same pixels."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from liif.files import atomic_write
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".webp": "WEBP"}  # fmt: skip
+
 
 class ImageError(Exception):
     """An image that cannot be read or written; the message names the file."""
 
 
-def load_image(path: str | Path) -> tuple[torch.Tensor, str | None]:
-    """Decode any image Pillow reads into RGB; returns the tensor and a notice when it was converted.
+def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
+    """Decode a whole file (a truncated one fails here, by name) into 8-bit RGB (H, W, 3).
 
     Greyscale, palette and alpha images become RGB (alpha is dropped); 16-bit
-    images are scaled to 8 bits, as every image of the paper's data is 8-bit.
+    images are scaled to 8 bits (65535 -> 255), as every image of the paper's
+    data is 8-bit. The notice says what was converted, None for plain RGB.
     """
     path = Path(path)
     if not path.is_file():
@@ -28,14 +34,18 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, str | None]:
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(img, dtype=np.float64)
-                array = np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8)  # 65535 -> 255
-                img = Image.fromarray(array, mode="L")
-            rgb = img.convert("RGB")
+                img = Image.fromarray(np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8), mode="L")
+            rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # writable, owns its memory
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
+        raise ImageError(f"{path}: not a readable image, unreadable or truncated ({e}); replace it") from None
     notice = None if mode == "RGB" else f"{path}: converted {mode} image to 8-bit RGB"
-    array = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255, notice
+    return rgb, notice
+
+
+def load_image(path: str | Path) -> tuple[torch.Tensor, str | None]:
+    """``decode_image`` as a (3, H, W) float tensor in [0, 1]."""
+    array, notice = decode_image(path)
+    return torch.from_numpy(array).permute(2, 0, 1).float() / 255, notice
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -43,50 +53,33 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return torch.round(image.clamp(0, 1) * 255).to(torch.uint8).numpy()
 
 
-SUFFIXES = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-}
-
-
 def check_output_path(path: str | Path) -> Path:
     """Fail before any work when the output suffix or folder is unusable."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix != ".npy" and suffix not in SUFFIXES:
+    if suffix != ".npy" and suffix not in OUTPUT_FORMATS:
         raise ImageError(f"{path}: unknown output format {suffix!r}; use .png, .jpg or .npy")
     if not path.parent.exists():
         raise ImageError(f"{path}: folder {path.parent} does not exist")
     return path
 
 
-def save_image(image: torch.Tensor, path: str | Path):
-    """Save (H, W, 3) float in [0, 1]: 8-bit by suffix, or ``.npy`` float32 for exact comparisons.
+def write_png(array: np.ndarray, path: str | Path):
+    """A uint8 (H, W[, 3]) array as PNG, atomically."""
+    with atomic_write(path) as f:
+        Image.fromarray(np.ascontiguousarray(array)).save(f, format="PNG")
 
-    Written to a temporary file and renamed, so a failure leaves no partial output.
-    """
+
+def save_image(image: torch.Tensor, path: str | Path):
+    """Save (H, W, 3) float in [0, 1]: 8-bit by suffix, or ``.npy`` float32 for exact comparisons."""
     path = check_output_path(path)
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if suffix == ".npy":
-                np.save(f, image.float().numpy().astype(np.float32))
-            else:
-                kwargs = {"quality": 95} if SUFFIXES[suffix] == "JPEG" else {}
-                Image.fromarray(to_uint8(image)).save(f, format=SUFFIXES[suffix], **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    with atomic_write(path) as f:
+        if suffix == ".npy":
+            np.save(f, image.float().numpy().astype(np.float32))
+        else:
+            kwargs = {"quality": 95} if OUTPUT_FORMATS[suffix] == "JPEG" else {}
+            Image.fromarray(to_uint8(image)).save(f, format=OUTPUT_FORMATS[suffix], **kwargs)
 
 
 def list_images(folder: str | Path) -> list[Path]:

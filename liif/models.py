@@ -8,7 +8,10 @@ of query coordinates with their cell sizes to RGB (also in [-1, 1]):
     rgb = model.query(grid, coord, cell)    # any number of times, in chunks
 
 ``forward(lr, coord, cell)`` chains the three; ``liif.render.render_image``
-drives them in tiles and chunks. Coordinates follow paper spec section 2.3:
+drives them in tiles and chunks. Two properties tell the renderer what
+differs: ``grid_scale`` (latents per LR pixel and axis: the fixed-scale
+up-samplers decode from their output grid) and ``resize_only`` (Bicubic
+resizes the whole image instead of answering queries). Coordinates follow paper spec section 2.3:
 pixel centres in [-1, 1], component 0 is the row, a cell is the size of an
 output pixel in the same units.
 """
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from liif.encoders import make_encoder
+from liif.resize import matlab_bicubic_tensor
 
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
 CLAMP = 1 - 1e-6
@@ -97,6 +101,9 @@ class LIIF(nn.Module):
     so a query gathers 256 values instead of 576 and skips 43 % of the decoder's
     multiply-adds. ``query_reference`` follows the spec's procedure literally.
     """
+
+    grid_scale = 1
+    resize_only = False
 
     def __init__(
         self,
@@ -232,8 +239,12 @@ class MetaSR(nn.Module):
 
     A weight predictor maps (offset_y, offset_x, 1/r) to a (9C x 3) matrix that
     multiplies the unfolded latent of the LR pixel holding the query's top-left
-    corner. No local ensemble, no cell decoding.
+    corner. No local ensemble, no cell decoding. ``query_reference`` follows the
+    spec's procedure literally.
     """
+
+    grid_scale = 1
+    resize_only = False
 
     def __init__(self, *, encoder: dict, predictor_hidden: int = 256):
         super().__init__()
@@ -256,19 +267,40 @@ class MetaSR(nn.Module):
 
     def query(self, grid: LatentGrid, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         h, w = grid.size
-        corner_y = (coord[..., 0] - cell[..., 0] / 2 + ENSEMBLE_EPS).clamp(-CLAMP, CLAMP)
-        corner_x = (coord[..., 1] - cell[..., 1] / 2 + ENSEMBLE_EPS).clamp(-CLAMP, CLAMP)
-        rows, cols = nearest_index(corner_y, h), nearest_index(corner_x, w)
-        centre_y = coord_axis(h).to(coord.device)[rows]
-        centre_x = coord_axis(w).to(coord.device)[cols]
-        # offset of the corner from the LR pixel's top-left corner, in LR pixels, in [0, 1)
-        offset_y = (corner_y - centre_y) * (h / 2) + 0.5
-        offset_x = (corner_x - centre_x) * (w / 2) + 0.5
+        corner = coord - cell / 2  # top-left corner of each output pixel
+        lookup = (corner + ENSEMBLE_EPS).clamp(-CLAMP, CLAMP)  # the epsilon and clamp choose the LR pixel only
+        rows, cols = nearest_index(lookup[..., 0], h), nearest_index(lookup[..., 1], w)
+        # offset of the (unshifted) corner from that LR pixel's top-left corner, in LR pixels
+        offset_y = (corner[..., 0] - (coord_axis(h).to(coord.device)[rows] - 1.0 / h)) * (h / 2)
+        offset_x = (corner[..., 1] - (coord_axis(w).to(coord.device)[cols] - 1.0 / w)) * (w / 2)
         inv_scale = cell[..., 0] * (h / 2)  # vertical cell only, as the reference does
         weights = self.decoder(torch.stack([offset_y, offset_x, inv_scale], -1))
         latents = grid.gather(rows, cols)
         weights = weights.view(*latents.shape, 3)
         return torch.einsum("bqk,bqkc->bqc", latents, weights)
+
+    def query_reference(self, features: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Spec 2.6 step by step: unfold, grid_sample the latent and its pixel's corner at the lookup point,
+        predict a (9C x 3) matrix from (offset, 1/r), multiply. The baseline ``query`` is tested against."""
+        b, c, h, w = features.shape
+        features = F.unfold(features, 3, padding=1).view(b, c * 9, h, w)
+        corners = make_coord((h, w), flatten=False).to(features.device)  # LR pixel centres ...
+        corners[..., 0] -= 1.0 / h  # ... moved to their top-left corners
+        corners[..., 1] -= 1.0 / w
+        corners = corners.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
+        corner = coord.clone()
+        corner[..., 0] -= cell[..., 0] / 2
+        corner[..., 1] -= cell[..., 1] / 2
+        sample_at = (corner + ENSEMBLE_EPS).clamp(-CLAMP, CLAMP).flip(-1).unsqueeze(1)
+        q_feat = F.grid_sample(features, sample_at, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+        q_corner = F.grid_sample(corners, sample_at, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+        offset = corner - q_corner
+        offset[..., 0] *= h / 2
+        offset[..., 1] *= w / 2
+        inv_scale = cell[..., :1] * (h / 2)
+        q = coord.shape[1]
+        weights = self.decoder(torch.cat([offset, inv_scale], dim=-1)).view(b * q, c * 9, 3)
+        return torch.bmm(q_feat.reshape(b * q, 1, c * 9), weights).view(b, q, 3)
 
 
 class FixedScaleSR(nn.Module):
@@ -278,10 +310,12 @@ class FixedScaleSR(nn.Module):
     output pixel is exactly one pixel of the network's output.
     """
 
+    resize_only = False
+
     def __init__(self, *, encoder: dict, scale: int):
         super().__init__()
         self.config = dict(encoder=dict(encoder), scale=scale)
-        self.scale = scale
+        self.scale = self.grid_scale = scale
         self.encoder = make_encoder(**encoder, upscale=scale)
         self.receptive_radius = self.encoder.receptive_radius + 1
 
@@ -304,12 +338,19 @@ class FixedScaleSR(nn.Module):
 class Bicubic(nn.Module):
     """The Bicubic baseline: MATLAB-style bicubic up-sampling, no parameters.
 
-    ``liif.render.render_image`` resizes the whole image with it instead of querying.
+    ``liif.render.render_image`` calls ``resize`` on the whole image instead of querying.
     """
+
+    grid_scale = 1
+    resize_only = True
 
     def __init__(self):
         super().__init__()
         self.config = {}
+
+    def resize(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(3, h, w) in [0, 1] -> (H, W, 3), MATLAB-style bicubic."""
+        return matlab_bicubic_tensor(lr, size).permute(1, 2, 0).contiguous()
 
 
 MODEL_CLASSES = {"liif": LIIF, "metasr": MetaSR, "fixed-scale": FixedScaleSR, "bicubic": Bicubic}

@@ -14,24 +14,11 @@ import math
 import torch
 from tqdm import tqdm
 
-from liif.models import Bicubic, FixedScaleSR, coord_axis, make_coord, nearest_index
-from liif.resize import matlab_bicubic_tensor
+from liif.device import resolve_device
+from liif.models import coord_axis, make_coord, nearest_index
 
 DEFAULT_CHUNK = 4096  # queries per decoder call (x4 rows with the local ensemble); fastest on CPU
 DEFAULT_TILE = 512  # LR pixels per tile side
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without one is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}: expected auto, cpu or cuda[:N]")
-    return torch.device(device)
 
 
 def output_size(lr_size: tuple[int, int], *, scale=None, size=None) -> tuple[int, int]:
@@ -72,12 +59,12 @@ def render_image(
 ) -> torch.Tensor:
     """Render ``lr`` ((3, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, 3) float32 on the CPU."""
     H, W = size
-    if isinstance(model, Bicubic):
-        return matlab_bicubic_tensor(lr, (H, W)).permute(1, 2, 0).contiguous()
+    if model.resize_only:
+        return model.resize(lr, (H, W))
     device = resolve_device(device)
     model = model.to(device).eval()
     h, w = lr.shape[-2:]
-    grid_scale = model.scale if isinstance(model, FixedScaleSR) else 1
+    grid_scale = model.grid_scale
     gh, gw = h * grid_scale, w * grid_scale
     axis_y, axis_x = coord_axis(H), coord_axis(W)
     owner_y, owner_x = nearest_index(axis_y, gh), nearest_index(axis_x, gw)
@@ -132,8 +119,8 @@ def _decode_block(model, grid, out, axis_y, axis_x, rows, cols, cell, chunk, bar
 def render_reference(
     model: torch.nn.Module, lr: torch.Tensor, size: tuple[int, int], *, device="auto", chunk: int = DEFAULT_CHUNK
 ) -> torch.Tensor:
-    """The spec's procedure literally (LIIF only): one encoder pass, then per chunk unfold,
-    grid_sample the 576-channel latent per query and run the whole MLP. The baseline
+    """The spec's procedure literally (LIIF and MetaSR): one encoder pass, then per chunk unfold,
+    grid_sample the 576-channel latent per query and run the whole decoder. The baseline
     that ``render_image`` is tested and benchmarked against."""
     device = resolve_device(device)
     model = model.to(device).eval()

@@ -10,12 +10,15 @@
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
-from liif.catalogue import Dataset, lookup
-from liif.datasets import export_sample_suite
-from liif.download import DownloadError, download, extract, file_digest, verify
-from liif.images import IMAGE_SUFFIXES
+from tqdm import tqdm
+
+from liif.catalogue import CatalogueEntry, lookup
+from liif.download import DownloadError, download, extract, verify
+from liif.files import file_digest
+from liif.images import IMAGE_SUFFIXES, write_png
 
 SOURCES = ("official", "mirror", "local", "sample")
 
@@ -24,7 +27,31 @@ class SourceError(Exception):
     """A dataset source that cannot be used; the message says what to change."""
 
 
-def check_layout(root: Path, dataset: Dataset, scales: tuple[int, ...] | None = None) -> Path:
+# scikit-image's bundled photographs (skimage.data functions of these names), available offline.
+SAMPLE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+                 "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket", "stereo_motorcycle")  # fmt: skip
+
+
+def export_sample_suite(names: list[str], out_dir: str | Path) -> list[Path]:
+    """Write the named scikit-image photographs as PNG files (greyscale ones stay greyscale)."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise ImportError("the sample suite needs scikit-image: pip install scikit-image") from None
+    unknown = [n for n in names if n not in SAMPLE_PHOTOS]
+    if unknown:
+        raise ValueError(f"unknown sample images {unknown}; available: {', '.join(SAMPLE_PHOTOS)}")
+    paths = []
+    for name in tqdm(names, desc="sample suite", unit="img", leave=False):
+        image = getattr(skimage.data, name)()
+        if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+            image = image[0]
+        paths.append(Path(out_dir) / f"{name}.png")
+        write_png(image, paths[-1])
+    return paths
+
+
+def check_layout(root: Path, dataset: CatalogueEntry, scales: tuple[int, ...] | None = None) -> Path:
     """The folder must hold the dataset's HR images and its LR folders, paired by name."""
     hr = root / dataset.hr_dir
     images = sorted(p for p in hr.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if hr.is_dir() else []
@@ -38,7 +65,7 @@ def check_layout(root: Path, dataset: Dataset, scales: tuple[int, ...] | None = 
     return root
 
 
-def lr_scales(spec: dict, dataset: Dataset) -> tuple[int, ...]:
+def lr_scales(spec: dict, dataset: CatalogueEntry) -> tuple[int, ...]:
     """The shipped LR scales to verify and prepare: ``lr_scales:`` of the spec, else all the catalogue lists.
 
     A local copy may hold only some of them (``../shared/datasets/div2k`` has X2 only).
@@ -127,6 +154,23 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> P
                 shutil.move(str(entry), target)
             shutil.rmtree(staged)
     return check_layout(raw / "extracted", dataset, lr_scales(spec, dataset))
+
+
+def fetch_datasets(datasets: dict, *, raw_root: str | Path) -> Path:
+    """``fetch_dataset`` for every entry of ``data.datasets``; records where each one ended up in
+    ``<raw_root>/sources.json`` (which also keeps ``raw_root`` a folder when every source is local)."""
+    raw_root = Path(raw_root)
+    raw_root.mkdir(parents=True, exist_ok=True)
+    record = {}
+    for name, spec in datasets.items():
+        try:
+            root = fetch_dataset(name, spec, raw_root)
+        except (SourceError, DownloadError, KeyError, ValueError) as e:
+            raise SourceError(f"{name}: {e}") from None
+        record[name] = {"source": spec["source"], "root": str(root)}
+        print(f"{name}: {spec['source']} -> {root}", file=sys.stderr)
+    (raw_root / "sources.json").write_text(json.dumps(record, indent=2) + "\n")
+    return raw_root / "sources.json"
 
 
 def split_file(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path | None:

@@ -105,8 +105,5 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None):
         self._call(lambda: self.mlflow.log_artifact(str(path), artifact_path=artifact_path))
 
-    def set_tags(self, tags: dict):
-        self._call(lambda: self.mlflow.set_tags(tags))
-
     def end(self, status: str = "FINISHED"):
         self._call(lambda: self.mlflow.end_run(status=status))

@@ -1,6 +1,8 @@
 """Training per spec section 3: L1 on normalised RGB, Adam, MultiStepLR, validation every epoch.
 
-``train_variant`` writes into its output folder, atomically, after every epoch:
+``train_variant`` trains one resolved variant from the prepared data; ``fit``
+is the loop itself, on any pair of training and validation sets. It writes
+into its output folder, atomically, after every epoch:
 ``epoch-last.pth`` (weights plus optimizer, scheduler and history),
 ``epoch-best.pth`` (best validation PSNR) and, every ``save_every`` epochs,
 ``epoch-<n>.pth``. Rerun after a kill, it resumes from ``epoch-last.pth`` and
@@ -19,39 +21,12 @@ import torch
 from tqdm import tqdm
 
 from liif.checkpoint import read_checkpoint, save_checkpoint
-from liif.config import config_hash
-from liif.data import DownsampledPatches, PairedPatches, UniformVariedPairs
+from liif.device import resolve_device
+from liif.layout import PreparedData
 from liif.models import build_model
-from liif.render import resolve_device
+from liif.samples import make_training_sets
 from liif.tracking import Tracker
-
-
-def make_datasets(config: dict, data: dict) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """Training and validation sets for a variant; ``data`` holds uint8 images: train_hr, val_hr,
-    and for fixed-scale models train_lr / val_lr (paired LR at the model's scale)."""
-    t = config["train"]
-    seed = t["seed"]
-    val_hr = data["val_hr"][: t["val_images"]]
-    if t.get("task"):  # the size-varied ground-truth study (spec 3.4)
-        lr_size, hr_size = t["task"]
-        fixed = config["model"]["name"] == "fixed-scale"
-        common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
-        train = UniformVariedPairs(data["train_lr"], data["train_hr"], augment=t["augment"], repeat=t["repeat"],
-                                   gt_resize=hr_size if fixed else None, seed=seed, **common)  # fmt: skip
-        val = UniformVariedPairs(data["val_lr"][: t["val_images"]], val_hr, augment=False, varied=False,
-                                 repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
-        return train, val
-    if config["model"]["name"] == "fixed-scale":
-        scale = config["model"]["args"]["scale"]
-        train = PairedPatches(data["train_hr"], data["train_lr"], scale=scale, inp_size=t["inp_size"],
-                              augment=t["augment"], repeat=t["repeat"], seed=seed)  # fmt: skip
-        val = PairedPatches(val_hr, data["val_lr"][: t["val_images"]], scale=scale, inp_size=t["inp_size"],
-                            augment=False, repeat=t["val_repeat"], seed=seed + 1)  # fmt: skip
-        return train, val
-    common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    train = DownsampledPatches(data["train_hr"], augment=t["augment"], repeat=t["repeat"], seed=seed, **common)
-    val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=seed + 1, **common)
-    return train, val
+from liif.variants import config_hash
 
 
 def batches(dataset, *, batch_size: int, epoch: int, seed: int, shuffle: bool):
@@ -90,8 +65,32 @@ def _write_history(history: list[dict], out_dir: Path):
     (out_dir / "history.tsv").write_text("\n".join(lines) + "\n")
 
 
-def train_variant(config: dict, data: dict, out_dir: str | Path, *, tracking: dict | None = None) -> dict:
-    """Train (or resume) one variant; returns a summary written to ``out_dir/summary.json``."""
+def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, runtime: dict) -> dict:
+    """Train (or resume, or skip when finished) one variant; returns the summary written to ``summary.json``.
+
+    ``runtime`` is the ``params.yaml`` runtime section: how to run, never what is computed.
+    """
+    out_dir = Path(out_dir)
+    if runtime["threads"]:
+        torch.set_num_threads(runtime["threads"])
+    tracking = runtime["tracking"]
+    if config["train"] is None:  # Bicubic: nothing to learn, a parameterless checkpoint for evaluate
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
+        save_checkpoint(out_dir / "epoch-last.pth", model=build_model(config["model"]),
+                        train_state={"epoch": 0, "history": []}, metadata=metadata)  # fmt: skip
+        tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"])
+        tracker.log_params({"model": config["model"]})
+        tracker.end()
+        return _finish(out_dir, config, [], 0.0, tracker.run_id)
+    train_set, val_set = make_training_sets(config, prepared)
+    return fit(config, train_set, val_set, out_dir, device=runtime["device"], save_every=runtime["save_every"],
+               tracking=tracking)  # fmt: skip
+
+
+def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = "auto", save_every: int = 0,
+        tracking: dict | None = None) -> dict:  # fmt: skip
+    """The training loop of a resolved variant on the given sets (resumes from ``epoch-last.pth``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t = config["train"]
@@ -99,17 +98,9 @@ def train_variant(config: dict, data: dict, out_dir: str | Path, *, tracking: di
     torch.manual_seed(t["seed"])
     model = build_model(config["model"])
     metadata = {"variant": config["variant"], "config_hash": digest}
-    tracking = tracking or {"enabled": False, "experiment": "liif-repro"}
+    tracking = tracking or {"enabled": False, "experiment": ""}
 
-    if config["model"]["name"] == "bicubic":  # nothing to learn
-        save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state={"epoch": 0, "history": []},
-                        metadata=metadata)  # fmt: skip
-        tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"])
-        tracker.log_params({"model": config["model"]})
-        tracker.end()
-        return _finish(out_dir, config, [], 0.0, tracker.run_id)
-
-    device = resolve_device(t["device"])
+    device = resolve_device(device)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
@@ -139,7 +130,6 @@ def train_variant(config: dict, data: dict, out_dir: str | Path, *, tracking: di
     if run_id is None:
         tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
 
-    train_set, val_set = make_datasets(config, data)
     steps = math.ceil(len(train_set) / t["batch_size"])
     for epoch in range(start_epoch, t["epochs"] + 1):
         began = time.perf_counter()
@@ -169,7 +159,7 @@ def train_variant(config: dict, data: dict, out_dir: str | Path, *, tracking: di
                  "history": history, "best_val_psnr": best, "mlflow_run_id": tracker.run_id}  # fmt: skip
         if is_best:
             save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
-        if t.get("save_every") and epoch % t["save_every"] == 0:
+        if save_every and epoch % save_every == 0:
             save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
         save_checkpoint(last, model=model, train_state=state, metadata=metadata)  # last: the resume point
         _write_history(history, out_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from liif.config import apply_profile, load_params  # noqa: E402
+from liif.params import apply_profile, load_params  # noqa: E402
 
 
 def main() -> int:

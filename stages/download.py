@@ -1,26 +1,21 @@
-"""Stage download: make every dataset of params.yaml ``data.datasets`` available (see liif.sources).
+"""Stage download: make every dataset of ``data.datasets`` available (see liif.sources)."""
 
-Downloads land in data/raw/<dataset>; a ``local`` source is verified and used in place.
-"""
-
+import argparse
 import sys
 
-from liif.config import load_params
-from liif.datasets import reset_dir
-from liif.download import DownloadError
-from liif.sources import SourceError, fetch_dataset
+from liif.params import load_params
+from liif.sources import SourceError, fetch_datasets
 
 
 def main() -> int:
-    data = load_params()["data"]
-    reset_dir("data/raw/.stage")  # keeps data/raw a directory even when every source is local
-    for name, spec in data["datasets"].items():
-        try:
-            root = fetch_dataset(name, spec)
-        except (SourceError, DownloadError, KeyError, ValueError) as e:
-            print(f"download: {name}: {e}", file=sys.stderr)
-            return 2
-        print(f"{name}: {spec['source']} -> {root}", file=sys.stderr)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--raw", required=True, help="folder for downloads and extracted archives")
+    args = parser.parse_args()
+    try:
+        fetch_datasets(load_params()["data"]["datasets"], raw_root=args.raw)
+    except SourceError as e:
+        print(f"download: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -6,10 +6,11 @@ import torch
 from conftest import TINY_ENCODER
 from PIL import Image
 
-from liif.data import UniformVariedPairs, load_images
-from liif.datasets import celeba_split, prepare_celeba
-from liif.evaluate import evaluate_task, list_images
+from liif.evaluate import evaluate_task
+from liif.layout import PreparedData
 from liif.models import LIIF, FixedScaleSR
+from liif.prepare import celeba_split, prepare_celeba
+from liif.samples import UniformVariedPairs, load_images
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,9 @@ def faces(tmp_path_factory):
     src = need(DATASETS / "celeba_hq" / "data1024x1024")
     names = sorted(p.name for p in src.iterdir())[:10]  # 8 PNG (CelebA-HQ index) + JPEG (CelebA id)
     split = celeba_split(names, split_json=None, val_fraction=0.2, seed=0)
-    out = tmp_path_factory.mktemp("celeba")
-    prepare_celeba(src, out, split=split)
-    return src, out, split
+    prepared = PreparedData(tmp_path_factory.mktemp("prepared"))
+    prepare_celeba(src, prepared, "celeba", split=split)
+    return src, prepared.dataset("celeba"), split
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -46,8 +47,8 @@ def test_faces_are_resized_as_the_paper_does(faces):
 
 def test_ground_truth_sizes_spread_uniformly_from_l_to_h(faces):
     _, out, _ = faces
-    lr = load_images(list_images(out / "train" / "64"))
-    hr = load_images(list_images(out / "train" / "128"))
+    lr = load_images(out / "train" / "64")
+    hr = load_images(out / "train" / "128")
     ds = UniformVariedPairs(lr, hr, lr_size=64, hr_size=128, sample_q=1024, augment=True)
     sides = [round(2 / ds[i]["cell"][0, 0].item()) for i in range(len(ds))]
     assert sides[0] == 64 and sides[-1] == 128 and sides == sorted(sides)
@@ -59,20 +60,23 @@ def test_ground_truth_sizes_spread_uniformly_from_l_to_h(faces):
 
 def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
     from liif.train import train_variant
+    from liif.variants import resolve_variant
 
     _, out, _ = faces
-    data = {f"{key}_{size}": load_images(list_images(out / split / str(n)))
-            for split, key in (("train", "train"), ("test", "val")) for size, n in (("lr", 32), ("hr", 256))}  # fmt: skip
-    train = {"dataset": "celeba", "task": [32, 256], "epochs": 2, "batch_size": 4, "repeat": 1, "sample_q": 256,
-             "augment": True, "lr": 1e-3, "milestones": [1], "gamma": 0.1, "val_images": 2, "val_repeat": 1,
-             "save_every": 0, "seed": 0, "device": "cpu"}  # fmt: skip
-    specs = {
-        "liif": {"name": "liif", "args": {"encoder": TINY_ENCODER, "decoder_hidden": [16], "feat_unfold": True,
-                                          "local_ensemble": True, "cell_decode": True}},
-        "upsample": {"name": "fixed-scale", "args": {"encoder": TINY_ENCODER, "scale": 8}},
+    params = {
+        "model": {"name": "liif", "encoder": TINY_ENCODER, "decoder_hidden": [16], "feat_unfold": True,
+                  "local_ensemble": True, "cell_decode": True, "predictor_hidden": 16, "scale": 2},
+        "train": {"dataset": "celeba", "task": [32, 256], "epochs": 2, "batch_size": 4, "repeat": 1, "sample_q": 256,
+                  "augment": True, "lr": 1e-3, "milestones": [1], "gamma": 0.1, "val_images": 2, "val_repeat": 1,
+                  "seed": 0},
+        "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
     }  # fmt: skip
-    for name, spec in specs.items():
-        summary = train_variant({"variant": name, "model": spec, "train": train}, data, tmp_path / name)
+    runtime = {"device": "cpu", "threads": 0, "save_every": 0, "tracking": {"enabled": False, "experiment": "t"}}
+    for name in params["variants"]:
+        config = resolve_variant(params, name)
+        assert config["train"]["samples"] == "uniform-varied"
+        assert config["train"]["gt_resize"] == (256 if name == "upsample" else None)
+        summary = train_variant(config, prepared=PreparedData(out.parent), out_dir=tmp_path / name, runtime=runtime)
         assert summary["epochs"] == 2
     model = LIIF(encoder=TINY_ENCODER, decoder_hidden=[16])
     scores = evaluate_task(model, out / "test" / "32", out / "test" / "256", device="cpu", progress=False)

@@ -21,7 +21,9 @@ def run(*args):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    save_checkpoint(d / "tiny.pth", model=tiny_liif(), train_state={"epoch": 7})
+    history = [{"epoch": 7, "loss": 0.1, "val_psnr": 25.5, "lr": 1e-4, "seconds": 1.0}]
+    save_checkpoint(d / "tiny.pth", model=tiny_liif(), train_state={"epoch": 7, "history": history,
+                                                                    "best_val_psnr": 26.1})  # fmt: skip
     img = (random_image(20, 24).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     Image.fromarray(img).save(d / "rgb.png")
     Image.fromarray(img[..., 0]).save(d / "grey.png")
@@ -107,6 +109,7 @@ def test_info(workdir):
     code, out, err = run("info", workdir / "tiny.pth")
     assert code == 0, err
     assert "model:       liif" in out and "epoch:       7" in out
+    assert "val PSNR:    25.50 dB at the last epoch, best 26.10 dB" in out and "lr:          1.000e-04" in out
     n = sum(p.numel() for p in tiny_liif().parameters())
     assert f"{n:,}" in out
 

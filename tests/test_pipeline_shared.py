@@ -35,7 +35,10 @@ def metrics(repo):
 def test_benchmarks_are_used_in_place_and_bicubic_matches_the_published_rows(repo):
     m = metrics(repo)
     assert sorted(m) == VARIANTS
-    assert sorted(p.name for p in (repo / "data" / "raw").iterdir()) == [".stage", "sample"]  # local: nothing copied
+    assert sorted(p.name for p in (repo / "data" / "raw").iterdir()) == [
+        "sample",
+        "sources.json",
+    ]  # local: nothing copied
     for scale, published in PUBLISHED_SET5.items():
         assert m["bicubic"]["set5"][scale] == pytest.approx(published, abs=0.02)
     for variant in ("bicubic", "liif"):

@@ -4,9 +4,10 @@ import torch
 from conftest import TINY_ENCODER, random_image, tiny_liif
 
 from liif.checkpoint import load_checkpoint
+from liif.device import resolve_device
 from liif.images import load_image
 from liif.models import LIIF, Bicubic, FixedScaleSR, MetaSR
-from liif.render import output_size, render_image, render_reference, resolve_device
+from liif.render import output_size, render_image, render_reference
 from liif.resize import matlab_bicubic
 
 

@@ -36,7 +36,8 @@ PUBLISHED_BICUBIC = {  # ../shared/datasets/README.md
 
 @pytest.mark.parametrize("dataset", sorted(PUBLISHED_BICUBIC))
 def test_bicubic_baseline_reproduces_published_y_psnr(datasets_dir, dataset):
-    from liif.evaluate import evaluate_pairs, list_images
+    from liif.evaluate import evaluate_pairs
+    from liif.images import list_images
     from liif.models import Bicubic
 
     root = datasets_dir / "benchmark" / dataset

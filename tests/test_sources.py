@@ -10,10 +10,12 @@ from conftest import need
 from PIL import Image
 from test_download import Server
 
-from liif.catalogue import CATALOGUE, PUBLISHED, Archive
-from liif.datasets import prepare_official
-from liif.evaluate import evaluate_pairs, list_images
+from liif.catalogue import CATALOGUE, PUBLISHED, Archive, lookup
+from liif.evaluate import evaluate_pairs
+from liif.images import list_images
+from liif.layout import PreparedData
 from liif.models import Bicubic
+from liif.prepare import celeba_split, prepare_official
 from liif.resize import matlab_bicubic
 from liif.sources import SourceError, dataset_root, fetch_dataset
 
@@ -76,12 +78,12 @@ def test_local_benchmark_is_verified_in_place_and_reproduces_bicubic(datasets_di
     spec = {"source": "local", "path": str(datasets_dir)}  # the folder holding benchmark/
     root = fetch_dataset("set5", spec, raw_root=tmp_path / "raw")
     assert root == datasets_dir and not (tmp_path / "raw").exists()  # nothing copied
-    prepare_official(root, hr_dir="benchmark/Set5/HR", lr_dir="benchmark/Set5/LR_bicubic/X{s}", scales=(2, 3, 4),
-                     out_dir=tmp_path / "set5", desc="set5")  # fmt: skip
-    hr = list_images(tmp_path / "set5" / "HR")
+    prepared = PreparedData(tmp_path / "prepared")
+    prepare_official(root, lookup("set5"), prepared, "set5", "test", scales=(2, 3, 4))
+    hr = list_images(prepared.hr("set5", "test"))
     for s, published in zip((2, 3, 4), (33.66, 30.39, 28.42)):
-        scores = evaluate_pairs(Bicubic(), hr, scale=s, protocol="benchmark",
-                                lr_dir=tmp_path / "set5" / "LR_bicubic" / f"X{s}", progress=False)  # fmt: skip
+        scores = evaluate_pairs(Bicubic(), hr, scale=s, protocol="benchmark", lr_dir=prepared.lr("set5", "test", s),
+                                progress=False)  # fmt: skip
         assert abs(sum(x.psnr for x in scores) / len(scores) - published) <= 0.02
 
 
@@ -141,10 +143,10 @@ def test_local_div2k_with_only_x2_and_our_bicubic_reproduces_the_official_lr(dat
         fetch_dataset("div2k", {"source": "local", "path": str(root), "catalogue": "div2k-train", "lr_scales": [8]})
     spec = {"source": "local", "path": str(root), "catalogue": "div2k-train", "lr_scales": [2]}
     assert fetch_dataset("div2k", spec) == root
-    prepare_official(root, hr_dir="DIV2K_train_HR", lr_dir="DIV2K_train_LR_bicubic/X{s}", scales=(2,),
-                     out_dir=tmp_path / "div2k", desc="div2k")  # fmt: skip
-    hr = np.asarray(Image.open(tmp_path / "div2k" / "HR" / "0004.png"))
-    official = np.asarray(Image.open(tmp_path / "div2k" / "LR_bicubic" / "X2" / "0004x2.png"))
+    prepared = PreparedData(tmp_path / "prepared")
+    prepare_official(root, lookup("div2k-train"), prepared, "div2k", "train", scales=(2,))
+    hr = np.asarray(Image.open(prepared.hr("div2k", "train") / "0004.png"))
+    official = np.asarray(Image.open(prepared.lr("div2k", "train", 2) / "0004x2.png"))
     assert hr.shape == (1344, 2040, 3) and official.shape == (672, 1020, 3)
     assert np.array_equal(matlab_bicubic(hr, scale=0.5), official)  # bit for bit, as on Set5/Set14
 
@@ -152,8 +154,6 @@ def test_local_div2k_with_only_x2_and_our_bicubic_reproduces_the_official_lr(dat
 def test_celeba_directory_mirror_with_split_json(tmp_path):
     import json
     import zipfile
-
-    from liif.datasets import celeba_split
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()

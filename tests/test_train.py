@@ -9,9 +9,10 @@ import torch
 from conftest import random_image
 
 from liif.checkpoint import load_checkpoint, read_checkpoint
-from liif.config import apply_profile, config_hash, load_params, resolve_variant
-from liif.data import DownsampledPatches, PairedPatches
-from liif.train import train_variant
+from liif.params import apply_profile, load_params
+from liif.samples import DownsampledPatches, PairedPatches
+from liif.train import fit
+from liif.variants import config_hash, resolve_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -25,7 +26,7 @@ def tiny_config(epochs=3, **train):
                                            "local_ensemble": True, "cell_decode": True}},
         "train": {"epochs": epochs, "batch_size": 4, "repeat": 4, "inp_size": 16, "scale_min": 1, "scale_max": 4,
                   "sample_q": 64, "augment": True, "lr": 1e-3, "milestones": [2], "gamma": 0.5, "val_images": 1,
-                  "val_repeat": 2, "save_every": 0, "seed": 0, "device": "cpu", **train},
+                  "val_repeat": 2, "seed": 0, "samples": "downsampled", **train},
     }  # fmt: skip
 
 
@@ -96,9 +97,16 @@ def test_resume_after_kill_ends_with_identical_weights(tmp_path):
     assert not list(killed.glob(".*.tmp"))
 
 
+def tiny_sets(config, images):
+    t = config["train"]
+    common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
+    return (DownsampledPatches(images, augment=True, repeat=t["repeat"], seed=t["seed"], **common),
+            DownsampledPatches(images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1, **common))  # fmt: skip
+
+
 def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
     images = [torch.round(random_image(80, 80, seed=i) * 255).to(torch.uint8) for i in range(2)]
-    summary = train_variant(tiny_config(epochs=6), {"train_hr": images, "val_hr": images}, tmp_path)
+    summary = fit(tiny_config(epochs=6), *tiny_sets(tiny_config(), images), tmp_path, device="cpu")
     history = [l.split("\t") for l in (tmp_path / "history.tsv").read_text().splitlines()[1:]]
     assert len(history) == 6 and float(history[-1][1]) < float(history[0][1])
     assert summary["epochs"] == 6
@@ -107,9 +115,9 @@ def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
 
 def test_changed_configuration_is_not_resumed(tmp_path):
     images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
-    train_variant(tiny_config(epochs=1), {"train_hr": images, "val_hr": images}, tmp_path)
+    fit(tiny_config(epochs=1), *tiny_sets(tiny_config(), images), tmp_path, device="cpu")
     other = tiny_config(epochs=1, lr=5e-4)
-    train_variant(other, {"train_hr": images, "val_hr": images}, tmp_path)
+    fit(other, *tiny_sets(other, images), tmp_path, device="cpu")
     assert read_checkpoint(tmp_path / "epoch-last.pth")["metadata"]["config_hash"] == config_hash(other)
 
 

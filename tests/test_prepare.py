@@ -2,9 +2,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liif.datasets import decode_rgb, export_sample_suite, md5sum, prepare_split, write_manifest
-from liif.images import ImageError
+from liif.files import file_digest
+from liif.images import ImageError, decode_image
+from liif.layout import PreparedData
+from liif.prepare import prepare_split, write_manifest
 from liif.resize import matlab_bicubic
+from liif.sources import export_sample_suite
 
 
 def test_prepare_writes_rgb_hr_matlab_lr_and_a_manifest(tmp_path):
@@ -12,15 +15,16 @@ def test_prepare_writes_rgb_hr_matlab_lr_and_a_manifest(tmp_path):
     raw.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (50, 61), dtype=np.uint8)).save(raw / "grey.png")
-    prepare_split([raw / "grey.png"], tmp_path / "out" / "test", lr_scales=[2, 3])
-    hr = np.asarray(Image.open(tmp_path / "out" / "test" / "HR" / "grey.png"))
+    prepared = PreparedData(tmp_path / "prepared")
+    prepare_split([raw / "grey.png"], prepared, "set", "test", lr_scales=[2, 3])
+    hr = np.asarray(Image.open(prepared.hr("set", "test") / "grey.png"))
     assert hr.shape == (50, 61, 3)
-    lr3 = np.asarray(Image.open(tmp_path / "out" / "test" / "LR_bicubic" / "X3" / "greyx3.png"))
+    lr3 = np.asarray(Image.open(prepared.lr("set", "test", 3) / "greyx3.png"))
     assert np.array_equal(lr3, matlab_bicubic(np.ascontiguousarray(hr[:48, :60]), scale=1 / 3))
-    manifest = write_manifest(tmp_path / "out").read_text().splitlines()
+    manifest = write_manifest(prepared.dataset("set"), prepared.manifest("set")).read_text().splitlines()
     assert manifest[0] == "path\tbytes\tmd5" and len(manifest) == 4
     path, size, digest = manifest[1].split("\t")
-    assert digest == md5sum(tmp_path / "out" / path) and int(size) > 0
+    assert digest == file_digest(prepared.dataset("set") / path, "md5") and int(size) > 0
 
 
 def test_truncated_image_is_reported_by_name(tmp_path):
@@ -28,8 +32,8 @@ def test_truncated_image_is_reported_by_name(tmp_path):
     Image.fromarray(np.zeros((40, 40, 3), np.uint8) + 9).save(good)
     bad = tmp_path / "bad.png"
     bad.write_bytes(good.read_bytes()[:60])
-    with pytest.raises(ImageError, match="bad.png: unreadable or truncated"):
-        decode_rgb(bad)
+    with pytest.raises(ImageError, match="bad.png: not a readable image, unreadable or truncated"):
+        decode_image(bad)
 
 
 def test_sample_suite_is_offline_real_photos(tmp_path):

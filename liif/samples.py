@@ -1,4 +1,10 @@
-"""Training samples exactly as the paper's wrappers make them (spec 3.2, 2.5).
+"""Training samples exactly as the paper's dataset wrappers make them (spec 3.2, 3.4, 2.5).
+
+``make_training_sets`` is the one place that picks the wrapper a variant trains
+with, from its resolved recipe (``liif.variants.resolve_variant``):
+``downsampled`` (random scale, PIL-bicubic LR made on the fly), ``paired``
+(fixed-scale up-samplers: shipped MATLAB-bicubic LR), ``uniform-varied``
+(the size-varied ground-truth study).
 
 Every random choice of a sample comes from a generator seeded by
 (seed, epoch, index), so an epoch's data is a pure function of those numbers:
@@ -6,23 +12,22 @@ a run resumed from an epoch checkpoint sees the same batches as one that
 never stopped, with no RNG state to carry around.
 """
 
-import math
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from liif.images import load_image
+from liif.images import decode_image, list_images
+from liif.layout import PreparedData
 from liif.models import make_coord
 from liif.resize import pil_bicubic
 
 
-def load_images(paths: list[Path], *, desc: str = "load") -> list[torch.Tensor]:
-    """Decode every image once and keep it in memory as uint8 (3, H, W)."""
+def load_images(folder: str | Path, *, desc: str = "load") -> list[torch.Tensor]:
+    """Decode every image of a folder once and keep it in memory as uint8 (3, H, W), sorted by name."""
     out = []
-    for path in tqdm(paths, desc=desc, unit="img", leave=False):
-        image, _ = load_image(path)
-        out.append(torch.round(image * 255).to(torch.uint8))
+    for path in tqdm(list_images(folder), desc=desc, unit="img", leave=False):
+        out.append(torch.from_numpy(decode_image(path)[0]).permute(2, 0, 1).contiguous())
     return out
 
 
@@ -146,12 +151,6 @@ class PairedPatches(torch.utils.data.Dataset):
         return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
 
 
-def hr_crop_for_scale(image: torch.Tensor, scale: float) -> torch.Tensor:
-    """HR cropped to round(floor(H/s) * s) x round(floor(W/s) * s), as the test path does."""
-    h, w = image.shape[-2:]
-    return image[..., : round(math.floor(h / scale) * scale), : round(math.floor(w / scale) * scale)]
-
-
 class UniformVariedPairs(torch.utils.data.Dataset):
     """``sr-implicit-uniform-varied`` (spec 3.4): an L x L input and a ground truth whose side grows
     uniformly from L to H across the list, round(L + (H - L) * idx / (N - 1)), bicubic-resized from
@@ -203,3 +202,43 @@ class UniformVariedPairs(torch.utils.data.Dataset):
             lr, gt = lr.flip(-1), gt.flip(-1)
         coord, rgb, cell = _to_queries(gt, min(self.sample_q, gt.shape[-1] * gt.shape[-2]), g)
         return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
+
+
+def make_training_sets(
+    config: dict, prepared: PreparedData
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+    """Training and validation sets of a resolved variant, read from the prepared data.
+
+    Training images are ``<dataset>/train``; validation uses the first ``val_images`` of
+    ``<val_dataset or dataset>/test`` (spec 3.1: the first 10 DIV2K valid images).
+    """
+    t = config["train"]
+    seed, n_val, name = t["seed"], t["val_images"], t["dataset"]
+    val_name = t.get("val_dataset") or name
+    if t["samples"] == "uniform-varied":  # spec 3.4: L x L inputs, ground truths from the H x H faces
+        lr_size, hr_size = t["task"]
+        load = {(split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
+                for split in ("train", "test") for size in (lr_size, hr_size)}  # fmt: skip
+        common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
+        train = UniformVariedPairs(load["train", lr_size], load["train", hr_size], augment=t["augment"],
+                                   repeat=t["repeat"], gt_resize=t["gt_resize"], seed=seed, **common)  # fmt: skip
+        val = UniformVariedPairs(load["test", lr_size][:n_val], load["test", hr_size][:n_val], augment=False,
+                                 varied=False, repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
+        return train, val
+    train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
+    val_hr = load_images(prepared.hr(val_name, "test"), desc=f"{val_name}/test")[:n_val]
+    if t["samples"] == "paired":  # spec 2.5: fixed-scale up-samplers learn from the shipped LR images
+        s = t["scale_min"]
+        train_lr = load_images(prepared.lr(name, "train", s), desc=f"{name}/train x{s}")
+        val_lr = load_images(prepared.lr(val_name, "test", s), desc=f"{val_name}/test x{s}")[:n_val]
+        train = PairedPatches(train_hr, train_lr, scale=s, inp_size=t["inp_size"], augment=t["augment"],
+                              repeat=t["repeat"], seed=seed)  # fmt: skip
+        val = PairedPatches(val_hr, val_lr, scale=s, inp_size=t["inp_size"], augment=False, repeat=t["val_repeat"],
+                            seed=seed + 1)  # fmt: skip
+        return train, val
+    if t["samples"] != "downsampled":
+        raise ValueError(f"train.samples {t['samples']!r}: expected downsampled, paired or uniform-varied")
+    common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
+    train = DownsampledPatches(train_hr, augment=t["augment"], repeat=t["repeat"], seed=seed, **common)
+    val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=seed + 1, **common)
+    return train, val

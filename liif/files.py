@@ -1,0 +1,43 @@
+"""Writing files so that a crash never leaves half of one, and digesting them.
+
+Every output of the project (prepared images, checkpoints, rendered images)
+goes through ``atomic_write``: the bytes land in a hidden temporary file beside
+the target, are flushed to disk and then renamed over it. The temporary file is
+created with the usual ``0o666 & ~umask`` mode, so teammates on a shared
+cluster can read what the pipeline writes.
+"""
+
+import contextlib
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+BLOCK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path):
+    """``with atomic_write(path) as f: f.write(...)``: ``path`` appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in blocks (archives are gigabytes)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(BLOCK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,58 @@
+"""``params.yaml``: the single source of configuration.
+
+Its sections: ``data`` (datasets and where they come from), ``model`` and
+``train`` (the base model and recipe), ``variants`` (overrides of those, see
+``liif.variants``), ``eval`` (datasets, protocols and scales), ``runtime``
+(how to run: device, threads, checkpoint frequency, tracking). Profiles under
+``profiles/`` are patches of it.
+"""
+
+import copy
+from pathlib import Path
+
+import yaml
+
+RUNTIME_KEYS = {"device", "threads", "save_every", "tracking"}
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; run from the repository root")
+    with open(path) as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of sections")
+    return params
+
+
+def runtime_settings(params: dict) -> dict:
+    """The ``runtime`` section: how a stage runs, never what it computes, so no result depends on it
+    (it is not a DVC parameter and not part of a variant's identity). Checked: a misspelt key would
+    otherwise be ignored without a word."""
+    runtime = params.get("runtime") or {}
+    if set(runtime) != RUNTIME_KEYS:
+        raise ValueError(f"params.yaml runtime: expected the keys {sorted(RUNTIME_KEYS)}, found {sorted(runtime)}")
+    return runtime
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_profile(params: dict, profile: dict) -> dict:
+    """``params`` with a profile's values: sections deep-merged; the lists of variants and of datasets
+    (``data.datasets``, ``eval.datasets``) replaced, since a profile names all of them."""
+    out = deep_merge(params, {k: v for k, v in profile.items() if k != "variants"})
+    if "variants" in profile:
+        out["variants"] = copy.deepcopy(profile["variants"])
+    for section in ("data", "eval"):
+        if "datasets" in profile.get(section, {}):
+            out[section]["datasets"] = copy.deepcopy(profile[section]["datasets"])
+    return out

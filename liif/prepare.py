@@ -1,0 +1,99 @@
+"""Stage ``prepare``: decode and check every image once, write the prepared layout (``liif.layout``).
+
+Official sets keep their shipped LR images; the sample suite gets MATLAB-bicubic
+LR images made the same way; CelebA-HQ faces are resized as the paper does and
+split. Each dataset ends with a ``manifest.tsv`` of every file with its md5.
+"""
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from liif.catalogue import lookup
+from liif.files import file_digest
+from liif.images import decode_image, list_images, write_png
+from liif.layout import PreparedData
+from liif.resize import matlab_bicubic
+from liif.sources import dataset_root, lr_scales, split_file
+
+CELEBA_SIZES = (256, 128, 64, 32)
+
+
+def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: PreparedData, sample_lr_scales) -> Path:
+    """Prepare one dataset of ``data.datasets`` from where ``download`` left it; returns its manifest."""
+    root, out = dataset_root(name, spec, raw_root), prepared.dataset(name)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if spec.get("catalogue", name) == "celeba-hq":
+        src = root / "data1024x1024"
+        names = [p.name for p in list_images(src)]
+        split = celeba_split(names, split_json=split_file(name, spec, raw_root),
+                             val_fraction=spec.get("val_fraction", 0.2), seed=spec.get("seed", 0))  # fmt: skip
+        prepare_celeba(src, prepared, name, split=split)
+        prepared.split_record(name).write_text(json.dumps(split, indent=2) + "\n")
+    elif spec["source"] == "sample":
+        for split in ("train", "test"):
+            prepare_split([root / f"{image}.png" for image in spec[split]], prepared, name, split,
+                          lr_scales=sample_lr_scales)  # fmt: skip
+    else:
+        entry = lookup(spec.get("catalogue", name))
+        prepare_official(root, entry, prepared, name, spec.get("split", "test"), scales=lr_scales(spec, entry))
+    return write_manifest(out, prepared.manifest(name))
+
+
+def prepare_split(sources: list[Path], prepared: PreparedData, name: str, split: str, *, lr_scales):
+    """HR as RGB PNG plus MATLAB-bicubic LR at each scale (HR cropped to a multiple of it first)."""
+    for src in tqdm(sources, desc=f"{name}/{split}", unit="img", leave=False):
+        rgb, _ = decode_image(src)
+        write_png(rgb, prepared.hr(name, split) / f"{src.stem}.png")
+        for s in lr_scales:
+            h, w = rgb.shape[0] // s * s, rgb.shape[1] // s * s
+            lr = matlab_bicubic(np.ascontiguousarray(rgb[:h, :w]), scale=1 / s)
+            write_png(lr, prepared.lr(name, split, s) / f"{src.stem}x{s}.png")
+
+
+def prepare_official(root: Path, entry, prepared: PreparedData, name: str, split: str, *, scales):
+    """Decode and check an official-layout set, write HR and its shipped LR images as RGB PNG."""
+    for hr in tqdm(list_images(root / entry.hr_dir), desc=name, unit="img", leave=False):
+        write_png(decode_image(hr)[0], prepared.hr(name, split) / f"{hr.stem}.png")
+        for s in scales if entry.lr_dir else ():
+            lr = root / entry.lr_dir.format(s=s) / f"{hr.stem}x{s}{hr.suffix}"
+            write_png(decode_image(lr)[0], prepared.lr(name, split, s) / f"{hr.stem}x{s}.png")
+
+
+def celeba_split(names: list[str], *, split_json: Path | None, val_fraction: float, seed: int) -> dict:
+    """``split.json`` (keys train/val, file names or stems) when given, else a seeded shuffle of sorted names."""
+    if split_json is not None and split_json.is_file():
+        raw = json.loads(split_json.read_text())
+        stems = {Path(n).stem: n for n in names}
+        split = {k: [stems[Path(str(x)).stem] for x in raw[k] if Path(str(x)).stem in stems] for k in ("train", "val")}
+        return {**split, "source": str(split_json)}
+    order = sorted(names)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction))
+    return {"train": sorted(order[n_val:]), "val": sorted(order[:n_val]), "source": f"seeded shuffle (seed {seed})"}
+
+
+def prepare_celeba(src_dir: Path, prepared: PreparedData, name: str, *, split: dict):
+    """The paper's resizing: 256 from 1024 with PIL bicubic, then 128, 64 and 32 from the 256 version."""
+    for part, names in (("train", split["train"]), ("test", split["val"])):
+        for file_name in tqdm(names, desc=f"{name}/{part}", unit="img", leave=False):
+            base = Image.fromarray(decode_image(src_dir / file_name)[0]).resize((256, 256), Image.Resampling.BICUBIC)
+            for size in CELEBA_SIZES:
+                img = base if size == 256 else base.resize((size, size), Image.Resampling.BICUBIC)
+                write_png(np.asarray(img), prepared.sized(name, part, size) / f"{Path(file_name).stem}.png")
+
+
+def write_manifest(root: Path, manifest: Path) -> Path:
+    """Every file under ``root`` with its size and md5, sorted by path."""
+    rows = ["path\tbytes\tmd5"]
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p != manifest):
+        rows.append(f"{path.relative_to(root).as_posix()}\t{path.stat().st_size}\t{file_digest(path, 'md5')}")
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest

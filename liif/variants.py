@@ -1,0 +1,81 @@
+"""A variant's identity: what its weights depend on, resolved from ``params.yaml``.
+
+A variant is a set of overrides of the base ``model`` and ``train`` sections,
+so ``dvc exp run -S model.cell_decode=false`` reaches every variant that does
+not set that key itself. ``resolve_variant`` returns the model spec and the
+training recipe (which training data, which of the paper's sample wrappers,
+every hyperparameter) and nothing else: the ``runtime`` section never enters
+it. It is written to ``configs/<variant>.json``, training depends on that file,
+and its hash is stored in every checkpoint.
+"""
+
+import copy
+import hashlib
+import json
+
+from liif.params import RUNTIME_KEYS, deep_merge
+
+
+def merge_model(base: dict, override: dict) -> dict:
+    """``deep_merge`` except that an encoder of another kind replaces the base encoder block:
+    an RDN has none of EDSR's ``n_resblocks``/``n_feats``."""
+    merged = deep_merge(base, override)
+    encoder = override.get("encoder") or {}
+    if encoder.get("name", base["encoder"]["name"]) != base["encoder"]["name"]:
+        merged["encoder"] = copy.deepcopy(encoder)
+    return merged
+
+
+def model_spec_from_section(model: dict) -> dict:
+    """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec."""
+    name = model["name"]
+    if name == "liif":
+        keys = ("encoder", "decoder_hidden", "feat_unfold", "local_ensemble", "cell_decode")
+        return {"name": "liif", "args": {k: model[k] for k in keys}}
+    if name == "metasr":
+        return {"name": "metasr", "args": {"encoder": model["encoder"], "predictor_hidden": model["predictor_hidden"]}}
+    if name == "fixed-scale":
+        return {"name": "fixed-scale", "args": {"encoder": model["encoder"], "scale": int(model["scale"])}}
+    if name == "bicubic":
+        return {"name": "bicubic", "args": {}}
+    raise ValueError(f"model.name {name!r}: expected liif, metasr, fixed-scale or bicubic")
+
+
+def training_recipe(model: dict, train: dict) -> dict | None:
+    """The ``train`` keys that shape the weights, plus which of the paper's sample wrappers feeds them.
+
+    None for Bicubic, which learns nothing.
+    """
+    if model["name"] == "bicubic":
+        return None
+    recipe = {k: v for k, v in train.items() if k not in RUNTIME_KEYS}
+    if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
+        recipe["samples"] = "uniform-varied"
+        recipe["gt_resize"] = int(recipe["task"][1]) if model["name"] == "fixed-scale" else None
+    elif model["name"] == "fixed-scale":  # spec 2.5: paired LR at the model's own scale
+        recipe["samples"] = "paired"
+        recipe["scale_min"] = recipe["scale_max"] = int(model["scale"])
+    else:
+        recipe["samples"] = "downsampled"
+    return recipe
+
+
+def resolve_variant(params: dict, variant: str) -> dict:
+    """The identity of one variant: base sections with the variant's overrides applied."""
+    variants = params.get("variants") or {}
+    if variant not in variants:
+        raise KeyError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
+    override = variants[variant] or {}
+    unknown = set(override) - {"model", "train"}
+    if unknown:
+        raise ValueError(f"variants.{variant}: only model and train can be overridden, not {sorted(unknown)}")
+    runtime_in_train = RUNTIME_KEYS & (set(params["train"]) | set(override.get("train", {})))
+    if runtime_in_train:
+        raise ValueError(f"train.{sorted(runtime_in_train)[0]} is a runtime setting: move it to the runtime section")
+    model = merge_model(params["model"], override.get("model", {}))
+    train = deep_merge(params["train"], override.get("train", {}))
+    return {"variant": variant, "model": model_spec_from_section(model), "train": training_recipe(model, train)}
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
