@@ -104,6 +104,30 @@ def test_metasr_offsets_follow_the_projection():
     assert torch.allclose(seen[0][0, :, 2], torch.tensor(0.5))  # 1/r = LR/HR size
 
 
+@pytest.mark.parametrize("lr_size", [(9, 13), (12, 1020)])  # the second: offsets far from the origin
+def test_metasr_fast_query_equals_the_literal_procedure(lr_size):
+    torch.manual_seed(2)
+    model = MetaSR(encoder=TINY_ENCODER, predictor_hidden=16).eval()
+    lr = ((random_image(*lr_size, seed=3) - 0.5) / 0.5)[None]
+    g = torch.Generator().manual_seed(4)
+    pieces = []
+    for scale in (1.0, 2.0, 2.7, 4.0, 11.3):
+        H, W = round(lr_size[0] * scale), round(lr_size[1] * scale)
+        centres = make_coord((H, W))
+        border = (centres[:, 0].abs() > 1 - 2 / H) | (centres[:, 1].abs() > 1 - 2 / W)
+        picked = torch.cat([centres[border], centres[torch.randperm(len(centres), generator=g)[:300]]])
+        pieces.append((picked, torch.tensor([2 / H, 2 / W]).expand_as(picked)))
+    arbitrary = torch.rand(200, 2, generator=g) * 2 - 1
+    pieces.append((torch.cat([arbitrary, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])]), None))
+    coord = torch.cat([c for c, _ in pieces])[None]
+    cell = torch.cat([c if c is not None else torch.full_like(q, 2 / 50) for q, c in pieces])[None]
+    with torch.no_grad():
+        grid = model.encode(lr)
+        fast = model.query(model.prepare(grid), coord, cell)
+        literal = model.query_reference(grid.features, coord, cell)
+    assert (fast - literal).abs().max() < 1e-5
+
+
 def test_fixed_scale_reads_its_output_pixel_exactly():
     torch.manual_seed(0)
     model = FixedScaleSR(encoder=TINY_ENCODER, scale=2).eval()

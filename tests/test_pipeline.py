@@ -4,6 +4,7 @@ then ``dvc exp run -S model.cell_decode=false``, checking outputs, MLflow runs a
 import json
 
 import pytest
+import yaml
 from conftest import mlflow_runs, needs_dvc, sh, study_copy
 
 pytestmark = needs_dvc
@@ -39,6 +40,27 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     assert "val_psnr" in [c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")]
     out = sh("dvc", "exp", "show", "--md", "--no-pager", cwd=repo)
     assert "liif.json" in out and "sample.x2" in out
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
+
+
+def test_runtime_settings_retrain_nothing_and_code_edits_rerun_their_stages(repo):
+    checkpoints = {p: p.stat().st_mtime_ns for p in (repo / "models").rglob("*.pth")}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["runtime"].update(threads=1, device="cpu", save_every=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
+    assert "Running stage" not in sh("dvc", "repro", cwd=repo)
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in (repo / "models").rglob("*.pth")}  # nothing touched
+    sh("git", "checkout", "params.yaml", cwd=repo)
+
+    resize = repo / "liif" / "resize.py"
+    original = resize.read_text()
+    resize.write_text(original.replace("def pil_bicubic(", "def pil_bicubic(  # edited\n", 1))
+    status = sh("dvc", "status", "--json", cwd=repo)
+    stale = set(json.loads(status))
+    variants = {p.stem for p in (repo / "configs").glob("*.json")}
+    assert stale == {"prepare"} | {f"{s}@{v}" for s in ("train", "evaluate") for v in variants}
+    resize.write_text(original)
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
 
 

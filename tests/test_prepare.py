@@ -43,3 +43,19 @@ def test_sample_suite_is_offline_real_photos(tmp_path):
     assert chelsea.shape == (300, 451, 3) and chelsea.std() > 20
     with pytest.raises(ValueError, match="unknown sample images"):
         export_sample_suite(["lena"], tmp_path)
+
+
+def test_prepare_and_evaluation_read_a_16_bit_image_alike(tmp_path):
+    """One decoder: prepare's HR file holds exactly the pixels the CLI and evaluation read from the original."""
+    from liif.images import load_image
+
+    rng = np.random.default_rng(1)
+    deep = rng.integers(0, 65536, (30, 40), dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    prepared = PreparedData(tmp_path / "prepared")
+    prepare_split([tmp_path / "deep.png"], prepared, "set", "test", lr_scales=[])
+    written = np.asarray(Image.open(prepared.hr("set", "test") / "deep.png"))
+    read, notice = load_image(tmp_path / "deep.png")
+    assert "converted I;16 image" in notice
+    assert np.array_equal(written, (read.permute(1, 2, 0) * 255).round().byte().numpy())
+    assert np.array_equal(written[..., 0], np.round(deep / 257).astype(np.uint8))  # scaled, not clipped at 255

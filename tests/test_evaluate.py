@@ -1,0 +1,85 @@
+"""The pipeline's evaluation (spec section 4): shipped LR at x2-x4, PIL-downsampled HR crops above,
+no silent change of degradation, and no scoring of another variant's weights."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_image
+from PIL import Image
+
+from liif.checkpoint import CheckpointError, save_checkpoint
+from liif.evaluate import evaluate_variant
+from liif.images import ImageError, list_images, load_image
+from liif.layout import PreparedData
+from liif.metrics import psnr
+from liif.models import Bicubic
+from liif.resize import matlab_bicubic, pil_bicubic
+from liif.variants import config_hash
+
+CONFIG = {"variant": "bicubic", "model": {"name": "bicubic", "args": {}}, "train": None}
+
+
+def save_png(tensor: torch.Tensor, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((tensor.permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    """Two test images with LR folders whose content differs from MATLAB bicubic, so their use is visible."""
+    prepared = PreparedData(tmp_path / "prepared")
+    for i, (h, w) in enumerate([(48, 60), (36, 42)]):
+        hr = random_image(h, w, seed=i)
+        save_png(hr, prepared.hr("set", "test") / f"im{i}.png")
+        for s in (2, 3):
+            lr = matlab_bicubic((hr.permute(1, 2, 0) * 255).round().byte().numpy(), scale=1 / s)
+            lr = np.clip(lr.astype(int) + 3, 0, 255).astype(np.uint8)  # a "shipped" LR that is not ours
+            (prepared.lr("set", "test", s)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(lr).save(prepared.lr("set", "test", s) / f"im{i}x{s}.png")
+    model_dir = tmp_path / "models" / "bicubic"
+    save_checkpoint(model_dir / "epoch-last.pth", model=Bicubic(),
+                    metadata={"variant": "bicubic", "config_hash": config_hash(CONFIG)})  # fmt: skip
+    return prepared, model_dir
+
+
+def evaluation(scales):
+    return {"checkpoint": "epoch-last.pth", "task_checkpoint": "epoch-best.pth",
+            "datasets": {"set": {"protocol": "div2k", "scales": scales}}}  # fmt: skip
+
+
+def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
+    data, model_dir = prepared
+    metrics, rows = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6]),
+                                     device="cpu")  # fmt: skip
+    assert set(metrics["set"]) == {"x2", "x6"} and len(rows) == 4
+    expected = {2: [], 6: []}
+    for hr_path in list_images(data.hr("set", "test")):
+        hr, _ = load_image(hr_path)
+        lr, _ = load_image(data.lr("set", "test", 2) / f"{hr_path.stem}x2.png")  # the shipped file, as given
+        crop = hr[:, : lr.shape[1] * 2, : lr.shape[2] * 2]
+        expected[2].append(psnr(Bicubic().resize(lr, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k",
+                                scale=2))  # fmt: skip
+        h6, w6 = hr.shape[1] // 6, hr.shape[2] // 6  # x6: HR cropped to a multiple of 6, PIL-bicubic down-sampled
+        crop = hr[:, : h6 * 6, : w6 * 6]
+        made = pil_bicubic(crop, (h6, w6))
+        expected[6].append(psnr(Bicubic().resize(made, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k",
+                                scale=6))  # fmt: skip
+    for s in (2, 6):
+        assert metrics["set"][f"x{s}"] == pytest.approx(sum(expected[s]) / 2, abs=1e-4)
+
+
+def test_a_missing_shipped_lr_folder_is_an_error_not_another_degradation(prepared):
+    data, model_dir = prepared
+    with pytest.raises(ImageError, match=r"X4: missing; x4 is evaluated on the shipped .* lr_scales"):
+        evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 4]), device="cpu")
+
+
+def test_weights_of_another_variant_or_configuration_are_refused(prepared):
+    data, model_dir = prepared
+    other = {**CONFIG, "variant": "liif"}
+    with pytest.raises(CheckpointError, match="trained as variant 'bicubic'.*not 'liif'"):
+        evaluate_variant(other, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
+    save_checkpoint(model_dir / "epoch-last.pth", model=Bicubic(), metadata={"variant": "bicubic",
+                                                                           "config_hash": "0123"})  # fmt: skip
+    with pytest.raises(CheckpointError, match="configuration 0123"):
+        evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
