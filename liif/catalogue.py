@@ -3,11 +3,18 @@
 Sizes and SHA-256 are pinned where a public record exists: the DIV2K archives as recorded by
 TensorFlow Datasets (``tensorflow_datasets/datasets/div2k/checksums.tsv``), the EDSR
 ``benchmark.tar`` as recorded by a public SISR project that checks its copy against it. Where no
-record exists (CelebA-HQ), ``liif.sources`` records the SHA-256 of the first verified copy in
-``data/raw/<dataset>/checksums.json`` and checks every later copy against it.
+record exists (CelebA-HQ), ``liif.sources`` records the SHA-256 of the first copy that was fully
+checked and extracted in ``dataset-checksums.json`` (tracked in git, beside ``params.yaml``) and
+checks every later copy against it.
+
+Every archive here holds images only: ``IMAGE_ARCHIVE`` states what one member may declare (the
+largest DIV2K PNG is about 8 MB; PNG and JPEG barely compress in a zip), and anything beyond is
+refused before extraction.
 """
 
 from dataclasses import dataclass
+
+from liif.archives import ArchiveLimits
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
@@ -31,6 +38,10 @@ class CatalogueEntry:
     lr_dir: str | None = None  # LR_bicubic/X{s} folders ("{s}" is replaced), relative to the root
     lr_scales: tuple[int, ...] = ()
     notes: str = ""
+    limits: ArchiveLimits = ArchiveLimits()  # what one member of its archives may declare
+
+
+IMAGE_ARCHIVE = ArchiveLimits(max_member_bytes=32 << 20, max_ratio=20.0, max_members=100_000)
 
 
 # name: (bytes, SHA-256)
@@ -61,6 +72,7 @@ def _div2k(split: str) -> CatalogueEntry:
         hr_dir=f"DIV2K_{split}_HR",
         lr_dir=f"DIV2K_{split}_LR_bicubic/X{{s}}",
         lr_scales=(2, 3, 4),
+        limits=IMAGE_ARCHIVE,
     )
 
 
@@ -71,6 +83,7 @@ def _benchmark(name: str) -> CatalogueEntry:
         hr_dir=f"benchmark/{name}/HR",
         lr_dir=f"benchmark/{name}/LR_bicubic/X{{s}}",
         lr_scales=(2, 3, 4),
+        limits=IMAGE_ARCHIVE,
     )
 
 
@@ -82,6 +95,7 @@ CATALOGUE = {
         name="celeba-hq",
         archives=(Archive("data1024x1024.zip", None), Archive("split.json", None)),
         hr_dir="data1024x1024",
+        limits=IMAGE_ARCHIVE,
         notes=(
             "CelebA-HQ has no working public download (the authors' Google-Drive link is dead). Put "
             "data1024x1024.zip (the 30,000 faces at 1024x1024) and optionally split.json (keys train/val) "

@@ -127,6 +127,8 @@ def _official_state_dict(sd: dict) -> dict:
 
 def _describe_mismatch(model: nn.Module, state_dict: dict) -> str | None:
     expected = model.state_dict()
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return "the state dict is not a mapping of names to tensors"
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     shapes = [
@@ -162,14 +164,16 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
                 f"{path}: not a LIIF checkpoint (keys {sorted(raw)[:6]}; expected a liif-repro "
                 "checkpoint or the reference format with model.name/args/sd)"
             )
-        model = build_model(spec)
+        with torch.device("meta"):  # shapes only: a declared architecture costs no memory until it is checked
+            skeleton = build_model(spec)
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f"{path}: malformed model description ({type(e).__name__}: {e})") from None
-    problem = _describe_mismatch(model, state_dict)
+    problem = _describe_mismatch(skeleton, state_dict)
     if problem:
         raise CheckpointError(f"{path}: weights do not match the {spec['name']} architecture it declares: {problem}")
+    model = build_model(spec)
     model.load_state_dict(state_dict)
     raw["spec"] = spec
     return model.to(device).eval(), raw

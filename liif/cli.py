@@ -6,15 +6,17 @@ and never a partial output file.
 
 import argparse
 import json
+import math
 import re
 import sys
+from pathlib import Path
 
 import torch
 
 from liif.checkpoint import CheckpointError, count_parameters, load_checkpoint
 from liif.device import resolve_device
 from liif.evaluate import evaluate_pairs
-from liif.images import ImageError, check_output_path, list_images, load_image, save_image
+from liif.images import ImageError, check_output_path, image_size, list_images, load_image, save_image
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
 from liif.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
@@ -52,11 +54,12 @@ def load_model(checkpoint: str):
 
 def cmd_upscale(args) -> int:
     out_path = check_output_path(args.output)
+    if Path(args.input).exists() and out_path.exists() and out_path.samefile(args.input) and not args.overwrite:
+        raise UsageError(f"{out_path} is the input image; choose another output, or pass --overwrite")
+    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
+        raise UsageError(f"--max-megapixels {args.max_megapixels}: must be a positive number")
     resolve_device(args.device)
-    lr, notice = load_image(args.input)
-    if notice:
-        print(f"notice: {notice}", file=sys.stderr)
-    lr_size = tuple(lr.shape[-2:])
+    lr_size = image_size(args.input)  # from the header: the guard below runs before any decoding
     if args.scale is not None:
         size = output_size(lr_size, scale=parse_scale(args.scale))
     else:
@@ -68,6 +71,9 @@ def cmd_upscale(args) -> int:
             "raise it if this machine has the memory (12 bytes per pixel)"
         )
     model, _ = load_model(args.checkpoint)
+    lr, notice = load_image(args.input)
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
     image = render_image(
         model, lr, size, device=args.device, chunk=args.chunk, tile=args.tile, progress=size[0] * size[1] >= 1 << 20
     )
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries per decoder call")
     up.add_argument("--tile", type=int, default=DEFAULT_TILE, help="LR tile side for the encoder")
     up.add_argument("--max-megapixels", type=float, default=400, help="refuse larger outputs (default 400)")
+    up.add_argument("--overwrite", action="store_true", help="allow the output to replace the input image")
     up.set_defaults(func=cmd_upscale)
 
     ev = sub.add_parser("evaluate", help="PSNR of a model on a folder of HR images")

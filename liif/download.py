@@ -1,20 +1,23 @@
-"""Downloads that can be trusted: streamed, resumable, retried, verified, atomic; safe extraction.
+"""Downloads that can be trusted: streamed, resumable, retried, verified, atomic.
 
-A download goes to ``<name>.part`` and is renamed only after its size and
-checksum check out, so a half-downloaded file never looks complete; an
-interrupted download resumes with an HTTP Range request. Extraction refuses
-any entry that would land outside the target folder (absolute paths, ``..``,
-links pointing outside) before writing anything.
+A download goes to ``<name>.part`` and is renamed only after its length, its
+checksum (when one is known) and its content (``check``: for an archive its
+own integrity, see ``liif.archives``) check out, so a half-downloaded file or
+an error page never looks complete. An interrupted download resumes with an
+HTTP Range request; a reply that does not continue where the file stopped, a
+body shorter or longer than announced, or a leftover ``.part`` that cannot be
+right is discarded or retried, never promoted.
 """
 
+import http.client
 import os
-import shutil
-import tarfile
+import re
+import sys
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -28,8 +31,11 @@ class DownloadError(Exception):
 
 
 def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md5: str | None = None,
-           source: str = "", advice: str = "delete it and download again"):  # fmt: skip
-    """Raise DownloadError when ``path`` does not have the expected size or checksum.
+           check: Callable[[Path], None] | None = None, source: str = "",
+           advice: str = "delete it and download again"):  # fmt: skip
+    """Raise DownloadError when ``path`` does not have the expected size, checksum or content.
+
+    ``check`` (raising on bad content) runs only where no checksum vouches for the bytes.
 
     The message names ``source`` (the URL or mirror file the bytes came from) and ends with ``advice``.
     """
@@ -45,6 +51,11 @@ def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md
                 f"{what}: {algorithm} mismatch (expected {expected}); it is corrupted or not the official "
                 f"archive: {advice}"
             )
+    if check is not None and not (sha256 or md5):
+        try:
+            check(path)
+        except Exception as e:  # noqa: BLE001 - any refusal of the content, with its own message
+            raise DownloadError(f"{what}: {e}: {advice}") from None
 
 
 def download(
@@ -54,6 +65,7 @@ def download(
     size: int | None = None,
     sha256: str | None = None,
     md5: str | None = None,
+    check: Callable[[Path], None] | None = None,
     retries: int = 4,
     backoff: float = 1.0,
     timeout: float = 60,
@@ -63,16 +75,31 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
-        verify(dest, size=size, sha256=sha256, md5=md5, advice=f"delete {dest} to download {url} again")
+        verify(dest, size=size, sha256=sha256, md5=md5, check=check, advice=f"delete {dest} to download {url} again")
         return dest
     part = dest.with_name(dest.name + ".part")
+    leftover = part.exists()  # from an interrupted run: resumed, but it may not be this file at all
+    for fresh in (False, True) if leftover else (True,):
+        _fetch_with_retries(url, part, size=size, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+        try:
+            verify(part, size=size, sha256=sha256, md5=md5, check=check, source=url,
+                   advice="the download was deleted; check the URL, or use a mirror or a local copy")  # fmt: skip
+            break
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            if fresh:
+                raise
+            print(f"{part}: the resumed download did not verify; downloading it again from the start", file=sys.stderr)
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch_with_retries(url: str, part: Path, *, size, retries: int, backoff: float, timeout: float, progress: bool):
     for attempt in range(retries + 1):
         try:
             _fetch(url, part, size=size, timeout=timeout, progress=progress)
-            break
-        except DownloadError:
-            raise
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            return
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
             if isinstance(e, urllib.error.HTTPError) and e.code < 500 and e.code != 429:
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; check the URL or use a mirror") from None
             if attempt == retries:
@@ -81,27 +108,36 @@ def download(
                     f"{part.stat().st_size if part.exists() else 0} bytes, or use a mirror"
                 ) from None
             time.sleep(backoff * 2**attempt)
-    try:
-        verify(part, size=size, sha256=sha256, md5=md5, source=url,
-               advice="the download was deleted; check the URL, or use a mirror or a local copy")  # fmt: skip
-    except DownloadError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, dest)
-    return dest
 
 
 def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: bool):
-    """Append the rest of ``url`` to ``part`` (a Range request when part of it is there)."""
+    """Append the rest of ``url`` to ``part`` (a Range request when part of it is there).
+
+    Raises OSError (retried by ``download``) when the body ends short of what was announced.
+    """
     have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:  # cannot be the file: start over
+        part.unlink()
+        have = 0
     if size is not None and have == size:
-        return
+        return  # complete: verification decides
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        if have and response.status != 206:  # the server ignored the range: start over
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # nothing after our end: complete, or not this file; verification decides
+            return
+        raise
+    with response:
+        if have and response.status == 206:
+            match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range") or "")
+            if not match or int(match[1]) != have:  # not the continuation we asked for: start over
+                part.unlink()
+                raise OSError(f"the server resumed at {response.headers.get('Content-Range')!r}, not at byte {have}")
+        elif have:  # the server ignored the range and sends everything
             have = 0
-        total = response.headers.get("Content-Length")
-        total = int(total) + have if total is not None else size
+        length = response.headers.get("Content-Length")
+        total = int(length) + have if length is not None else size
         with (
             open(part, "ab" if have else "wb") as f,
             tqdm(
@@ -112,68 +148,14 @@ def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: 
                 desc=Path(url).name,
                 disable=not progress,
                 leave=False,
-            ) as bar,
+            ) as bar,  # fmt: skip
         ):
             while chunk := response.read(CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
     got = part.stat().st_size
+    if total is not None and got > total:
+        part.unlink()
+        raise OSError(f"received {got} bytes, more than the {total} announced; starting over")
     if total is not None and got < total:
         raise OSError(f"connection closed after {got} of {total} bytes")
-
-
-def _safe_target(root: Path, name: str) -> Path:
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
-        raise DownloadError(f"refusing archive entry {name!r}: it points outside the target folder")
-    target = (root / pure).resolve()
-    if target != root and root not in target.parents:
-        raise DownloadError(f"refusing archive entry {name!r}: it points outside the target folder")
-    return target
-
-
-def extract(archive: str | Path, target: str | Path) -> Path:
-    """Extract a zip or tar archive into ``target``; every entry is checked before anything is written.
-
-    Extraction goes to a temporary folder beside ``target`` that is renamed at the end, so a failed
-    extraction leaves nothing behind.
-    """
-    archive, target = Path(archive), Path(target)
-    staging = target.with_name(f".{target.name}.extracting")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    root = staging.resolve()
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    _safe_target(root, info.filename)
-                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                        raise DownloadError(f"{archive}: refusing symbolic link entry {info.filename!r}")
-                zf.extractall(root)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                for m in members:
-                    dest = _safe_target(root, m.name)
-                    if m.issym() or m.islnk():
-                        link = (dest.parent / m.linkname) if m.issym() else root / m.linkname
-                        _safe_target(root, os.path.relpath(os.path.normpath(link), root))
-                    elif not (m.isfile() or m.isdir()):
-                        raise DownloadError(f"{archive}: refusing special entry {m.name!r}")
-                tf.extractall(root, members=members, filter="data")
-        else:
-            raise DownloadError(
-                f"{archive}: neither a zip nor a tar archive (truncated download?); delete it and retry"
-            )
-    except DownloadError as e:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DownloadError(f"{archive}: {e}" if str(archive) not in str(e) else str(e)) from None
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DownloadError(f"{archive}: damaged archive ({e}); delete it and download again") from None
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target

@@ -31,7 +31,10 @@ def output_size(lr_size: tuple[int, int], *, scale=None, size=None) -> tuple[int
         sy, sx = (scale, scale) if isinstance(scale, (int, float)) else scale
         if not (sy > 0 and sx > 0 and math.isfinite(sy) and math.isfinite(sx)):
             raise ValueError(f"scale must be positive and finite, got {scale}")
-        out = (round(lr_size[0] * sy), round(lr_size[1] * sx))
+        h, w = lr_size[0] * sy, lr_size[1] * sx
+        if not (h < 1e9 and w < 1e9):
+            raise ValueError(f"scale {scale}: the output of {h:g}x{w:g} pixels is absurdly large")
+        out = (round(h), round(w))
     if out[0] < 1 or out[1] < 1:
         raise ValueError(f"output size {out[0]}x{out[1]} is empty")
     return out

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from liif.catalogue import CatalogueEntry, lookup
-from liif.download import DownloadError, download, extract, verify
+from liif.archives import ArchiveError, check_archive, extract
+from liif.catalogue import Archive, CatalogueEntry, lookup
+from liif.download import DownloadError, download, verify
 from liif.files import file_digest
 from liif.images import IMAGE_SUFFIXES, write_png
 
@@ -77,23 +78,53 @@ def lr_scales(spec: dict, dataset: CatalogueEntry) -> tuple[int, ...]:
     return scales
 
 
-def _trusted_checksums(raw: Path) -> dict:
-    path = raw / "checksums.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def read_trusted(trusted: Path | None) -> dict:
+    """Trust-on-first-use SHA-256 records (archive name -> digest) of archives without a published checksum."""
+    if trusted is None or not Path(trusted).is_file():
+        return {}
+    return json.loads(Path(trusted).read_text())
 
 
-def _fetch_archive(archive, *, source: str, mirror: str | None, raw: Path, notes: str) -> Path:
+def _record_trusted(trusted: Path | None, records: dict):
+    if trusted is None or not records:
+        return
+    merged = {**read_trusted(trusted), **records}
+    Path(trusted).write_text(json.dumps(dict(sorted(merged.items())), indent=2) + "\n")
+    print(f"trusted on first use, recorded in {trusted}: {', '.join(sorted(records))}", file=sys.stderr)
+
+
+def _check_split_json(path: Path):
+    try:
+        raw = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"not a JSON file ({e})") from None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), list) for k in ("train", "val")):
+        raise ValueError("expected a JSON object with lists train and val")
+
+
+def _content_check(archive: Archive, entry: CatalogueEntry):
+    """What a file of this name must hold: an intact, safe archive, or CelebA-HQ's split."""
+    if archive.name.endswith((".zip", ".tar")):
+        return lambda path: check_archive(path, entry.limits)
+    if archive.name == "split.json":
+        return _check_split_json
+    return None
+
+
+def _fetch_archive(archive: Archive, entry: CatalogueEntry, *, source: str, mirror: str | None, raw: Path,
+                   sha256: str | None, trusted: Path | None) -> Path:  # fmt: skip
     dest = raw / "archives" / archive.name
-    known = _trusted_checksums(raw).get(archive.name)
-    sha = archive.sha256 or known
+    check = _content_check(archive, entry)
+    advice = (f"it differs from the copy first trusted, recorded in {trusted}; if this one is right, delete its "
+              f"line there" if sha256 and not archive.sha256 else "")  # fmt: skip
     if source == "official":
         if archive.url is None:
-            raise SourceError(notes.format(raw=raw / "archives"))
-        return download(archive.url, dest, size=archive.size, sha256=sha)
+            raise SourceError(entry.notes.format(raw=raw / "archives"))
+        return download(archive.url, dest, size=archive.size, sha256=sha256, check=check)
     if mirror is None:
         raise SourceError("source: mirror needs mirror: a base URL or a directory holding the archives")
     if "://" in mirror:
-        return download(mirror.rstrip("/") + "/" + archive.name, dest, size=archive.size, sha256=sha)
+        return download(mirror.rstrip("/") + "/" + archive.name, dest, size=archive.size, sha256=sha256, check=check)
     src = Path(mirror) / archive.name
     if not src.is_file():
         raise SourceError(f"{src}: not found in the mirror directory {mirror}")
@@ -102,8 +133,8 @@ def _fetch_archive(archive, *, source: str, mirror: str | None, raw: Path, notes
         tmp = dest.with_name(dest.name + ".part")
         shutil.copyfile(src, tmp)
         try:
-            verify(tmp, size=archive.size, sha256=sha, source=str(src),
-                   advice=f"nothing was kept; replace it with the official {archive.name}")  # fmt: skip
+            verify(tmp, size=archive.size, sha256=sha256, check=check, source=str(src),
+                   advice=advice or f"nothing was kept; replace it with the official {archive.name}")  # fmt: skip
         except DownloadError:
             tmp.unlink()
             raise
@@ -116,8 +147,13 @@ def _available(archive, spec: dict, raw: Path) -> bool:
     return (raw / "archives" / archive.name).is_file() or "://" in mirror or (Path(mirror) / archive.name).is_file()
 
 
-def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:
-    """Make dataset ``name`` available per its spec; returns the root of its official layout."""
+def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw", trusted: str | Path | None = None) -> Path:
+    """Make dataset ``name`` available per its spec; returns the root of its official layout.
+
+    ``trusted`` is the JSON file of trust-on-first-use records: an archive without a published checksum
+    is recorded there only after it has been fully checked, extracted and found in the expected layout,
+    and every later copy must match the record.
+    """
     source = spec.get("source")
     if source not in SOURCES:
         raise SourceError(f"data.datasets.{name}.source: {source!r}; expected one of {', '.join(SOURCES)}")
@@ -125,38 +161,46 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw") -> P
     if source == "sample":
         export_sample_suite(spec["train"] + spec["test"], raw)
         return raw
-    dataset = lookup(spec.get("catalogue", name))
+    entry = lookup(spec.get("catalogue", name))
     if source == "local":
         if "path" not in spec:
             raise SourceError(f"data.datasets.{name}: source local needs path: (a folder in the official layout)")
-        return check_layout(Path(spec["path"]), dataset, lr_scales(spec, dataset))
+        return check_layout(Path(spec["path"]), entry, lr_scales(spec, entry))
     raw.mkdir(parents=True, exist_ok=True)
-    checksums = _trusted_checksums(raw)
-    for archive in dataset.archives:
+    known, first_seen = read_trusted(trusted), {}
+    for archive in entry.archives:
         if archive.name == "split.json" and source != "official" and not _available(archive, spec, raw):
             continue  # optional: without it a deterministic split is made
+        sha256 = archive.sha256 or known.get(archive.name)
         try:
-            path = _fetch_archive(archive, source=source, mirror=spec.get("mirror"), raw=raw, notes=dataset.notes)
-        except DownloadError as e:
+            path = _fetch_archive(archive, entry, source=source, mirror=spec.get("mirror"), raw=raw, sha256=sha256,
+                                  trusted=trusted)  # fmt: skip
+            if path.suffix in (".zip", ".tar"):
+                _merge(extract(path, raw / "staging" / path.stem, entry.limits), raw / "extracted")
+        except (DownloadError, ArchiveError) as e:
             raise SourceError(str(e)) from None
-        checksums.setdefault(archive.name, archive.sha256 or file_digest(path))
-        (raw / "checksums.json").write_text(json.dumps(checksums, indent=2) + "\n")
-        if path.suffix in (".zip", ".tar"):
-            staged = extract(path, raw / "staging" / path.stem)
-            for entry in staged.iterdir():  # merge the archive's top-level folders into the layout
-                target = raw / "extracted" / entry.name
-                if target.exists():
-                    if entry.is_dir():
-                        shutil.copytree(entry, target, dirs_exist_ok=True)
-                        continue
-                    target.unlink()
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(entry), target)
-            shutil.rmtree(staged)
-    return check_layout(raw / "extracted", dataset, lr_scales(spec, dataset))
+        if sha256 is None:
+            first_seen[archive.name] = file_digest(path)
+    root = check_layout(raw / "extracted", entry, lr_scales(spec, entry))
+    _record_trusted(trusted, first_seen)  # only now: every archive checked, extracted and in its layout
+    return root
 
 
-def fetch_datasets(datasets: dict, *, raw_root: str | Path) -> Path:
+def _merge(staged: Path, extracted: Path):
+    """Move an extracted archive's top-level entries into the dataset's layout (archives may share folders)."""
+    for item in staged.iterdir():
+        target = extracted / item.name
+        if target.exists():
+            if item.is_dir():
+                shutil.copytree(item, target, dirs_exist_ok=True)
+                continue
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(item), target)
+    shutil.rmtree(staged)
+
+
+def fetch_datasets(datasets: dict, *, raw_root: str | Path, trusted: str | Path | None = None) -> Path:
     """``fetch_dataset`` for every entry of ``data.datasets``; records where each one ended up in
     ``<raw_root>/sources.json`` (which also keeps ``raw_root`` a folder when every source is local)."""
     raw_root = Path(raw_root)
@@ -164,8 +208,8 @@ def fetch_datasets(datasets: dict, *, raw_root: str | Path) -> Path:
     record = {}
     for name, spec in datasets.items():
         try:
-            root = fetch_dataset(name, spec, raw_root)
-        except (SourceError, DownloadError, KeyError, ValueError) as e:
+            root = fetch_dataset(name, spec, raw_root, trusted)
+        except (SourceError, DownloadError, ArchiveError, KeyError, ValueError) as e:
             raise SourceError(f"{name}: {e}") from None
         record[name] = {"source": spec["source"], "root": str(root)}
         print(f"{name}: {spec['source']} -> {root}", file=sys.stderr)

@@ -3,11 +3,16 @@
 The store is a SQLite file and an artifact folder at absolute paths under the
 repository root; under ``dvc exp run --temp`` or ``--queue`` the stage runs in a
 temporary copy, so the root comes from ``DVC_ROOT`` and every experiment logs
-into the same store. Any tracking error is printed once and tracking is then
-switched off for the rest of the stage: the DVC outputs are still written.
+into the same store. Any tracking error is printed once, as one line, and
+tracking is then switched off for the rest of the stage: the DVC outputs are
+still written. MLflow's own logging (database set-up notices, SQLAlchemy
+tracebacks) is kept quiet while the tracker talks to it.
 """
 
+import contextlib
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +47,19 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_mlflow():
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic", "sqlalchemy")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 class Tracker:
     """One MLflow run; ``run_id`` continues an existing run (resumed training, evaluation)."""
 
@@ -51,11 +69,23 @@ class Tracker:
         if not enabled:
             return
         try:
-            import mlflow
+            import mlflow  # before quieting: importing it configures its loggers
 
             self.mlflow = mlflow
+        except Exception as e:  # noqa: BLE001 - tracking must never stop training
+            self._disable(e)
+            return
+        with _quiet_mlflow():
+            self._start(experiment=experiment, run_name=run_name, run_id=run_id, stage=stage)
+
+    def _start(self, *, experiment: str, run_name: str, run_id: str | None, stage: str):
+        mlflow = self.mlflow
+        try:
             root = repo_root()
             uri, artifacts = store_paths(root)
+            database = root / "mlflow.db"
+            if database.exists() and not database.is_file():  # MLflow would retry for about 100 s, then fail
+                raise OSError(f"{database} is not a SQLite file; move it away to track runs")
             mlflow.set_tracking_uri(uri)
             if mlflow.get_experiment_by_name(experiment) is None:
                 self._retry(lambda: mlflow.create_experiment(experiment, artifact_location=artifacts))
@@ -83,16 +113,30 @@ class Tracker:
                 time.sleep(0.5 * 2**i)
 
     def _disable(self, error: Exception):
-        print(f"warning: MLflow tracking disabled: {type(error).__name__}: {error}", file=sys.stderr)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if re.search(r"\(\w+(\.\w+)*Error\)", line)), lines[0] if lines else "")
+        print(f"warning: MLflow tracking disabled: {type(error).__name__}: {reason}", file=sys.stderr)
         self.enabled = False
 
     def _call(self, fn):
         if not self.enabled:
             return
         try:
-            self._retry(fn)
+            with _quiet_mlflow():
+                self._retry(fn)
         except Exception as e:  # noqa: BLE001
             self._disable(e)
+
+    def close_stale(self, run_id: str, status: str = "KILLED"):
+        """End a run that a killed process left RUNNING (it would show as running forever)."""
+
+        def terminate():
+            client = self.mlflow.MlflowClient()
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status=status)
+
+        if run_id != self.run_id:
+            self._call(terminate)
 
     def log_params(self, params: dict):
         flat = {k: str(v)[:500] for k, v in flatten(params).items()}

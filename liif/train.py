@@ -7,10 +7,13 @@ into its output folder, atomically, after every epoch:
 ``epoch-best.pth`` (best validation PSNR) and, every ``save_every`` epochs,
 ``epoch-<n>.pth``. Rerun after a kill, it resumes from ``epoch-last.pth`` and
 ends with the same weights as a run that never stopped (data are a function
-of seed, epoch and index; see ``liif.data``). A checkpoint written under
-another configuration is never resumed: the run starts over and says so.
+of seed, epoch and index; see ``liif.samples``). A checkpoint written under
+another configuration, or from other training code or data (``train_inputs``),
+is never resumed: the run starts over and says so. So when DVC re-runs
+``train@v`` because, say, ``liif/resize.py`` changed, the model is retrained.
 """
 
+import hashlib
 import json
 import math
 import sys
@@ -65,6 +68,21 @@ def _write_history(history: list[dict], out_dir: Path):
     (out_dir / "history.tsv").write_text("\n".join(lines) + "\n")
 
 
+def train_inputs(config: dict, prepared: PreparedData) -> str:
+    """A fingerprint of what the weights depend on besides the configuration: the training code (the
+    source of every loaded ``liif`` module, which is what ``dvc.yaml`` lists for the stage) and the
+    training data (the manifests of the datasets the recipe reads)."""
+    digest = hashlib.sha256()
+    for name in sorted(m for m in sys.modules if m == "liif" or m.startswith("liif.")):
+        source = getattr(sys.modules[name], "__file__", None)
+        if source:
+            digest.update(name.encode() + b"\0" + Path(source).read_bytes())
+    t = config["train"]
+    for dataset in sorted({t["dataset"], t.get("val_dataset") or t["dataset"]}):
+        digest.update(dataset.encode() + b"\0" + prepared.manifest(dataset).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, runtime: dict) -> dict:
     """Train (or resume, or skip when finished) one variant; returns the summary written to ``summary.json``.
 
@@ -85,19 +103,25 @@ def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, 
         return _finish(out_dir, config, [], 0.0, tracker.run_id)
     train_set, val_set = make_training_sets(config, prepared)
     return fit(config, train_set, val_set, out_dir, device=runtime["device"], save_every=runtime["save_every"],
-               tracking=tracking)  # fmt: skip
+               tracking=tracking, inputs=train_inputs(config, prepared))  # fmt: skip
 
 
 def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = "auto", save_every: int = 0,
-        tracking: dict | None = None) -> dict:  # fmt: skip
-    """The training loop of a resolved variant on the given sets (resumes from ``epoch-last.pth``)."""
+        tracking: dict | None = None, inputs: str = "") -> dict:  # fmt: skip
+    """The training loop of a resolved variant on the given sets.
+
+    Resumes from ``epoch-last.pth`` when it was written for the same configuration and ``inputs``
+    (a fingerprint of code and data, see ``train_inputs``); otherwise starts over.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # a kill during a checkpoint save left it; DVC would hash it
+        stale.unlink()
     t = config["train"]
     digest = config_hash(config)
     torch.manual_seed(t["seed"])
     model = build_model(config["model"])
-    metadata = {"variant": config["variant"], "config_hash": digest}
+    metadata = {"variant": config["variant"], "config_hash": digest, "inputs": inputs}
     tracking = tracking or {"enabled": False, "experiment": ""}
 
     device = resolve_device(device)
@@ -110,8 +134,8 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
     if last.is_file():
         raw = read_checkpoint(last)
         state = raw.get("train_state") or {}
-        stored = raw.get("metadata", {}).get("config_hash")
-        if stored == digest and state.get("epoch", 0) > 0:
+        stored = raw.get("metadata") or {}
+        if (stored.get("config_hash"), stored.get("inputs")) == (digest, inputs) and state.get("epoch", 0) > 0:
             model.load_state_dict(raw["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -121,12 +145,18 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
                 f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {t['epochs']})", file=sys.stderr
             )
         else:
-            print(f"{last} was written under another configuration: starting over", file=sys.stderr)
+            print(f"{last} was written under another configuration or from other training code or data: "
+                  "starting over", file=sys.stderr)  # fmt: skip
             for old in out_dir.glob("epoch-*.pth"):
                 old.unlink()
 
     tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"],
                       run_id=run_id)  # fmt: skip
+    marker = out_dir / "mlflow-run.txt"  # the run in progress: a kill before the first epoch leaves it RUNNING
+    if marker.is_file():
+        tracker.close_stale(marker.read_text().strip(), status="KILLED")
+    if tracker.run_id:
+        marker.write_text(tracker.run_id + "\n")
     if run_id is None:
         tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
 

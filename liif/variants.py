@@ -15,13 +15,24 @@ import json
 
 from liif.params import RUNTIME_KEYS, deep_merge
 
+ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
+
+RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
+    "common": {"dataset", "val_dataset", "epochs", "batch_size", "repeat", "lr", "milestones", "gamma", "val_images",
+               "val_repeat", "seed", "augment"},
+    "downsampled": {"inp_size", "scale_min", "scale_max", "sample_q"},
+    "paired": {"inp_size", "scale_min", "scale_max"},
+    "uniform-varied": {"task", "sample_q", "gt_resize"},
+}  # fmt: skip
+
 
 def merge_model(base: dict, override: dict) -> dict:
-    """``deep_merge`` except that an encoder of another kind replaces the base encoder block:
+    """``deep_merge`` except that an encoder of another family replaces the base encoder block:
     an RDN has none of EDSR's ``n_resblocks``/``n_feats``."""
     merged = deep_merge(base, override)
     encoder = override.get("encoder") or {}
-    if encoder.get("name", base["encoder"]["name"]) != base["encoder"]["name"]:
+    family = ENCODER_FAMILY.get(encoder.get("name", base["encoder"]["name"]))
+    if family != ENCODER_FAMILY.get(base["encoder"]["name"]):
         merged["encoder"] = copy.deepcopy(encoder)
     return merged
 
@@ -42,13 +53,16 @@ def model_spec_from_section(model: dict) -> dict:
 
 
 def training_recipe(model: dict, train: dict) -> dict | None:
-    """The ``train`` keys that shape the weights, plus which of the paper's sample wrappers feeds them.
-
-    None for Bicubic, which learns nothing.
+    """Which of the paper's sample wrappers feeds the model, and the ``train`` keys that shape its weights:
+    only those, so changing a key a wrapper ignores (``sample_q`` of the fixed-scale up-samplers) retrains
+    nothing. None for Bicubic, which learns nothing.
     """
     if model["name"] == "bicubic":
         return None
-    recipe = {k: v for k, v in train.items() if k not in RUNTIME_KEYS}
+    unknown = set(train) - set().union(*RECIPE_KEYS.values()) - {"samples"}
+    if unknown:
+        raise ValueError(f"train: unknown keys {sorted(unknown)}")
+    recipe = dict(train)
     if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
         recipe["samples"] = "uniform-varied"
         recipe["gt_resize"] = int(recipe["task"][1]) if model["name"] == "fixed-scale" else None
@@ -57,7 +71,8 @@ def training_recipe(model: dict, train: dict) -> dict | None:
         recipe["scale_min"] = recipe["scale_max"] = int(model["scale"])
     else:
         recipe["samples"] = "downsampled"
-    return recipe
+    keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]] | {"samples"}
+    return {k: v for k, v in recipe.items() if k in keep}
 
 
 def resolve_variant(params: dict, variant: str) -> dict:

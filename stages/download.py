@@ -10,9 +10,10 @@ from liif.sources import SourceError, fetch_datasets
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--raw", required=True, help="folder for downloads and extracted archives")
+    parser.add_argument("--trusted", required=True, help="trust-on-first-use checksums (a file tracked in git)")
     args = parser.parse_args()
     try:
-        fetch_datasets(load_params()["data"]["datasets"], raw_root=args.raw)
+        fetch_datasets(load_params()["data"]["datasets"], raw_root=args.raw, trusted=args.trusted)
     except SourceError as e:
         print(f"download: {e}", file=sys.stderr)
         return 2

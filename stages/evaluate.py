@@ -27,10 +27,11 @@ def main() -> int:
     try:
         metrics, rows = evaluate_variant(config, model_dir=args.models, prepared=PreparedData(args.data),
                                          evaluation=params["eval"], device=runtime["device"])  # fmt: skip
-    except (ImageError, CheckpointError) as e:
+    except (ImageError, CheckpointError, ValueError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
-    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+    for path in (args.metrics, args.per_image):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
     Path(args.per_image).write_text("\n".join(["dataset\tscale\timage\tpsnr\tssim", *rows]) + "\n")
     tracking = runtime["tracking"]

@@ -19,7 +19,7 @@ def main() -> int:
         try:
             manifest = prepare_dataset(name, spec, raw_root=args.raw, prepared=PreparedData(args.out),
                                        sample_lr_scales=data["lr_scales"])  # fmt: skip
-        except ImageError as e:
+        except (ImageError, ValueError, KeyError) as e:
             print(f"prepare: {e}", file=sys.stderr)
             return 2
         print(f"{name}: prepared ({manifest})", file=sys.stderr)

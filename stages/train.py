@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from liif.checkpoint import CheckpointError
+from liif.images import ImageError
 from liif.layout import PreparedData
 from liif.params import load_params, runtime_settings
 from liif.train import train_variant
@@ -17,8 +19,12 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the variant's model folder")
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
-    summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out,
-                            runtime=runtime_settings(load_params()))  # fmt: skip
+    try:
+        summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out,
+                                runtime=runtime_settings(load_params()))  # fmt: skip
+    except (ImageError, CheckpointError, ValueError) as e:
+        print(f"train: {config['variant']}: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(summary), file=sys.stderr)
     return 0
 

@@ -9,7 +9,7 @@ from PIL import Image
 from liif.evaluate import evaluate_task
 from liif.layout import PreparedData
 from liif.models import LIIF, FixedScaleSR
-from liif.prepare import celeba_split, prepare_celeba
+from liif.prepare import celeba_split, prepare_celeba, write_manifest
 from liif.samples import UniformVariedPairs, load_images
 
 
@@ -22,6 +22,7 @@ def faces(tmp_path_factory):
     split = celeba_split(names, split_json=None, val_fraction=0.2, seed=0)
     prepared = PreparedData(tmp_path_factory.mktemp("prepared"))
     prepare_celeba(src, prepared, "celeba", split=split)
+    write_manifest(prepared.dataset("celeba"), prepared.manifest("celeba"))
     return src, prepared.dataset("celeba"), split
 
 

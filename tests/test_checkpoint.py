@@ -148,3 +148,44 @@ def test_mismatched_weights_are_reported(tmp_path):
 
 def test_rdn_receptive_radius_counts_its_convs():
     assert RDN().receptive_radius == 2 + 16 * 8 + 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            {"decoder_hidden": [16000, 16000]},
+            r"other shapes \(e.g. decoder.layers.0.weight \(32, 76\) vs \(16000, 76\)",
+        ),
+        ({"decoder_hidden": [200000, 200000]}, "other shapes"),
+        ({"encoder": {"name": "edsr-baseline", "n_resblocks": 2, "n_feats": -1}}, "malformed model description"),
+        ({"encoder": {"name": "edsr-baseline", "n_resblocks": "many"}}, "malformed model description"),
+    ],
+    ids=["wide-decoder", "huge-decoder", "negative-features", "text-blocks"],
+)
+def test_a_declared_architecture_is_checked_before_it_is_built(tmp_path, args, message):
+    """A 33 KB file declaring [16000, 16000] used to cost 1.2 GB before its shapes were compared."""
+    import resource
+
+    path = tmp_path / "lying.pth"
+    save_checkpoint(path, model=tiny_liif())
+    raw = torch.load(path, weights_only=True)
+    raw["model"]["args"].update(args)
+    torch.save(raw, path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, f"peak memory grew by {grown_mb:.0f} MB while refusing a lying checkpoint"
+
+
+def test_checkpoints_honour_the_umask_so_teammates_can_read_them(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "shared.pth", model=tiny_liif())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.pth").stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.pth"]

@@ -81,6 +81,9 @@ def test_upscale_converts_other_modes_with_a_notice(workdir, name, mode):
         (["rgb.png", "--scale", "abc"], "expected a number"),
         (["rgb.png", "--size", "0x10"], "--size"),
         (["rgb.png", "--scale", "2000", "--max-megapixels", "1"], "exceeds --max-megapixels"),
+        (["rgb.png", "--scale", "1e308"], "absurdly large"),
+        (["rgb.png", "--scale", "2", "--max-megapixels", "nan"], "--max-megapixels nan: must be a positive number"),
+        (["rgb.png", "--scale", "2", "--max-megapixels", "-1"], "must be a positive number"),
         (["rgb.png", "--scale", "2", "--checkpoint", "@rgb.png"], "not a PyTorch checkpoint"),
         (["rgb.png", "--scale", "2", "--checkpoint", "@nothere.pth"], "no such checkpoint"),
     ],
@@ -159,3 +162,64 @@ def test_torch_is_never_asked_to_unpickle_code(workdir):
             if "torch.load(" in line:
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"
     assert torch.load  # the suite imports torch
+
+
+def test_a_huge_image_in_a_small_file_is_refused_from_its_header(workdir):
+    """A 12000 x 12000 PNG of a few kB: the output guard must run before 5 GB of decoding."""
+    import resource
+
+    Image.new("1", (12000, 12000)).save(workdir / "huge.png")
+    assert (workdir / "huge.png").stat().st_size < 100_000
+    code, _, err = run("upscale", workdir / "huge.png", "-o", workdir / "never.png", "--scale", "2",
+                       "--checkpoint", "bicubic")  # fmt: skip
+    assert code == 2 and "24000x24000 (576 MP) exceeds --max-megapixels 400" in err and "Traceback" not in err
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1 << 20  # KB: no child ever reached 1 GB
+
+
+def test_decompression_bombs_get_the_one_line_error(workdir, monkeypatch, capsys):
+    from PIL import Image as PILImage
+
+    from liif.cli import main
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # the 20 x 24 test image is now a "bomb"
+    assert main(["upscale", str(workdir / "rgb.png"), "-o", str(workdir / "never.png"), "--scale", "2",
+                 "--checkpoint", "bicubic"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "refused as a decompression bomb" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_input_is_not_overwritten_without_asking(workdir, tmp_path):
+    image = tmp_path / "photo.png"
+    image.write_bytes((workdir / "rgb.png").read_bytes())
+    code, _, err = run("upscale", image, "-o", image, "--scale", "2", "--checkpoint", "bicubic")
+    assert code == 2 and "is the input image" in err and "--overwrite" in err
+    assert image.read_bytes() == (workdir / "rgb.png").read_bytes()
+    code, _, err = run("upscale", image, "-o", image, "--scale", "2", "--checkpoint", "bicubic", "--overwrite")
+    assert code == 0, err
+    assert Image.open(image).size == (48, 40)
+
+
+def test_an_unwritable_output_folder_is_refused_before_rendering(workdir):
+    readonly = "/sys"  # sysfs refuses new files even to root, unlike a chmod-ed folder
+    try:
+        (open(f"{readonly}/probe.png", "wb")).close()
+        pytest.skip(f"{readonly} is writable here")
+    except OSError:
+        pass
+    code, _, err = run("upscale", workdir / "rgb.png", "-o", f"{readonly}/out.png", "--scale", "2",
+                       "--checkpoint", workdir / "tiny.pth")  # fmt: skip
+    assert code == 2 and f"cannot write into {readonly}" in err and "Traceback" not in err
+
+
+def test_exif_orientation_is_applied_as_viewers_do(tmp_path):
+    from liif.images import image_size, load_image
+
+    pixels = (random_image(20, 30).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise
+    Image.fromarray(pixels).save(tmp_path / "phone.png", exif=exif)
+    image, notice = load_image(tmp_path / "phone.png")
+    assert image.shape == (3, 30, 20) and image_size(tmp_path / "phone.png") == (30, 20)
+    assert "EXIF orientation 6" in notice
+    expected = np.rot90(pixels, k=-1)  # clockwise
+    assert np.array_equal((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), expected)

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from liif.download import DownloadError, download, extract
+from liif.archives import ArchiveError, extract
+from liif.download import DownloadError, download
 
 
 class Server:
@@ -160,7 +161,7 @@ def test_existing_corrupt_file_is_reported(tmp_path):
 def test_escaping_archives_are_refused(tmp_path, archive):
     path = tmp_path / "evil.bin"
     path.write_bytes(archive)
-    with pytest.raises(DownloadError, match="refusing"):
+    with pytest.raises(ArchiveError, match="refusing"):
         extract(path, tmp_path / "target")
     assert not (tmp_path / "target").exists() and not (tmp_path / "evil.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.bin"]
@@ -169,6 +170,6 @@ def test_escaping_archives_are_refused(tmp_path, archive):
 def test_truncated_archive_is_reported(tmp_path):
     data = make_zip({f"f{i}": bytes(2000) for i in range(10)})
     (tmp_path / "t.zip").write_bytes(data[: len(data) // 2])
-    with pytest.raises(DownloadError, match="t.zip"):
+    with pytest.raises(ArchiveError, match="t.zip"):
         extract(tmp_path / "t.zip", tmp_path / "target")
     assert not (tmp_path / "target").exists()

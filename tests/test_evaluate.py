@@ -49,6 +49,10 @@ def evaluation(scales):
 
 def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
     data, model_dir = prepared
+    decoy = data.lr("set", "test", 6)  # spec 4: above x4 the LR is always made from HR, even if a folder exists
+    decoy.mkdir(parents=True)
+    for name in ("im0x6.png", "im1x6.png"):
+        Image.fromarray(np.zeros((6, 7, 3), np.uint8)).save(decoy / name)
     metrics, rows = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6]),
                                      device="cpu")  # fmt: skip
     assert set(metrics["set"]) == {"x2", "x6"} and len(rows) == 4

@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import shutil
 import tarfile
 
 import numpy as np
@@ -102,12 +103,13 @@ def test_http_mirror_downloads_extracts_and_records_checksums(tmp_path, unpinned
     try:
         server.files["benchmark.tar"] = benchmark_tar()
         spec = {"source": "mirror", "mirror": server.url}
-        root = fetch_dataset("set14", spec, raw_root=tmp_path)
+        trusted = tmp_path / "dataset-checksums.json"
+        root = fetch_dataset("set14", spec, raw_root=tmp_path, trusted=trusted)
         assert root == dataset_root("set14", spec, raw_root=tmp_path)
         assert (root / "benchmark" / "Set14" / "LR_bicubic" / "X3" / "imx3.png").is_file()
-        assert "benchmark.tar" in (tmp_path / "set14" / "checksums.json").read_text()
+        assert "benchmark.tar" in trusted.read_text()
         requests = len(server.requests)
-        fetch_dataset("set14", spec, raw_root=tmp_path)  # idempotent
+        fetch_dataset("set14", spec, raw_root=tmp_path, trusted=trusted)  # idempotent
         assert len(server.requests) == requests
     finally:
         server.close()
@@ -119,12 +121,13 @@ def test_directory_mirror_with_a_corrupted_archive_is_refused(tmp_path, unpinned
     mirror.mkdir()
     (mirror / "benchmark.tar").write_bytes(benchmark_tar())
     spec = {"source": "mirror", "mirror": str(mirror)}
-    fetch_dataset("b100", spec, raw_root=tmp_path / "raw")
-    # the recorded checksum now guards later copies
-    (tmp_path / "raw" / "b100" / "archives" / "benchmark.tar").unlink()
+    trusted = tmp_path / "dataset-checksums.json"
+    fetch_dataset("b100", spec, raw_root=tmp_path / "raw", trusted=trusted)
+    # the recorded checksum now guards later copies, also after DVC deleted data/raw
+    shutil.rmtree(tmp_path / "raw")
     (mirror / "benchmark.tar").write_bytes(benchmark_tar()[:-512] + b"\0" * 512 + b"x")
-    with pytest.raises(Exception, match="sha256 mismatch|bytes, expected"):
-        fetch_dataset("b100", spec, raw_root=tmp_path / "raw")
+    with pytest.raises(SourceError, match=f"sha256 mismatch.*first trusted, recorded in {trusted}"):
+        fetch_dataset("b100", spec, raw_root=tmp_path / "raw", trusted=trusted)
     assert not (tmp_path / "raw" / "b100" / "archives" / "benchmark.tar").exists()
 
 
@@ -162,9 +165,11 @@ def test_celeba_directory_mirror_with_split_json(tmp_path):
         for i, name in enumerate(names):
             zf.writestr(f"data1024x1024/{name}", png_bytes(32, 32, i))  # Pillow reads by content, not suffix
     (mirror / "split.json").write_text(json.dumps({"train": ["00001", "00003.png", "99999"], "val": ["000004"]}))
-    root = fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw")
+    trusted = tmp_path / "dataset-checksums.json"
+    root = fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw",
+                         trusted=trusted)  # fmt: skip
     assert sorted(p.name for p in (root / "data1024x1024").iterdir()) == sorted(names)
-    recorded = json.loads((tmp_path / "raw" / "celeba-hq" / "checksums.json").read_text())
+    recorded = json.loads(trusted.read_text())
     assert set(recorded) == {"data1024x1024.zip", "split.json"}  # trusted from now on
     split = celeba_split(names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json",
                          val_fraction=0.2, seed=0)  # fmt: skip

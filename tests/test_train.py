@@ -133,3 +133,90 @@ def test_variants_override_the_base_and_see_base_changes():
     assert resolve_variant(changed, "metasr") == resolve_variant(params, "metasr")
     with pytest.raises(KeyError):
         resolve_variant(params, "nope")
+
+
+def write_tree(prepared, name: str, sizes: dict, seed: int = 0):
+    """A prepared dataset: HR images per split with MATLAB-bicubic X2 partners, and its manifest."""
+    from liif.images import write_png
+    from liif.prepare import write_manifest
+    from liif.resize import matlab_bicubic
+
+    for split, count in sizes.items():
+        for i in range(count):
+            hr = (random_image(64, 72, seed=seed + 10 * i + (split == "test")) * 255).round().byte().permute(1, 2, 0)
+            write_png(hr.numpy(), prepared.hr(name, split) / f"{split}{i}.png")
+            write_png(matlab_bicubic(hr.numpy(), scale=0.5), prepared.lr(name, split, 2) / f"{split}{i}x2.png")
+    write_manifest(prepared.dataset(name), prepared.manifest(name))
+
+
+def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
+    from liif.layout import PreparedData
+    from liif.samples import load_images, make_training_sets
+
+    prepared = PreparedData(tmp_path)
+    write_tree(prepared, "photos", {"train": 3, "test": 2})
+    write_tree(prepared, "valset", {"test": 4}, seed=100)
+    params = {"model": {"name": "liif", "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+                        "decoder_hidden": [8], "feat_unfold": True, "local_ensemble": True, "cell_decode": True,
+                        "predictor_hidden": 8, "scale": 2},
+              "train": {**tiny_config()["train"], "dataset": "photos", "val_dataset": "valset", "val_images": 2,
+                        "inp_size": 12},
+              "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale"}}}}  # fmt: skip
+    del params["train"]["samples"]
+    train_hr, val_hr = load_images(prepared.hr("photos", "train")), load_images(prepared.hr("valset", "test"))
+    liif_train, liif_val = make_training_sets(resolve_variant(params, "liif"), prepared)
+    assert isinstance(liif_train, DownsampledPatches) and len(liif_train) == 3 * 4 and len(liif_val) == 2 * 2
+    assert all(torch.equal(a, b) for a, b in zip(liif_train.images, train_hr, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(liif_val.images, val_hr[:2], strict=True))  # first val_images
+    up_train, up_val = make_training_sets(resolve_variant(params, "up"), prepared)
+    assert isinstance(up_train, PairedPatches) and up_train.scale == 2
+    assert all(torch.equal(a, b) for a, b in zip(up_train.lr, load_images(prepared.lr("photos", "train", 2))))
+    assert all(torch.equal(a, b) for a, b in zip(up_val.hr, val_hr[:2], strict=True))
+
+
+def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
+    """DVC re-runs train@v after a change to the data or code; resuming the finished run would keep stale weights."""
+    from liif.layout import PreparedData
+    from liif.prepare import write_manifest
+    from liif.train import train_variant
+
+    prepared = PreparedData(tmp_path / "prepared")
+    write_tree(prepared, "photos", {"train": 2, "test": 1})
+    config = {**tiny_config(epochs=1), "train": {**tiny_config(epochs=1)["train"], "dataset": "photos"}}
+    runtime = {"device": "cpu", "threads": 0, "save_every": 0, "tracking": {"enabled": False, "experiment": "t"}}
+    out = tmp_path / "model"
+    train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)
+    first = read_checkpoint(out / "epoch-last.pth")
+    train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)  # nothing changed: resumed, finished
+    again = read_checkpoint(out / "epoch-last.pth")
+    assert all(torch.equal(first["state_dict"][k], again["state_dict"][k]) for k in first["state_dict"])
+    image = prepared.hr("photos", "train") / "train0.png"
+    image.write_bytes((prepared.hr("photos", "train") / "train1.png").read_bytes())  # the data changed
+    write_manifest(prepared.dataset("photos"), prepared.manifest("photos"))
+    train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)
+    retrained = read_checkpoint(out / "epoch-last.pth")
+    assert retrained["metadata"]["inputs"] != first["metadata"]["inputs"]
+    assert any(not torch.equal(first["state_dict"][k], retrained["state_dict"][k]) for k in first["state_dict"])
+
+
+def test_stale_temporaries_and_orphaned_runs_are_cleaned_at_start(tmp_path, monkeypatch):
+    images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
+    (tmp_path / ".epoch-last.pth.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")  # a kill during a save
+    monkeypatch.chdir(tmp_path)  # the MLflow store lives at the repository root (here: tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    tracking = {"enabled": True, "experiment": "liif-repro"}
+    import mlflow
+
+    from liif.tracking import Tracker
+
+    Tracker(run_name="first", **tracking).end()  # creates the store and the experiment
+    client = mlflow.MlflowClient()
+    orphan = client.create_run(client.get_experiment_by_name("liif-repro").experiment_id).info  # then killed
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mlflow-run.txt").write_text(orphan.run_id + "\n")
+    (tmp_path / "model" / ".epoch-last.pth.1a2b3c4d.tmp").write_bytes(b"half")
+    fit(tiny_config(epochs=1), *tiny_sets(tiny_config(), images), tmp_path / "model", device="cpu", tracking=tracking)
+    assert not list((tmp_path / "model").glob(".*.tmp"))
+    assert client.get_run(orphan.run_id).info.status == "KILLED"
+    current = (tmp_path / "model" / "mlflow-run.txt").read_text().strip()
+    assert current != orphan.run_id and client.get_run(current).info.status == "FINISHED"
