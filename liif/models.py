@@ -186,6 +186,7 @@ class LIIF(nn.Module):
             rel_cell = torch.stack([cell[..., 0] * h, cell[..., 1] * w], -1).expand_as(rel)
             extra = torch.cat([rel, rel_cell], dim=-1)
         hidden = grid.gather(rows, cols)  # W_z z + b, precomputed per latent
+        extra, extra_weight = extra.to(hidden.dtype), extra_weight.to(hidden.dtype)  # no-ops unless autocast
         hidden.view(-1, hidden.shape[-1]).addmm_(extra.reshape(-1, extra.shape[-1]), extra_weight.T)
         for layer in self.decoder.layers[1:]:
             hidden = layer(hidden)

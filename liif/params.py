@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-RUNTIME_KEYS = {"device", "threads", "save_every", "tracking"}
+RUNTIME_KEYS = {"device", "threads", "workers", "nproc", "compile", "channels_last", "save_every", "tracking"}
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -48,10 +48,18 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def apply_profile(params: dict, profile: dict) -> dict:
     """``params`` with a profile's values: sections deep-merged; the lists of variants and of datasets
-    (``data.datasets``, ``eval.datasets``) replaced, since a profile names all of them."""
-    out = deep_merge(params, {k: v for k, v in profile.items() if k != "variants"})
+    (``data.datasets``, ``eval.datasets``) replaced, since a profile names all of them.
+
+    ``every_variant`` (model/train overrides) is merged into each variant's own overrides, winning over
+    them: ``profiles/paper-smoke.yaml`` shortens the training of every paper variant this way.
+    """
+    out = deep_merge(params, {k: v for k, v in profile.items() if k not in ("variants", "every_variant")})
     if "variants" in profile:
         out["variants"] = copy.deepcopy(profile["variants"])
+    if "every_variant" in profile:
+        out["variants"] = {
+            name: deep_merge(own or {}, profile["every_variant"]) for name, own in out["variants"].items()
+        }
     for section in ("data", "eval"):
         if "datasets" in profile.get(section, {}):
             out[section]["datasets"] = copy.deepcopy(profile[section]["datasets"])

@@ -37,20 +37,30 @@ def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: Pr
                              val_fraction=spec.get("val_fraction", 0.2), seed=spec.get("seed", 0))  # fmt: skip
         prepare_celeba(src, prepared, name, split=split)
         prepared.split_record(name).write_text(json.dumps(split, indent=2) + "\n")
-    elif spec["source"] == "sample":
+    elif spec["source"] == "sample":  # photos as HR + LR sets, or (sizes:) as square images like CelebA-HQ's
         for split in ("train", "test"):
-            prepare_split([root / f"{image}.png" for image in spec[split]], prepared, name, split,
-                          lr_scales=sample_lr_scales)  # fmt: skip
+            sources = [root / f"{image}.png" for image in spec.get(split, [])]
+            if spec.get("sizes"):
+                prepare_squares(sources, prepared, name, split, sizes=spec["sizes"])
+            else:
+                prepare_split(sources, prepared, name, split, lr_scales=sample_lr_scales, crop=spec.get("crop"))
     else:
         entry = lookup(spec.get("catalogue", name))
         prepare_official(root, entry, prepared, name, spec.get("split", "test"), scales=lr_scales(spec, entry))
     return write_manifest(out, prepared.manifest(name))
 
 
-def prepare_split(sources: list[Path], prepared: PreparedData, name: str, split: str, *, lr_scales):
-    """HR as RGB PNG plus MATLAB-bicubic LR at each scale (HR cropped to a multiple of it first)."""
+def prepare_split(sources: list[Path], prepared: PreparedData, name: str, split: str, *, lr_scales,
+                  crop: int | None = None):  # fmt: skip
+    """HR as RGB PNG plus MATLAB-bicubic LR at each scale (HR cropped to a multiple of it first).
+
+    ``crop``: keep only the central crop x crop pixels of each image (small smoke-test sets).
+    """
     for src in tqdm(sources, desc=f"{name}/{split}", unit="img", leave=False):
         rgb, _ = decode_image(src)
+        if crop:
+            top, left = max(0, (rgb.shape[0] - crop) // 2), max(0, (rgb.shape[1] - crop) // 2)
+            rgb = np.ascontiguousarray(rgb[top : top + crop, left : left + crop])
         write_png(rgb, prepared.hr(name, split) / f"{src.stem}.png")
         for s in lr_scales:
             h, w = rgb.shape[0] // s * s, rgb.shape[1] // s * s
@@ -83,11 +93,23 @@ def celeba_split(names: list[str], *, split_json: Path | None, val_fraction: flo
 def prepare_celeba(src_dir: Path, prepared: PreparedData, name: str, *, split: dict):
     """The paper's resizing: 256 from 1024 with PIL bicubic, then 128, 64 and 32 from the 256 version."""
     for part, names in (("train", split["train"]), ("test", split["val"])):
-        for file_name in tqdm(names, desc=f"{name}/{part}", unit="img", leave=False):
-            base = Image.fromarray(decode_image(src_dir / file_name)[0]).resize((256, 256), Image.Resampling.BICUBIC)
-            for size in CELEBA_SIZES:
-                img = base if size == 256 else base.resize((size, size), Image.Resampling.BICUBIC)
-                write_png(np.asarray(img), prepared.sized(name, part, size) / f"{Path(file_name).stem}.png")
+        prepare_squares([src_dir / n for n in names], prepared, name, part, sizes=CELEBA_SIZES)
+
+
+def prepare_squares(sources: list[Path], prepared: PreparedData, name: str, split: str, *, sizes):
+    """Each image as squares of every size: the largest from the central square with PIL bicubic (the
+    whole image for CelebA-HQ's square faces), the smaller ones from the largest, as the paper does."""
+    largest, *smaller = sorted(sizes, reverse=True)
+    for src in tqdm(sources, desc=f"{name}/{split}", unit="img", leave=False):
+        rgb, _ = decode_image(src)
+        side = min(rgb.shape[:2])
+        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        base = Image.fromarray(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
+        base = base.resize((largest, largest), Image.Resampling.BICUBIC)
+        write_png(np.asarray(base), prepared.sized(name, split, largest) / f"{src.stem}.png")
+        for size in smaller:
+            small = base.resize((size, size), Image.Resampling.BICUBIC)
+            write_png(np.asarray(small), prepared.sized(name, split, size) / f"{src.stem}.png")
 
 
 def write_manifest(root: Path, manifest: Path) -> Path:

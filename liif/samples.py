@@ -9,7 +9,9 @@ with, from its resolved recipe (``liif.variants.resolve_variant``):
 Every random choice of a sample comes from a generator seeded by
 (seed, epoch, index), so an epoch's data is a pure function of those numbers:
 a run resumed from an epoch checkpoint sees the same batches as one that
-never stopped, with no RNG state to carry around.
+never stopped, with no RNG state to carry around, and the samples do not
+depend on how many DataLoader workers make them. ``EpochBatches`` hands the
+workers (epoch, index) keys in an order fixed by (seed, epoch).
 """
 
 from pathlib import Path
@@ -33,6 +35,45 @@ def load_images(folder: str | Path, *, desc: str = "load") -> list[torch.Tensor]
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(hash((seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of (epoch, index) keys: shuffled by (seed, epoch) for training, in order for validation.
+
+    The epoch travels with every key, so samples made in persistent worker processes (which hold
+    their own copy of the dataset) are the same as samples made in the main process. Under data
+    parallelism, rank ``rank`` of ``world`` gets its contiguous share of every global batch.
+    """
+
+    def __init__(self, n: int, *, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.seed, self.shuffle, self.epoch = n, batch_size, seed, shuffle, 0
+        self.rank, self.world = rank, world
+        if world > 1 and (batch_size < world or 0 < n % batch_size < world):
+            raise ValueError(f"a batch of {batch_size} (and the last of {n % batch_size}) cannot be shared by "
+                             f"{world} processes; choose train.batch_size and repeat so every process gets samples")  # fmt: skip
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def global_sizes(self) -> list[int]:
+        """The size of every global batch of an epoch (the last may be smaller)."""
+        return [min(self.batch_size, self.n - start) for start in range(0, self.n, self.batch_size)]
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order, epoch = torch.randperm(self.n, generator=g).tolist(), self.epoch
+        else:
+            order, epoch = list(range(self.n)), 0
+        for start in range(0, self.n, self.batch_size):
+            keys = [(epoch, i) for i in order[start : start + self.batch_size]]
+            if self.world > 1:
+                bounds = [len(keys) * r // self.world for r in range(self.world + 1)]
+                keys = keys[bounds[self.rank] : bounds[self.rank + 1]]
+            yield keys
 
 
 def _augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
@@ -96,8 +137,9 @@ class DownsampledPatches(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.images) * self.repeat
 
-    def __getitem__(self, index: int) -> dict:
-        g = sample_generator(self.seed, self.epoch, index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        g = sample_generator(self.seed, epoch, index)
         image = self.images[index % len(self.images)].float() / 255
         s = self.scale_min + (self.scale_max - self.scale_min) * torch.rand(1, generator=g).item()
         side = round(self.inp_size * s)
@@ -135,8 +177,9 @@ class PairedPatches(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.hr) * self.repeat
 
-    def __getitem__(self, index: int) -> dict:
-        g = sample_generator(self.seed, self.epoch, index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        g = sample_generator(self.seed, epoch, index)
         i = index % len(self.hr)
         lr_full, hr_full = self.lr[i].float() / 255, self.hr[i].float() / 255
         p, s = self.inp_size, self.scale
@@ -194,8 +237,9 @@ class UniformVariedPairs(torch.utils.data.Dataset):
             gt = pil_bicubic(gt, (self.gt_resize, self.gt_resize))
         return gt
 
-    def __getitem__(self, index: int) -> dict:
-        g = sample_generator(self.seed, self.epoch, index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        g = sample_generator(self.seed, epoch, index)
         i = index % len(self.hr)
         lr, gt = self.lr[i].float() / 255, self.gt[i].float() / 255
         if self.augment and torch.rand(1, generator=g).item() < 0.5:

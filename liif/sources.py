@@ -159,7 +159,7 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw", trus
         raise SourceError(f"data.datasets.{name}.source: {source!r}; expected one of {', '.join(SOURCES)}")
     raw = Path(raw_root) / name
     if source == "sample":
-        export_sample_suite(spec["train"] + spec["test"], raw)
+        export_sample_suite(spec.get("train", []) + spec.get("test", []), raw)
         return raw
     entry = lookup(spec.get("catalogue", name))
     if source == "local":

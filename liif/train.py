@@ -11,6 +11,12 @@ of seed, epoch and index; see ``liif.samples``). A checkpoint written under
 another configuration, or from other training code or data (``train_inputs``),
 is never resumed: the run starts over and says so. So when DVC re-runs
 ``train@v`` because, say, ``liif/resize.py`` changed, the model is retrained.
+
+Batches come from a DataLoader with ``runtime.workers`` processes; under
+``torchrun`` (``runtime.nproc``) every process trains on its share of each
+batch (``liif.distributed``). Mixed precision (``train.amp``) is part of a
+variant's identity, since it changes the numbers; ``torch.compile`` and
+channels-last (``runtime.compile``, ``runtime.channels_last``) are not.
 """
 
 import hashlib
@@ -23,24 +29,28 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from liif import distributed
 from liif.checkpoint import read_checkpoint, save_checkpoint
-from liif.device import resolve_device
+from liif.device import resolve_device, resolve_workers
 from liif.layout import PreparedData
 from liif.models import build_model
-from liif.samples import make_training_sets
+from liif.samples import EpochBatches, make_training_sets
 from liif.tracking import Tracker
 from liif.variants import config_hash
 
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-def batches(dataset, *, batch_size: int, epoch: int, seed: int, shuffle: bool):
-    """Batches of an epoch in an order fixed by (seed, epoch)."""
-    dataset.epoch = epoch if shuffle else 0
-    n = len(dataset)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)) if shuffle else range(n)
-    order = list(order)
-    for start in range(0, n, batch_size):
-        items = [dataset[int(i)] for i in order[start : start + batch_size]]
-        yield {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+def make_loader(dataset, *, batch_size: int, seed: int, shuffle: bool, workers: int, pin_memory: bool = False,
+                ranks: distributed.Ranks | None = None):  # fmt: skip
+    """A DataLoader whose batches are a pure function of (seed, epoch): ``workers`` processes make them
+    ahead of the training step (0: in this process), and the weights do not depend on how many."""
+    ranks = ranks or distributed.Ranks()
+    sampler = EpochBatches(len(dataset), batch_size=batch_size, seed=seed, shuffle=shuffle, rank=ranks.rank,
+                           world=ranks.world)  # fmt: skip
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                                       **extra)  # fmt: skip
 
 
 def psnr_normalised(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -52,10 +62,10 @@ def psnr_normalised(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model, dataset, *, batch_size: int, device) -> float:
+def validate(model, loader, *, device) -> float:
     model.eval()
     scores = []
-    for batch in batches(dataset, batch_size=batch_size, epoch=0, seed=0, shuffle=False):
+    for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         scores.append(psnr_normalised(model(batch["inp"], batch["coord"], batch["cell"]), batch["gt"]).cpu())
     model.train()
@@ -103,83 +113,100 @@ def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, 
         return _finish(out_dir, config, [], 0.0, tracker.run_id)
     train_set, val_set = make_training_sets(config, prepared)
     return fit(config, train_set, val_set, out_dir, device=runtime["device"], save_every=runtime["save_every"],
+               workers=runtime["workers"], compile_model=runtime["compile"], channels_last=runtime["channels_last"],
                tracking=tracking, inputs=train_inputs(config, prepared))  # fmt: skip
 
 
 def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = "auto", save_every: int = 0,
-        tracking: dict | None = None, inputs: str = "") -> dict:  # fmt: skip
+        workers: int | str = 0, compile_model: bool = False, channels_last: bool = False, tracking: dict | None = None,
+        inputs: str = "") -> dict:  # fmt: skip
     """The training loop of a resolved variant on the given sets.
 
     Resumes from ``epoch-last.pth`` when it was written for the same configuration and ``inputs``
-    (a fingerprint of code and data, see ``train_inputs``); otherwise starts over.
+    (a fingerprint of code and data, see ``train_inputs``); otherwise starts over. Under torchrun,
+    every rank trains its share of each batch and rank 0 alone writes.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp"):  # a kill during a checkpoint save left it; DVC would hash it
-        stale.unlink()
-    t = config["train"]
-    digest = config_hash(config)
-    torch.manual_seed(t["seed"])
-    model = build_model(config["model"])
-    metadata = {"variant": config["variant"], "config_hash": digest, "inputs": inputs}
-    tracking = tracking or {"enabled": False, "experiment": ""}
-
+    out_dir, t = Path(out_dir), config["train"]
     device = resolve_device(device)
-    model.to(device).train()
+    ranks = distributed.start(device)
+    device = distributed.device_for(ranks, device)
+    if ranks.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob(".*.tmp"):  # a kill during a checkpoint save left it; DVC would hash it
+            stale.unlink()
+    digest = config_hash(config)
+    metadata = {"variant": config["variant"], "config_hash": digest, "inputs": inputs}
+    torch.manual_seed(t["seed"])
+    model = build_model(config["model"]).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
-    history, best, start_epoch, run_id = [], -math.inf, 1, None
+    history, best, start_epoch, run_id = _resume(out_dir / "epoch-last.pth", config, metadata, model, optimizer,
+                                                 scheduler, ranks)  # fmt: skip
 
-    last = out_dir / "epoch-last.pth"
-    if last.is_file():
-        raw = read_checkpoint(last)
-        state = raw.get("train_state") or {}
-        stored = raw.get("metadata") or {}
-        if (stored.get("config_hash"), stored.get("inputs")) == (digest, inputs) and state.get("epoch", 0) > 0:
-            model.load_state_dict(raw["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history, best, run_id = state["history"], state["best_val_psnr"], state.get("mlflow_run_id")
-            start_epoch = state["epoch"] + 1
-            print(
-                f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {t['epochs']})", file=sys.stderr
-            )
-        else:
-            print(f"{last} was written under another configuration or from other training code or data: "
-                  "starting over", file=sys.stderr)  # fmt: skip
-            for old in out_dir.glob("epoch-*.pth"):
-                old.unlink()
-
-    tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"],
-                      run_id=run_id)  # fmt: skip
+    tracking = tracking or {"enabled": False, "experiment": ""}
+    tracker = Tracker(enabled=tracking["enabled"] and ranks.main, experiment=tracking["experiment"],
+                      run_name=config["variant"], run_id=run_id)  # fmt: skip
     marker = out_dir / "mlflow-run.txt"  # the run in progress: a kill before the first epoch leaves it RUNNING
-    if marker.is_file():
+    if ranks.main and marker.is_file():
         tracker.close_stale(marker.read_text().strip(), status="KILLED")
-    if tracker.run_id:
+    if ranks.main and tracker.run_id:
         marker.write_text(tracker.run_id + "\n")
     if run_id is None:
         tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
 
-    steps = math.ceil(len(train_set) / t["batch_size"])
+    pin, workers = device.type == "cuda", resolve_workers(workers, device)
+    train_loader = make_loader(train_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=True, workers=workers,
+                               pin_memory=pin, ranks=ranks)  # fmt: skip
+    val_loader = make_loader(val_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=False, workers=workers,
+                             pin_memory=pin) if ranks.main else None  # fmt: skip
+    step_model = model
+    if ranks.world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if pin else None)
+    if compile_model:
+        step_model = torch.compile(step_model)
+    amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
+    global_sizes = train_loader.batch_sampler.global_sizes()
     for epoch in range(start_epoch, t["epochs"] + 1):
         began = time.perf_counter()
         total, count = 0.0, 0
-        bar = tqdm(batches(train_set, batch_size=t["batch_size"], epoch=epoch, seed=t["seed"], shuffle=True),
-                   total=steps, desc=f"{config['variant']} epoch {epoch}/{t['epochs']}", unit="batch", leave=False)  # fmt: skip
-        for batch in bar:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            pred = model(batch["inp"], batch["coord"], batch["cell"])
-            loss = torch.nn.functional.l1_loss(pred, batch["gt"])
+        train_loader.batch_sampler.set_epoch(epoch)
+        bar = tqdm(train_loader, desc=f"{config['variant']} epoch {epoch}/{t['epochs']}", unit="batch", leave=False,
+                   disable=not ranks.main)  # fmt: skip
+        for step, batch in enumerate(bar):
+            batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
+            if channels_last:
+                batch["inp"] = batch["inp"].contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                pred = step_model(batch["inp"], batch["coord"], batch["cell"])
+                loss = torch.nn.functional.l1_loss(pred.float(), batch["gt"])
+            # DDP averages gradients over ranks: weight each share by its size, so the result is the
+            # gradient of the whole batch's mean loss whatever the number of processes.
+            scaled = loss * (len(batch["inp"]) * ranks.world / global_sizes[step]) if ranks.world > 1 else loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler:
+                scaler.scale(scaled).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                scaled.backward()
+                optimizer.step()
             total += loss.item() * len(batch["inp"])
             count += len(batch["inp"])
-            rate = count / (time.perf_counter() - began)
-            bar.set_postfix(loss=f"{total / count:.4f}", samples_s=f"{rate:.1f}")
+            bar.set_postfix(
+                loss=f"{total / count:.4f}", samples_s=f"{count * ranks.world / (time.perf_counter() - began):.1f}"
+            )
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        val_psnr = validate(model, val_set, batch_size=t["batch_size"], device=device)
+        if ranks.world > 1:  # the epoch's mean loss over every rank's share
+            sums = torch.tensor([total, count], dtype=torch.float64)
+            torch.distributed.all_reduce(sums)
+            total, count = sums.tolist()
+        if not ranks.main:
+            continue
+        val_psnr = validate(model, val_loader, device=device)
         record = {"epoch": epoch, "loss": total / max(count, 1), "val_psnr": val_psnr, "lr": lr_now,
                   "seconds": time.perf_counter() - began}  # fmt: skip
         history.append(record)
@@ -191,14 +218,43 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
             save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
         if save_every and epoch % save_every == 0:
             save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
-        save_checkpoint(last, model=model, train_state=state, metadata=metadata)  # last: the resume point
+        save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
         _write_history(history, out_dir)
         tracker.log_metrics({"train_loss": record["loss"], "val_psnr": val_psnr, "lr": lr_now}, step=epoch)
         print(f"{config['variant']} epoch {epoch}: loss {record['loss']:.4f}, val PSNR {val_psnr:.2f} dB, "
               f"{record['seconds']:.1f} s", file=sys.stderr)  # fmt: skip
-    tracker.log_artifact(last, artifact_path="checkpoint")
+    distributed.stop()
+    if not ranks.main:
+        return {}
+    tracker.log_artifact(out_dir / "epoch-last.pth", artifact_path="checkpoint")
     tracker.end()
     return _finish(out_dir, config, history, best, tracker.run_id)
+
+
+def _resume(last: Path, config: dict, metadata: dict, model, optimizer, scheduler, ranks: distributed.Ranks):
+    """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run;
+    otherwise the old checkpoints are removed (rank 0) and training starts over."""
+    raw = read_checkpoint(last) if last.is_file() else None
+    if ranks.world > 1:  # every rank has read it before rank 0 may delete it
+        torch.distributed.barrier()
+    if raw is None:
+        return [], -math.inf, 1, None
+    state, stored = raw.get("train_state") or {}, raw.get("metadata") or {}
+    same = (stored.get("config_hash"), stored.get("inputs")) == (metadata["config_hash"], metadata["inputs"])
+    if same and state.get("epoch", 0) > 0:
+        model.load_state_dict(raw["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ranks.main:
+            print(f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
+                  file=sys.stderr)  # fmt: skip
+        return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
+    if ranks.main:
+        print(f"{last} was written under another configuration or from other training code or data: starting over",
+              file=sys.stderr)  # fmt: skip
+        for old in last.parent.glob("epoch-*.pth"):
+            old.unlink()
+    return [], -math.inf, 1, None
 
 
 def _finish(out_dir: Path, config: dict, history: list, best: float, run_id: str | None) -> dict:

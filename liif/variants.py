@@ -19,7 +19,7 @@ ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # enco
 
 RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
     "common": {"dataset", "val_dataset", "epochs", "batch_size", "repeat", "lr", "milestones", "gamma", "val_images",
-               "val_repeat", "seed", "augment"},
+               "val_repeat", "seed", "augment", "amp"},
     "downsampled": {"inp_size", "scale_min", "scale_max", "sample_q"},
     "paired": {"inp_size", "scale_min", "scale_max"},
     "uniform-varied": {"task", "sample_q", "gt_resize"},

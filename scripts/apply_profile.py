@@ -1,4 +1,7 @@
-"""Rewrite params.yaml with a profile's overrides, e.g. ``python scripts/apply_profile.py profiles/paper.yaml``.
+"""Rewrite params.yaml with profiles' overrides, applied in order.
+
+    python scripts/apply_profile.py profiles/paper.yaml
+    python scripts/apply_profile.py profiles/paper.yaml profiles/paper-smoke.yaml
 
 The result is plain YAML (comments are not kept); ``git checkout params.yaml`` restores the default profile.
 """
@@ -13,18 +16,20 @@ from liif.params import apply_profile, load_params  # noqa: E402
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("usage: python scripts/apply_profile.py PROFILE.yaml", file=sys.stderr)
+    if len(sys.argv) < 2:
+        print("usage: python scripts/apply_profile.py PROFILE.yaml [PROFILE.yaml ...]", file=sys.stderr)
         return 2
-    profile_path = Path(sys.argv[1])
-    if not profile_path.is_file():
-        print(f"{profile_path}: no such profile (see profiles/)", file=sys.stderr)
-        return 2
-    profile = yaml.safe_load(profile_path.read_text()) or {}
-    params = apply_profile(load_params("params.yaml"), profile)
-    header = f"# params.yaml with {profile_path} applied; `git checkout params.yaml` restores the default.\n"
+    params = load_params("params.yaml")
+    for name in sys.argv[1:]:
+        path = Path(name)
+        if not path.is_file():
+            print(f"{path}: no such profile (see profiles/)", file=sys.stderr)
+            return 2
+        params = apply_profile(params, yaml.safe_load(path.read_text()) or {})
+    names = " + ".join(sys.argv[1:])
+    header = f"# params.yaml with {names} applied; `git checkout params.yaml` restores the default.\n"
     Path("params.yaml").write_text(header + yaml.safe_dump(params, sort_keys=False, default_flow_style=None))
-    print(f"params.yaml <- {profile_path}", file=sys.stderr)
+    print(f"params.yaml <- {names}", file=sys.stderr)
     return 0
 
 

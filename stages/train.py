@@ -1,10 +1,15 @@
-"""Stage train@<variant>: train one variant from its resolved configuration (resumes after a kill)."""
+"""Stage train@<variant>: train one variant from its resolved configuration (resumes after a kill).
+
+With ``runtime.nproc: N > 1`` it starts itself again under ``torchrun`` with N data-parallel processes.
+"""
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
+from liif import distributed
 from liif.checkpoint import CheckpointError
 from liif.images import ImageError
 from liif.layout import PreparedData
@@ -19,13 +24,21 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the variant's model folder")
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
+    runtime = runtime_settings(load_params())
+    nproc = runtime["nproc"]
+    if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
+        code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]))
+        if code:
+            print(f"train: {config['variant']}: the {nproc}-process run failed (exit {code}); the failing rank "
+                  "said why above", file=sys.stderr)  # fmt: skip
+        return code
     try:
-        summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out,
-                                runtime=runtime_settings(load_params()))  # fmt: skip
+        summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out, runtime=runtime)
     except (ImageError, CheckpointError, ValueError) as e:
         print(f"train: {config['variant']}: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(summary), file=sys.stderr)
+    if summary:
+        print(json.dumps(summary), file=sys.stderr)
     return 0
 
 

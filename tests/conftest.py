@@ -60,8 +60,8 @@ def sh(*cmd, cwd) -> str:
     return proc.stdout
 
 
-def study_copy(dest: Path, profile: str) -> Path:
-    """A git repository at ``dest`` holding this checkout's tracked files with ``profile`` applied, no results."""
+def study_copy(dest: Path, *profiles: str) -> Path:
+    """A git repository at ``dest`` holding this checkout's tracked files with ``profiles`` applied, no results."""
     for rel in filter(None, sh("git", "ls-files", "-z", cwd=ROOT).split("\0")):
         src = ROOT / rel
         if src.is_file():
@@ -70,10 +70,10 @@ def study_copy(dest: Path, profile: str) -> Path:
     for generated in ("metrics", "configs", "reports", "dvc.lock"):  # results of the default profile
         path = dest / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    sh(sys.executable, "scripts/apply_profile.py", profile, cwd=dest)
+    sh(sys.executable, "scripts/apply_profile.py", *profiles, cwd=dest)
     sh("git", "init", "-q", cwd=dest)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A", cwd=dest)
-    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", profile, cwd=dest)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", " + ".join(profiles), cwd=dest)
     return dest
 
 

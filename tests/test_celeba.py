@@ -72,7 +72,16 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
                   "seed": 0},
         "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
     }  # fmt: skip
-    runtime = {"device": "cpu", "threads": 0, "save_every": 0, "tracking": {"enabled": False, "experiment": "t"}}
+    runtime = {
+        "device": "cpu",
+        "threads": 0,
+        "workers": 0,
+        "nproc": 1,
+        "compile": False,
+        "channels_last": False,
+        "save_every": 0,
+        "tracking": {"enabled": False, "experiment": "t"},
+    }
     for name in params["variants"]:
         config = resolve_variant(params, name)
         assert config["train"]["samples"] == "uniform-varied"

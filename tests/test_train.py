@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 import time
@@ -183,7 +184,16 @@ def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
     prepared = PreparedData(tmp_path / "prepared")
     write_tree(prepared, "photos", {"train": 2, "test": 1})
     config = {**tiny_config(epochs=1), "train": {**tiny_config(epochs=1)["train"], "dataset": "photos"}}
-    runtime = {"device": "cpu", "threads": 0, "save_every": 0, "tracking": {"enabled": False, "experiment": "t"}}
+    runtime = {
+        "device": "cpu",
+        "threads": 0,
+        "workers": 0,
+        "nproc": 1,
+        "compile": False,
+        "channels_last": False,
+        "save_every": 0,
+        "tracking": {"enabled": False, "experiment": "t"},
+    }
     out = tmp_path / "model"
     train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)
     first = read_checkpoint(out / "epoch-last.pth")
@@ -220,3 +230,26 @@ def test_stale_temporaries_and_orphaned_runs_are_cleaned_at_start(tmp_path, monk
     assert client.get_run(orphan.run_id).info.status == "KILLED"
     current = (tmp_path / "model" / "mlflow-run.txt").read_text().strip()
     assert current != orphan.run_id and client.get_run(current).info.status == "FINISHED"
+
+
+def test_weights_do_not_depend_on_the_number_of_loader_workers(tmp_path):
+    """Samples are a pure function of (seed, epoch, index): 0 and 2 worker processes train the same model."""
+    images = [torch.round(random_image(80, 90, seed=i) * 255).to(torch.uint8) for i in range(3)]
+    config = tiny_config(epochs=2)
+    for workers in (0, 2):
+        fit(config, *tiny_sets(config, images), tmp_path / f"w{workers}", device="cpu", workers=workers)
+    a, b = (read_checkpoint(tmp_path / f"w{w}" / "epoch-last.pth") for w in (0, 2))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [h["loss"] for h in a["train_state"]["history"]] == [h["loss"] for h in b["train_state"]["history"]]
+
+
+def test_mixed_precision_is_part_of_the_identity_and_trains(tmp_path):
+    from liif.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    bf16 = apply_profile(params, {"train": {"amp": "bf16"}})
+    assert config_hash(resolve_variant(bf16, "liif")) != config_hash(resolve_variant(params, "liif"))
+    images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
+    config = tiny_config(epochs=1, amp="bf16")  # autocast runs on CPU too (fp16 adds a gradient scaler)
+    summary = fit(config, *tiny_sets(config, images), tmp_path, device="cpu")
+    assert summary["epochs"] == 1 and math.isfinite(summary["final_loss"])

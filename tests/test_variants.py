@@ -21,14 +21,16 @@ RECIPE_KEYS = {  # what each of the paper's wrappers reads (liif.samples.make_tr
     "uniform-varied": {"task", "sample_q", "augment", "gt_resize"},
 }
 COMMON_KEYS = {"dataset", "epochs", "batch_size", "repeat", "lr", "milestones", "gamma", "val_images", "val_repeat",
-               "seed"}  # fmt: skip
+               "seed", "amp"}  # fmt: skip
 
 
 def profile_params(profile: str) -> dict:
-    base = load_params(ROOT / "params.yaml")
-    if profile == "params.yaml":
-        return base
-    return apply_profile(base, yaml.safe_load((ROOT / profile).read_text()))
+    """params.yaml with a profile applied; the smoke profile is applied on top of the paper profile."""
+    params = load_params(ROOT / "params.yaml")
+    chain = {"params.yaml": [], "profiles/paper-smoke.yaml": ["profiles/paper.yaml", profile]}.get(profile, [profile])
+    for name in chain:
+        params = apply_profile(params, yaml.safe_load((ROOT / name).read_text()))
+    return params
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -76,6 +78,23 @@ def test_paper_profile_holds_the_spec_recipe():
     assert rdn == {"name": "rdn", "G0": 64, "kernel_size": 3, "n_blocks": 16, "n_convs": 8, "growth": 64}  # config B
     model = build_model(resolve_variant(params, "rdn-liif")["model"])
     assert round(count_parameters(model.encoder) / 1e6, 2) == 21.97
+    for k in (2, 3, 4):  # T2's per-scale RDN rows
+        up = resolve_variant(params, f"rdn-upsample-x{k}")
+        assert (up["model"]["args"]["scale"], up["model"]["args"]["encoder"]) == (k, rdn)
+    for task, scale in (((64, 128), 2), ((32, 256), 8)):  # T5, spec 3.4
+        name = f"{task[0]}-{task[1]}"
+        liif_task, up_task = (resolve_variant(params, f"celeba-{kind}-{name}") for kind in ("liif", "upsample"))
+        for config in (liif_task, up_task):
+            t = config["train"]
+            assert {k: t[k] for k in ("dataset", "task", "epochs", "batch_size", "lr", "milestones", "gamma",
+                                      "sample_q", "val_images", "samples")} == {
+                "dataset": "celeba", "task": list(task), "epochs": 200, "batch_size": 16, "lr": 1e-4,
+                "milestones": [100], "gamma": 0.1, "sample_q": 1024, "val_images": 100,
+                "samples": "uniform-varied"}  # fmt: skip
+        assert liif_task["model"]["args"]["decoder_hidden"] == [256] * 4 and liif_task["train"]["gt_resize"] is None
+        assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]
+    assert params["eval"]["task_checkpoint"] == "epoch-best.pth"  # spec 3.4: CelebA-HQ reported with epoch-best
+    assert params["data"]["datasets"]["celeba"]["catalogue"] == "celeba-hq"
     eval_scales = {name: spec["scales"] for name, spec in params["eval"]["datasets"].items()}
     assert eval_scales["div2k-valid"] == [2, 3, 4, 6, 12, 18, 24, 30]
     assert all(eval_scales[b] == [2, 3, 4, 6, 8] for b in ("set5", "set14", "b100", "urban100"))
@@ -96,12 +115,12 @@ def test_an_encoder_of_another_kind_replaces_the_base_encoder():
 
 def test_runtime_settings_are_not_part_of_any_identity():
     params = load_params(ROOT / "params.yaml")
-    changed = apply_profile(params, {"runtime": {"threads": 1, "device": "cpu", "save_every": 5,
+    changed = apply_profile(params, {"runtime": {"threads": 1, "workers": 3, "device": "cpu", "save_every": 5,
                                                  "tracking": {"enabled": False}}})  # fmt: skip
     for variant in params["variants"]:
         config = resolve_variant(params, variant)
         assert config == resolve_variant(changed, variant)
-        assert not {"threads", "device", "save_every", "tracking"} & set(config["train"] or {})
+        assert not {"threads", "workers", "device", "save_every", "tracking"} & set(config["train"] or {})
     assert resolve_variant(params, "bicubic")["train"] is None  # nothing to train: -S train.lr=... leaves it alone
     lr = apply_profile(params, {"train": {"lr": 1e-3}})
     assert config_hash(resolve_variant(lr, "bicubic")) == config_hash(resolve_variant(params, "bicubic"))
@@ -114,3 +133,16 @@ def test_runtime_keys_in_the_wrong_section_or_misspelt_are_refused():
         resolve_variant(apply_profile(params, {"train": {"threads": 2}}), "liif")
     with pytest.raises(ValueError, match="runtime: expected the keys"):
         runtime_settings(apply_profile(params, {"runtime": {"thread": 2}}))
+
+
+def test_the_smoke_profile_keeps_every_paper_variant_at_its_true_size():
+    paper, smoke = profile_params("profiles/paper.yaml"), profile_params("profiles/paper-smoke.yaml")
+    assert list(smoke["variants"]) == list(paper["variants"])
+    for variant in paper["variants"]:
+        full, quick = resolve_variant(paper, variant), resolve_variant(smoke, variant)
+        assert quick["model"] == full["model"], variant  # true size, RDN included
+        if full["train"] is None:
+            continue
+        changed = {k for k in full["train"] if full["train"][k] != quick["train"][k]}
+        assert changed <= {"epochs", "batch_size", "repeat", "val_images", "val_repeat"}, (variant, changed)
+        assert quick["train"]["epochs"] == 1 and quick["train"]["batch_size"] == 2

@@ -1,0 +1,135 @@
+"""Training-step benchmark: the project's LIIF step against a literal implementation of the spec's query.
+
+One run, the same weights and the same batch for every path. A step is forward, L1 loss, backward and
+an Adam update. It prints the median step time of each path, the ratio to the literal path, and the
+largest gradient difference from it (same weights, one backward each), then what channels-last and
+``torch.compile`` add on top of the project's path.
+
+    python benchmarks/train_step.py                       # the paper configuration (spec 3.1), CPU
+    python benchmarks/train_step.py --batch 4 --steps 3   # quicker
+    python benchmarks/train_step.py --device cuda --amp bf16
+
+Paper configuration: EDSR-baseline-LIIF (16 x 64 encoder, 4 x 256 decoder), batch 16, 48 x 48 inputs,
+2304 queries per input, fp32.
+"""
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+from liif.device import resolve_device
+from liif.models import LIIF, make_coord
+
+
+def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
+    """A training batch as ``DownsampledPatches`` makes it: inputs in [-1, 1], queries at HR pixel centres."""
+    g = torch.Generator().manual_seed(seed)
+    inp = torch.rand(batch, 3, 48, 48, generator=g) * 2 - 1
+    coords, cells = [], []
+    for _ in range(batch):
+        side = int(torch.randint(48, 193, (1,), generator=g))  # scale x1-x4
+        grid = make_coord((side, side))
+        coords.append(grid[torch.randperm(len(grid), generator=g)[:sample_q]])
+        cells.append(torch.full((sample_q, 2), 2 / side))
+    gt = torch.rand(batch, sample_q, 3, generator=g) * 2 - 1
+    return {k: v.to(device) for k, v in {"inp": inp, "coord": torch.stack(coords), "cell": torch.stack(cells),
+                                          "gt": gt}.items()}  # fmt: skip
+
+
+def literal_forward(model: LIIF, batch: dict) -> torch.Tensor:
+    return model.query_reference(model.encoder(batch["inp"]), batch["coord"], batch["cell"])
+
+
+def project_forward(model: LIIF, batch: dict) -> torch.Tensor:
+    return model(batch["inp"], batch["coord"], batch["cell"])
+
+
+def gradients(model: LIIF, forward, batch: dict) -> list[torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    torch.nn.functional.l1_loss(forward(model, batch), batch["gt"]).backward()
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def time_steps(model: LIIF, forward, batch: dict, *, steps: int, warmup: int, amp: str | None, device) -> float:
+    """Median seconds of a full step (forward, L1, backward, Adam), after warm-up steps."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = torch.nn.functional.l1_loss(forward(model, batch), batch["gt"])
+        optimizer.zero_grad(set_to_none=True)
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--sample-q", type=int, default=2304)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per path (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", choices=["bf16", "fp16"], help="also time the project's path under autocast")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    base = LIIF(encoder={"name": "edsr-baseline"}).to(device)
+    batch = make_batch(args.batch, args.sample_q, device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"48x48 inputs, {args.sample_q} queries, fp32 unless stated")  # fmt: skip
+
+    ours = gradients(copy.deepcopy(base), project_forward, batch)
+    literal = gradients(copy.deepcopy(base), literal_forward, batch)
+    grad_diff = max((a - b).abs().max().item() for a, b in zip(ours, literal, strict=True))
+
+    timings = {}
+    timings["literal (spec 2.4 step by step)"] = time_steps(copy.deepcopy(base), literal_forward, batch,
+                                                            steps=args.steps, warmup=args.warmup, amp=None,
+                                                            device=device)  # fmt: skip
+    timings["project"] = time_steps(copy.deepcopy(base), project_forward, batch, steps=args.steps,
+                                    warmup=args.warmup, amp=None, device=device)  # fmt: skip
+    channels_last = copy.deepcopy(base).to(memory_format=torch.channels_last)
+    cl_batch = {**batch, "inp": batch["inp"].contiguous(memory_format=torch.channels_last)}
+    timings["project + channels-last"] = time_steps(channels_last, project_forward, cl_batch, steps=args.steps,
+                                                    warmup=args.warmup, amp=None, device=device)  # fmt: skip
+    if args.amp:
+        timings[f"project + {args.amp} autocast"] = time_steps(copy.deepcopy(base), project_forward, batch,
+                                                               steps=args.steps, warmup=args.warmup, amp=args.amp,
+                                                               device=device)  # fmt: skip
+    if not args.no_compile:
+        try:
+            compiled = torch.compile(copy.deepcopy(base))
+            timings["project + torch.compile"] = time_steps(compiled, project_forward, batch, steps=args.steps,
+                                                            warmup=args.warmup + 1, amp=None, device=device)  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - a missing compiler is a result to report, not a crash
+            print(f"torch.compile unavailable here: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+
+    reference = timings["literal (spec 2.4 step by step)"]
+    print("\n| path | step (s) | speed-up vs literal |\n|---|---|---|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {seconds:.3f} | {reference / seconds:.2f}x |")
+    print(f"\nlargest gradient difference, project vs literal, same weights and batch: {grad_diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Data-parallel training (DDP over gloo on CPU, launched by torchrun as the train stage does)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import tiny_config
+
+from liif.checkpoint import read_checkpoint
+from liif.distributed import launch_command
+from liif.samples import EpochBatches
+
+WORKER = str(Path(__file__).with_name("train_worker.py"))
+
+
+def start(out_dir: Path, config_path: Path, nproc: int) -> subprocess.Popen:
+    cmd = launch_command(nproc, WORKER, [str(out_dir), str(config_path)]) if nproc > 1 else [
+        sys.executable, WORKER, str(out_dir), str(config_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen):
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def weights(out_dir: Path) -> dict:
+    return read_checkpoint(out_dir / "epoch-last.pth")["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def config_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ddp") / "config.json"
+    path.write_text(json.dumps(tiny_config(epochs=8, batch_size=5, repeat=16)))  # 48 samples: 9 batches of 5, one of 3
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_process_run(config_path) -> Path:
+    out = config_path.parent / "two"
+    finish(start(out, config_path, 2))
+    return out
+
+
+def test_two_processes_train_the_weights_of_one(config_path, two_process_run):
+    one = config_path.parent / "one"
+    finish(start(one, config_path, 1))
+    a, b = weights(one), weights(two_process_run)
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-5, f"largest weight difference {worst:.2e}"
+    history = [read_checkpoint(d / "epoch-last.pth")["train_state"]["history"] for d in (one, two_process_run)]
+    for x, y in zip(*history, strict=True):  # the loss is the mean over every rank's share
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+    assert not list(two_process_run.glob(".*.tmp")) and (two_process_run / "history.tsv").is_file()
+
+
+def test_a_killed_two_process_run_resumes_to_the_same_weights(config_path, two_process_run):
+    out = config_path.parent / "killed"
+    proc = start(out, config_path, 2)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill the whole process group once epoch 2 of 8 is on disk
+        try:
+            if read_checkpoint(out / "epoch-last.pth")["train_state"]["epoch"] >= 2:
+                break
+        except Exception:  # noqa: BLE001 - not written yet
+            pass
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_checkpoint(out / "epoch-last.pth")["train_state"]["epoch"] < 8
+    finish(start(out, config_path, 2))
+    a, b = weights(out), weights(two_process_run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_rank_gets_its_share_of_every_global_batch():
+    shares = [list(EpochBatches(12, batch_size=5, seed=0, shuffle=True, rank=r, world=2)) for r in (0, 1)]
+    whole = list(EpochBatches(12, batch_size=5, seed=0, shuffle=True))
+    assert [a + b for a, b in zip(*shares, strict=True)] == whole
+    assert [len(s) for s in shares[0]] == [2, 2, 1] and [len(s) for s in shares[1]] == [3, 3, 1]
+    with pytest.raises(ValueError, match="cannot be shared by 4 processes"):
+        EpochBatches(13, batch_size=4, seed=0, shuffle=True, rank=0, world=4)
+
+
+def test_a_rank_that_dies_ends_the_run_instead_of_hanging(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(tiny_config(epochs=50, repeat=16)))  # long enough to be killed mid-way
+    out = tmp_path / "out"
+    proc = start(out, config_path, 2)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "epoch-last.pth").exists():
+        time.sleep(0.1)
+    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == proc.pid]
+    assert len(ranks) == 2, ranks
+    os.kill(max(ranks), signal.SIGKILL)  # one rank dies; the other waits in an all-reduce
+    began = time.time()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and time.time() - began < 120
+    assert "Signal 9" in err.decode() or "SIGKILL" in err.decode() or "failed" in err.decode().lower()
+    assert read_checkpoint(out / "epoch-last.pth")["train_state"]["epoch"] < 50
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
