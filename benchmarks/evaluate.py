@@ -1,9 +1,10 @@
 """Evaluation-at-scale benchmark: seconds per image for a paper-size model at the paper's test scales.
 
 Scores a paper-size EDSR-baseline-LIIF (random weights unless ``--checkpoint``) on DIV2K-size images as
-``evaluate@<variant>`` does (fast renderer, query chunks, the chosen device), at x2-x30 with the DIV2K
-protocol and at x2-x8 with the benchmark protocol, and prints the time per image and scale, and what the
-DIV2K evaluation of one variant (100 images x 8 scales) would take at that rate.
+``evaluate@<variant>`` does (one image at a time as the paper's test.py, its queries decoded in chunks by
+the fast renderer on the chosen device) at x2-x30 with the DIV2K protocol, and prints the time per image
+and scale, and what the DIV2K evaluation of one variant (100 images x 8 scales) would take at that rate.
+The benchmark protocol renders the same way; only the score differs.
 
     python benchmarks/evaluate.py                  # ../shared/datasets/div2k/0004.png when present, else synthetic
     python benchmarks/evaluate.py --device cuda --images 3

@@ -19,6 +19,7 @@ only when everything succeeded.
 
 import os
 import shutil
+import struct
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -72,10 +73,11 @@ def _zip_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
             if info.file_size > limits.max_member_bytes:
                 raise ArchiveError(f"{archive}: refusing entry {info.filename!r}: declares {info.file_size} bytes, "
                                    f"more than {limits.max_member_bytes} for one file of this dataset")  # fmt: skip
-            if info.file_size > limits.max_ratio * max(info.compress_size, 64 << 10):
+            if info.file_size > limits.max_ratio * max(info.compress_size, 4096):
                 raise ArchiveError(f"{archive}: refusing entry {info.filename!r}: {info.compress_size} bytes that "
                                    f"expand to {info.file_size} (a decompression bomb?)")  # fmt: skip
             members.append(Member(info.filename, info.is_dir(), info.file_size))
+        _refuse_overlaps(archive, zf)
         try:
             bad = zf.testzip()  # reads every member: CRC and length
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
@@ -85,14 +87,33 @@ def _zip_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
     return members
 
 
+def _refuse_overlaps(archive: Path, zf: zipfile.ZipFile):
+    """Every member's local header and data must lie before the next one's: overlapping members (one
+    compressed stream quoted by many entries) are a decompression bomb that per-entry ratios miss."""
+    spans = []
+    with open(archive, "rb") as f:
+        for info in zf.infolist():
+            f.seek(info.header_offset)
+            header = f.read(30)
+            if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                raise ArchiveError(f"{archive}: entry {info.filename!r} has no local header; refusing the archive")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            spans.append((info.header_offset, info.header_offset + 30 + name_len + extra_len + info.compress_size))
+    spans.sort()
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise ArchiveError(f"{archive}: entries overlap (one stream shared by several); refusing the archive")
+
+
 def _tar_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
     members = []
     try:
         with tarfile.open(archive, mode="r:") as tf:  # plain tar only: no compressed streams to bound
             for info in tf:
                 _member_path(archive, info.name)
-                if not (info.isreg() or info.isdir()):
-                    kind = "a symbolic link" if info.issym() else "a hard link" if info.islnk() else "a special file"
+                if not (info.isreg() or info.isdir()) or info.issparse():
+                    kind = ("a symbolic link" if info.issym() else "a hard link" if info.islnk() else
+                            "a sparse file" if info.issparse() else "a special file")  # fmt: skip
                     raise ArchiveError(f"{archive}: refusing entry {info.name!r}: {kind}")
                 if info.size > limits.max_member_bytes:
                     raise ArchiveError(f"{archive}: refusing entry {info.name!r}: declares {info.size} bytes, "
@@ -106,23 +127,36 @@ def _tar_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
     with open(archive, "rb") as f:
         f.seek(end)
         marker = f.read(1024)
+        trailing = any(block.strip(b"\0") for block in iter(lambda: f.read(BLOCK), b""))
     if len(marker) < 1024 or marker.strip(b"\0"):
         raise ArchiveError(f"{archive}: truncated tar archive (no end-of-archive marker after its last entry); "
                            "delete it and download again")  # fmt: skip
+    if trailing:  # e.g. a zip appended to a tar: readers that look at the end would see another archive
+        raise ArchiveError(f"{archive}: data after the tar's end-of-archive marker; refusing the archive")
     return members
+
+
+def archive_kind(archive: Path) -> str:
+    """``zip`` or ``tar``, from the first bytes; the one decision both checking and extraction follow."""
+    with open(archive, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if len(head) == 512 and head[257:262] == b"ustar" or _old_tar_header(head):
+        return "tar"
+    raise ArchiveError(f"{archive}: neither a zip nor a tar archive (an error page, or a truncated download?); "
+                       "delete it and download again")  # fmt: skip
 
 
 def check_archive(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> list[Member]:
     """Read a whole zip or tar archive and refuse it unless it is intact and holds only safe entries."""
     archive = Path(archive)
-    with open(archive, "rb") as f:
-        head = f.read(512)
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return _zip_members(archive, limits)
-    if len(head) == 512 and head[257:262] == b"ustar" or _old_tar_header(head):
-        return _tar_members(archive, limits)
-    raise ArchiveError(f"{archive}: neither a zip nor a tar archive (an error page, or a truncated download?); "
-                       "delete it and download again")  # fmt: skip
+    members = (_zip_members if archive_kind(archive) == "zip" else _tar_members)(archive, limits)
+    declared, stored = sum(m.size for m in members), archive.stat().st_size
+    if declared > limits.max_ratio * max(stored, 1 << 20):
+        raise ArchiveError(f"{archive}: {stored} bytes that declare {declared} once extracted (a decompression "
+                           "bomb?); refusing the archive")  # fmt: skip
+    return members
 
 
 def _old_tar_header(head: bytes) -> bool:
@@ -136,9 +170,9 @@ def _old_tar_header(head: bytes) -> bool:
     return stored == sum(head[:148]) + 8 * 32 + sum(head[156:512])
 
 
-def _open_members(archive: Path):
+def _open_members(archive: Path, kind: str):
     """Yield (name, is_dir, declared size, readable stream or None) in archive order."""
-    if zipfile.is_zipfile(archive):
+    if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 with zf.open(info) if not info.is_dir() else _nothing() as stream:
@@ -167,6 +201,7 @@ def extract(archive: str | Path, target: str | Path, limits: ArchiveLimits = Arc
     """Check ``archive`` whole, then extract it into ``target``: all of it, or (on any error) nothing."""
     archive, target = Path(archive), Path(target)
     members = check_archive(archive, limits)
+    expected = [(m.name, m.is_dir, m.size) for m in members]
     declared = sum(m.size for m in members)
     target.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target.parent).free
@@ -179,7 +214,9 @@ def extract(archive: str | Path, target: str | Path, limits: ArchiveLimits = Arc
     staging.mkdir()
     root = Path(os.path.realpath(staging))
     try:
-        for name, is_dir, size, stream in _open_members(archive):
+        for position, (name, is_dir, size, stream) in enumerate(_open_members(archive, archive_kind(archive))):
+            if position >= len(expected) or expected[position] != (name, is_dir, size):
+                raise ArchiveError(f"{archive}: entry {name!r} differs from what was checked; refusing the archive")
             path = root / _member_path(archive, name)
             if is_dir:
                 path.mkdir(parents=True, exist_ok=True)

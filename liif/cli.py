@@ -87,8 +87,10 @@ def cmd_evaluate(args) -> int:
         scale = float(args.scale)
     except ValueError:
         raise UsageError(f"--scale {args.scale!r}: expected a number") from None
-    if not scale > 0:
-        raise UsageError(f"--scale {args.scale}: must be positive")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise UsageError(f"--scale {args.scale}: must be a positive number")
+    if args.lr is not None and scale > 1000:
+        raise UsageError(f"--scale {args.scale}: LR folders exist for integer scales up to 1000")
     if args.lr is not None and scale != int(scale):
         raise UsageError(f"--lr pairs files by integer scale; got --scale {args.scale}")
     resolve_device(args.device)

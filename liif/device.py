@@ -18,11 +18,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_workers(workers: int | str, device: torch.device) -> int:
+def resolve_workers(workers: int | str, device: torch.device, processes: int = 1) -> int:
     """``auto``: no worker processes on a CPU, whose cores all compute already (measured on 2 cores: 1 or 2
-    workers ran at 0.80x and 0.98x of inline loading); up to 8 beside a GPU, which they keep fed."""
+    workers ran at 0.80x and 0.98x of inline loading); beside a GPU up to 8, sharing the cores with the
+    other training ``processes`` of the machine."""
     if workers != "auto":
         if not isinstance(workers, int) or workers < 0:
             raise ValueError(f"runtime.workers {workers!r}: expected auto or a number >= 0")
         return workers
-    return 0 if device.type == "cpu" else max(0, min(8, (os.cpu_count() or 1) - 1))
+    return 0 if device.type == "cpu" else max(0, min(8, (os.cpu_count() or 1) // processes - 1))

@@ -8,7 +8,7 @@ is scaled so that the averaged gradients equal the gradient of the whole batch's
 weights therefore do not depend on the number of processes (up to float rounding). Only rank 0
 writes checkpoints, history, MLflow runs and progress; every rank resumes from ``epoch-last.pth``.
 A rank that dies ends the others through ``torchrun``, and a collective that waits longer than
-``TIMEOUT`` fails instead of hanging.
+``TIMEOUT`` (30 minutes: rank 0 validates and saves while the others wait) fails instead of hanging.
 """
 
 import datetime
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-TIMEOUT = datetime.timedelta(minutes=10)
+TIMEOUT = datetime.timedelta(minutes=30)  # rank 0 validates and saves while the others wait
 
 
 @dataclass(frozen=True)

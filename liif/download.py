@@ -134,7 +134,10 @@ def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: 
             if not match or int(match[1]) != have:  # not the continuation we asked for: start over
                 part.unlink()
                 raise OSError(f"the server resumed at {response.headers.get('Content-Range')!r}, not at byte {have}")
-        elif have:  # the server ignored the range and sends everything
+        elif have:  # the server ignored the range and sends everything: restart, unless it is not the file
+            length = response.headers.get("Content-Length")
+            if size is not None and length is not None and int(length) != size:
+                raise OSError(f"the server ignored the range and sent {length} bytes, not the {size} expected")
             have = 0
         length = response.headers.get("Content-Length")
         total = int(length) + have if length is not None else size

@@ -32,15 +32,16 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: not a readable image, unreadable or truncated ({e}); replace it") from None
-    return (height, width) if orientation < 5 else (width, height)
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation tag (1: as stored; 5-8: turned by 90 degrees), 1 when absent or unreadable."""
     try:
-        return int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
+        value = int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except Exception:  # noqa: BLE001 - broken EXIF: take the pixels as stored
         return 1
+    return value if 1 <= value <= 8 else 1  # outside the 8 defined values: as stored, as viewers do
 
 
 def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:

@@ -33,6 +33,19 @@ def runtime_settings(params: dict) -> dict:
     runtime = params.get("runtime") or {}
     if set(runtime) != RUNTIME_KEYS:
         raise ValueError(f"params.yaml runtime: expected the keys {sorted(RUNTIME_KEYS)}, found {sorted(runtime)}")
+    checks = {
+        "threads": lambda v: isinstance(v, int) and v >= 0,
+        "workers": lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        "nproc": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "save_every": lambda v: isinstance(v, int) and v >= 0,
+        "compile": lambda v: isinstance(v, bool),
+        "channels_last": lambda v: isinstance(v, bool),
+    }
+    for key, ok in checks.items():
+        if not ok(runtime[key]):
+            raise ValueError(
+                f"params.yaml runtime.{key}: {runtime[key]!r} is not a valid value (see the comments there)"
+            )
     return runtime
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from liif.archives import ArchiveError, check_archive, extract
 from liif.catalogue import Archive, CatalogueEntry, lookup
 from liif.download import DownloadError, download, verify
-from liif.files import file_digest
+from liif.files import atomic_write, file_digest
 from liif.images import IMAGE_SUFFIXES, write_png
 
 SOURCES = ("official", "mirror", "local", "sample")
@@ -82,14 +82,21 @@ def read_trusted(trusted: Path | None) -> dict:
     """Trust-on-first-use SHA-256 records (archive name -> digest) of archives without a published checksum."""
     if trusted is None or not Path(trusted).is_file():
         return {}
-    return json.loads(Path(trusted).read_text())
+    try:
+        records = json.loads(Path(trusted).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SourceError(f"{trusted}: not a JSON file ({e}); restore it from git") from None
+    if not isinstance(records, dict) or not all(isinstance(v, str) for v in records.values()):
+        raise SourceError(f"{trusted}: expected an object of archive name -> SHA-256; restore it from git")
+    return records
 
 
 def _record_trusted(trusted: Path | None, records: dict):
     if trusted is None or not records:
         return
     merged = {**read_trusted(trusted), **records}
-    Path(trusted).write_text(json.dumps(dict(sorted(merged.items())), indent=2) + "\n")
+    with atomic_write(trusted) as f:
+        f.write((json.dumps(dict(sorted(merged.items())), indent=2) + "\n").encode())
     print(f"trusted on first use, recorded in {trusted}: {', '.join(sorted(records))}", file=sys.stderr)
 
 
@@ -129,7 +136,10 @@ def _fetch_archive(archive: Archive, entry: CatalogueEntry, *, source: str, mirr
     if not src.is_file():
         raise SourceError(f"{src}: not found in the mirror directory {mirror}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.is_file():
+    if dest.is_file():  # left by an earlier run: trusted only once it verifies again
+        verify(dest, size=archive.size, sha256=sha256, check=check,
+               advice=advice or f"delete {dest} to copy {src} again")  # fmt: skip
+    else:
         tmp = dest.with_name(dest.name + ".part")
         shutil.copyfile(src, tmp)
         try:
@@ -211,6 +221,10 @@ def fetch_datasets(datasets: dict, *, raw_root: str | Path, trusted: str | Path 
             root = fetch_dataset(name, spec, raw_root, trusted)
         except (SourceError, DownloadError, ArchiveError, KeyError, ValueError) as e:
             raise SourceError(f"{name}: {e}") from None
+        except OSError as e:  # a full disk, a read-only folder
+            raise SourceError(
+                f"{name}: {e.strerror or e} ({e.filename or raw_root}); free space or fix permissions"
+            ) from None
         record[name] = {"source": spec["source"], "root": str(root)}
         print(f"{name}: {spec['source']} -> {root}", file=sys.stderr)
     (raw_root / "sources.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -132,7 +132,11 @@ class Tracker:
 
         def terminate():
             client = self.mlflow.MlflowClient()
-            if client.get_run(run_id).info.status == "RUNNING":
+            try:
+                run = client.get_run(run_id)
+            except self.mlflow.exceptions.MlflowException:  # not in this store (it was deleted): nothing to end
+                return
+            if run.info.status == "RUNNING":
                 client.set_terminated(run_id, status=status)
 
         if run_id != self.run_id:

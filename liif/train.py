@@ -142,8 +142,10 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
+    amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
     history, best, start_epoch, run_id = _resume(out_dir / "epoch-last.pth", config, metadata, model, optimizer,
-                                                 scheduler, ranks)  # fmt: skip
+                                                 scheduler, scaler, ranks)  # fmt: skip
 
     tracking = tracking or {"enabled": False, "experiment": ""}
     tracker = Tracker(enabled=tracking["enabled"] and ranks.main, experiment=tracking["experiment"],
@@ -156,7 +158,7 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
     if run_id is None:
         tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
 
-    pin, workers = device.type == "cuda", resolve_workers(workers, device)
+    pin, workers = device.type == "cuda", resolve_workers(workers, device, ranks.world)
     train_loader = make_loader(train_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=True, workers=workers,
                                pin_memory=pin, ranks=ranks)  # fmt: skip
     val_loader = make_loader(val_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=False, workers=workers,
@@ -166,8 +168,6 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if pin else None)
     if compile_model:
         step_model = torch.compile(step_model)
-    amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
     global_sizes = train_loader.batch_sampler.global_sizes()
     for epoch in range(start_epoch, t["epochs"] + 1):
         began = time.perf_counter()
@@ -201,7 +201,7 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step()
         if ranks.world > 1:  # the epoch's mean loss over every rank's share
-            sums = torch.tensor([total, count], dtype=torch.float64)
+            sums = torch.tensor([total, count], dtype=torch.float64, device=device)  # NCCL reduces GPU tensors
             torch.distributed.all_reduce(sums)
             total, count = sums.tolist()
         if not ranks.main:
@@ -213,7 +213,8 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         is_best = val_psnr > best
         best = max(best, val_psnr)
         state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "history": history, "best_val_psnr": best, "mlflow_run_id": tracker.run_id}  # fmt: skip
+                 "scaler": scaler.state_dict() if scaler else None, "history": history, "best_val_psnr": best,
+                 "mlflow_run_id": tracker.run_id}  # fmt: skip
         if is_best:
             save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
         if save_every and epoch % save_every == 0:
@@ -228,15 +229,18 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         return {}
     tracker.log_artifact(out_dir / "epoch-last.pth", artifact_path="checkpoint")
     tracker.end()
+    marker.unlink(missing_ok=True)  # the run ended: nothing left to close
     return _finish(out_dir, config, history, best, tracker.run_id)
 
 
-def _resume(last: Path, config: dict, metadata: dict, model, optimizer, scheduler, ranks: distributed.Ranks):
+def _resume(last: Path, config: dict, metadata: dict, model, optimizer, scheduler, scaler, ranks: distributed.Ranks):
     """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run;
     otherwise the old checkpoints are removed (rank 0) and training starts over."""
-    raw = read_checkpoint(last) if last.is_file() else None
-    if ranks.world > 1:  # every rank has read it before rank 0 may delete it
-        torch.distributed.barrier()
+    raw = read_checkpoint(last) if ranks.main and last.is_file() else None
+    if ranks.world > 1:  # rank 0's file decides for every rank, also when machines do not share the folder
+        shared = [raw]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        raw = shared[0]
     if raw is None:
         return [], -math.inf, 1, None
     state, stored = raw.get("train_state") or {}, raw.get("metadata") or {}
@@ -245,6 +249,8 @@ def _resume(last: Path, config: dict, metadata: dict, model, optimizer, schedule
         model.load_state_dict(raw["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
+            scaler.load_state_dict(state["scaler"])
         if ranks.main:
             print(f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
                   file=sys.stderr)  # fmt: skip

@@ -15,6 +15,7 @@ import json
 
 from liif.params import RUNTIME_KEYS, deep_merge
 
+AMP_CHOICES = ("fp32", "bf16", "fp16")  # autocast dtypes of liif.train
 ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
 
 RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
@@ -71,6 +72,8 @@ def training_recipe(model: dict, train: dict) -> dict | None:
         recipe["scale_min"] = recipe["scale_max"] = int(model["scale"])
     else:
         recipe["samples"] = "downsampled"
+    if recipe.get("amp", "fp32") not in AMP_CHOICES:
+        raise ValueError(f"train.amp {recipe['amp']!r}: expected one of {', '.join(AMP_CHOICES)}")
     keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]] | {"samples"}
     return {k: v for k, v in recipe.items() if k in keep}
 

@@ -24,7 +24,11 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the variant's model folder")
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
-    runtime = runtime_settings(load_params())
+    try:
+        runtime = runtime_settings(load_params())
+    except ValueError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 2
     nproc = runtime["nproc"]
     if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
         code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]))

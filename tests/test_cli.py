@@ -166,14 +166,17 @@ def test_torch_is_never_asked_to_unpickle_code(workdir):
 
 def test_a_huge_image_in_a_small_file_is_refused_from_its_header(workdir):
     """A 12000 x 12000 PNG of a few kB: the output guard must run before 5 GB of decoding."""
-    import resource
-
     Image.new("1", (12000, 12000)).save(workdir / "huge.png")
     assert (workdir / "huge.png").stat().st_size < 100_000
-    code, _, err = run("upscale", workdir / "huge.png", "-o", workdir / "never.png", "--scale", "2",
-                       "--checkpoint", "bicubic")  # fmt: skip
+    command = [sys.executable, "-m", "liif.cli", "upscale", str(workdir / "huge.png"), "-o",
+               str(workdir / "never.png"), "--scale", "2", "--checkpoint", "bicubic"]  # fmt: skip
+    watcher = ("import json, resource, subprocess\n"  # a fresh parent: its only child is the command
+               f"p = subprocess.run({command!r}, capture_output=True, text=True)\n"
+               "print(json.dumps([p.returncode, p.stderr, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True).stdout
+    code, err, peak_kb = json.loads(out)
     assert code == 2 and "24000x24000 (576 MP) exceeds --max-megapixels 400" in err and "Traceback" not in err
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1 << 20  # KB: no child ever reached 1 GB
+    assert int(peak_kb) < 1 << 20  # under 1 GB: decoding the image would take 5 GB
 
 
 def test_decompression_bombs_get_the_one_line_error(workdir, monkeypatch, capsys):
@@ -223,3 +226,18 @@ def test_exif_orientation_is_applied_as_viewers_do(tmp_path):
     assert "EXIF orientation 6" in notice
     expected = np.rot90(pixels, k=-1)  # clockwise
     assert np.array_equal((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), expected)
+
+
+def test_evaluate_refuses_scales_it_cannot_honour(workdir, tmp_path):
+    for scale, message in (("inf", "must be a positive number"), ("1e308", "integer scales up to 1000")):
+        code, _, err = run("evaluate", "--checkpoint", "bicubic", "--hr", workdir, "--lr", workdir, "--scale", scale)
+        assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_an_undefined_exif_orientation_leaves_the_pixels_as_stored(tmp_path):
+    from liif.images import image_size, load_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 9  # not one of the 8 defined values
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "odd.png", exif=exif)
+    assert image_size(tmp_path / "odd.png") == (20, 30) and load_image(tmp_path / "odd.png")[0].shape == (3, 20, 30)

@@ -112,3 +112,27 @@ def _parent(proc_dir: Path) -> int | None:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_the_train_stage_relaunches_itself_under_torchrun(tmp_path):
+    """runtime.nproc: 2 in params.yaml: stages/train.py starts torchrun with 2 processes, rank 0 writes."""
+    from test_train import write_tree
+
+    from liif.layout import PreparedData
+    from liif.params import load_params
+    from liif.variants import resolve_variant
+
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml")
+    params["runtime"].update(nproc=2, tracking={"enabled": False, "experiment": "t"})
+    params["train"].update(epochs=2, batch_size=4, repeat=2, val_images=1, val_repeat=1, inp_size=16)
+    params["model"].update(encoder={"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8}, decoder_hidden=[16])
+    (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
+    write_tree(PreparedData(tmp_path / "prepared"), "sample", {"train": 2, "test": 1})
+    (tmp_path / "liif.json").write_text(json.dumps(resolve_variant(params, "liif")))
+    proc = subprocess.run([sys.executable, str(root / "stages" / "train.py"), "--config", "liif.json", "--data",
+                           "prepared", "--out", "models/liif"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "torch.distributed.run" not in proc.stderr and '"epochs": 2' in proc.stderr  # rank 0's summary
+    assert read_checkpoint(tmp_path / "models" / "liif" / "epoch-last.pth")["train_state"]["epoch"] == 2

@@ -86,7 +86,36 @@ HOSTILE_ARCHIVES = {
     "char-device": lambda: tar_bytes([info("dev", tarfile.CHRTYPE)]),
     "zip-symlink": lambda: zip_with([symlink_zip_entry("link", "../../outside")]),
     "zip-dotdot-backslash": lambda: zip_with([(zipfile.ZipInfo("ok\\..\\..\\evil.txt"), b"x")]),
+    "sparse-member": lambda: sparse_tar(),
+    "overlapping-zip-entries": lambda: overlapping_zip(),
 }  # fmt: skip
+
+
+def sparse_tar() -> bytes:
+    """A GNU sparse member: 512 bytes in the archive, 30 MB once extracted (tarfile cannot write one)."""
+    member = tarfile.TarInfo("data1024x1024/00001.png")
+    member.size, member.type = 512, tarfile.GNUTYPE_SPARSE
+    header = bytearray(member.tobuf(format=tarfile.GNU_FORMAT))
+    octal = lambda n: f"{n:011o}".encode() + b"\0"  # noqa: E731
+    header[386:398], header[398:410] = octal(0), octal(512)  # one data chunk of 512 bytes at offset 0
+    header[482], header[483:495] = 0, octal(30 << 20)  # no extension headers; the real size
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header[:512]):06o}".encode() + b"\0 "
+    return bytes(header) + b"A" * 512 + b"\0" * 10240
+
+
+def overlapping_zip() -> bytes:
+    """Two central-directory entries that point at one compressed stream (a quoted-overlap bomb)."""
+    one = zip_with([(zipfile.ZipInfo("data1024x1024/a.png"), b"p" * 1000)])
+    cd_start = one.index(b"PK\x01\x02")
+    eocd = one.index(b"PK\x05\x06")
+    entry = one[cd_start:eocd]
+    twin = entry.replace(b"data1024x1024/a.png", b"data1024x1024/b.png")
+    directory = entry + twin
+    end = bytearray(one[eocd:])
+    end[8:10] = end[10:12] = (2).to_bytes(2, "little")
+    end[12:16] = len(directory).to_bytes(4, "little")
+    return one[:cd_start] + directory + bytes(end)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_ARCHIVES))
@@ -113,6 +142,29 @@ def test_a_tar_cut_at_a_member_boundary_is_not_complete(tmp_path):
     assert len(check_archive(tmp_path / "whole.tar")) == 3
     with pytest.raises(ArchiveError, match="truncated tar archive"):
         check_archive(tmp_path / "cut.tar")
+
+
+def test_a_zip_appended_to_a_tar_is_refused(tmp_path):
+    """Format sniffing from the start (tar) and from the end (zip) must not disagree: the zip's bomb would
+    be extracted past every limit checked on the tar."""
+    small_tar = tar_bytes([info("data1024x1024/00001.png", size=100)], {"data1024x1024/00001.png": b"p" * 100})
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data1024x1024/bomb.png", bytes(40 << 20))
+    (tmp_path / "poly.tar").write_bytes(small_tar + bomb.getvalue())
+    with pytest.raises(ArchiveError, match="data after the tar's end-of-archive marker"):
+        extract(tmp_path / "poly.tar", tmp_path / "target")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poly.tar"]
+
+
+def test_small_members_cannot_add_up_to_a_bomb(tmp_path):
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i in range(64):
+            zf.writestr(f"data1024x1024/{i:05d}.png", bytes(1 << 20))  # 1 MiB of zeros, about 1 kB each
+    with pytest.raises(ArchiveError, match="decompression bomb"):
+        extract(many, tmp_path / "target", ArchiveLimits(max_member_bytes=32 << 20, max_ratio=20.0))
+    assert not (tmp_path / "target").exists()
 
 
 def test_a_zip_bomb_and_an_oversized_member_are_refused_unopened(tmp_path):

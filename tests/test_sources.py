@@ -174,3 +174,11 @@ def test_celeba_directory_mirror_with_split_json(tmp_path):
     split = celeba_split(names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json",
                          val_fraction=0.2, seed=0)  # fmt: skip
     assert (split["train"], split["val"]) == (["00001.png", "00003.png"], ["000004.jpg"])  # unknown ids dropped
+
+
+def test_a_damaged_trust_file_is_an_error_not_a_traceback(tmp_path):
+    trusted = tmp_path / "dataset-checksums.json"
+    trusted.write_text("[1, 2]")
+    with pytest.raises(SourceError, match="expected an object of archive name -> SHA-256; restore it from git"):
+        fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(tmp_path)}, raw_root=tmp_path / "raw",
+                      trusted=trusted)  # fmt: skip

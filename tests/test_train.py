@@ -228,8 +228,10 @@ def test_stale_temporaries_and_orphaned_runs_are_cleaned_at_start(tmp_path, monk
     fit(tiny_config(epochs=1), *tiny_sets(tiny_config(), images), tmp_path / "model", device="cpu", tracking=tracking)
     assert not list((tmp_path / "model").glob(".*.tmp"))
     assert client.get_run(orphan.run_id).info.status == "KILLED"
-    current = (tmp_path / "model" / "mlflow-run.txt").read_text().strip()
-    assert current != orphan.run_id and client.get_run(current).info.status == "FINISHED"
+    summary = json.loads((tmp_path / "model" / "summary.json").read_text())
+    assert summary["mlflow_run_id"] != orphan.run_id
+    assert client.get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
+    assert not (tmp_path / "model" / "mlflow-run.txt").exists()  # the run ended: nothing left to close
 
 
 def test_weights_do_not_depend_on_the_number_of_loader_workers(tmp_path):
@@ -251,5 +253,28 @@ def test_mixed_precision_is_part_of_the_identity_and_trains(tmp_path):
     assert config_hash(resolve_variant(bf16, "liif")) != config_hash(resolve_variant(params, "liif"))
     images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
     config = tiny_config(epochs=1, amp="bf16")  # autocast runs on CPU too (fp16 adds a gradient scaler)
-    summary = fit(config, *tiny_sets(config, images), tmp_path, device="cpu")
+    summary = fit(config, *tiny_sets(config, images), tmp_path / "bf16", device="cpu")
     assert summary["epochs"] == 1 and math.isfinite(summary["final_loss"])
+    fp32 = tiny_config(epochs=1)
+    fit(fp32, *tiny_sets(fp32, images), tmp_path / "fp32", device="cpu")
+    a, b = (read_checkpoint(tmp_path / d / "epoch-last.pth")["state_dict"] for d in ("bf16", "fp32"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # autocast really ran
+
+
+def test_loader_batches_are_the_documented_function_of_seed_and_epoch():
+    """Pinned: epoch e's order is torch.randperm(n) seeded with seed * 100003 + e, items made at epoch e, as the
+    inline loop before the DataLoader did (the default profile's weights are bit-identical across the change)."""
+    from liif.train import make_loader
+
+    images = [torch.round(random_image(70, 75, seed=i) * 255).to(torch.uint8) for i in range(3)]
+    config = tiny_config()
+    train, _ = tiny_sets(config, images)
+    loader = make_loader(train, batch_size=4, seed=7, shuffle=True, workers=0)
+    for epoch in (1, 3):
+        loader.batch_sampler.set_epoch(epoch)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(7 * 100_003 + epoch)).tolist()
+        train.epoch = epoch
+        for start, batch in zip(range(0, len(train), 4), loader, strict=True):
+            items = [train[i] for i in order[start : start + 4]]
+            for key in batch:
+                assert torch.equal(batch[key], torch.stack([item[key] for item in items]))
