@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ENCODER
+from conftest import CPU_RUNTIME, TINY_ENCODER
 from PIL import Image
 
 from liif.evaluate import evaluate_task
@@ -72,16 +72,7 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
                   "seed": 0},
         "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
     }  # fmt: skip
-    runtime = {
-        "device": "cpu",
-        "threads": 0,
-        "workers": 0,
-        "nproc": 1,
-        "compile": False,
-        "channels_last": False,
-        "save_every": 0,
-        "tracking": {"enabled": False, "experiment": "t"},
-    }
+    runtime = CPU_RUNTIME
     for name in params["variants"]:
         config = resolve_variant(params, name)
         assert config["train"]["samples"] == "uniform-varied"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_image
+from conftest import CPU_RUNTIME, random_image
 
 from liif.checkpoint import load_checkpoint, read_checkpoint
 from liif.params import apply_profile, load_params
@@ -184,16 +184,7 @@ def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
     prepared = PreparedData(tmp_path / "prepared")
     write_tree(prepared, "photos", {"train": 2, "test": 1})
     config = {**tiny_config(epochs=1), "train": {**tiny_config(epochs=1)["train"], "dataset": "photos"}}
-    runtime = {
-        "device": "cpu",
-        "threads": 0,
-        "workers": 0,
-        "nproc": 1,
-        "compile": False,
-        "channels_last": False,
-        "save_every": 0,
-        "tracking": {"enabled": False, "experiment": "t"},
-    }
+    runtime = CPU_RUNTIME
     out = tmp_path / "model"
     train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)
     first = read_checkpoint(out / "epoch-last.pth")
