@@ -17,7 +17,7 @@ from liif.layout import PreparedData
 from liif.models import build_model
 from liif.params import load_params
 from liif.samples import make_training_sets
-from liif.train import make_loader
+from liif.train import make_loader, train_step
 from liif.variants import resolve_variant
 
 
@@ -35,10 +35,7 @@ def throughput(config: dict, train_set, *, workers: int, epochs: int) -> tuple[f
         asked = time.perf_counter()
         for batch in loader:
             waiting += time.perf_counter() - asked
-            loss = torch.nn.functional.l1_loss(model(batch["inp"], batch["coord"], batch["cell"]), batch["gt"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, batch, optimizer)
             samples += len(batch["inp"])
             asked = time.perf_counter()
     return samples / (time.perf_counter() - began), waiting

@@ -22,6 +22,7 @@ import torch
 
 from liif.device import resolve_device
 from liif.models import LIIF, make_coord
+from liif.train import AMP_DTYPES, train_step
 
 
 def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
@@ -39,40 +40,34 @@ def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
                                           "gt": gt}.items()}  # fmt: skip
 
 
-def literal_forward(model: LIIF, batch: dict) -> torch.Tensor:
-    return model.query_reference(model.encoder(batch["inp"]), batch["coord"], batch["cell"])
+class Literal(torch.nn.Module):
+    """The spec's query procedure (``LIIF.query_reference``) behind the usual ``forward(inp, coord, cell)``."""
+
+    def __init__(self, model: LIIF):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inp, coord, cell):
+        return self.model.query_reference(self.model.encoder(inp), coord, cell)
 
 
-def project_forward(model: LIIF, batch: dict) -> torch.Tensor:
-    return model(batch["inp"], batch["coord"], batch["cell"])
-
-
-def gradients(model: LIIF, forward, batch: dict) -> list[torch.Tensor]:
+def gradients(model: torch.nn.Module, batch: dict) -> list[torch.Tensor]:
     model.zero_grad(set_to_none=True)
-    torch.nn.functional.l1_loss(forward(model, batch), batch["gt"]).backward()
+    torch.nn.functional.l1_loss(model(batch["inp"], batch["coord"], batch["cell"]), batch["gt"]).backward()
     return [p.grad.detach().clone() for p in model.parameters()]
 
 
-def time_steps(model: LIIF, forward, batch: dict, *, steps: int, warmup: int, amp: str | None, device) -> float:
-    """Median seconds of a full step (forward, L1, backward, Adam), after warm-up steps."""
+def time_steps(model: torch.nn.Module, batch: dict, *, steps: int, warmup: int, amp: str | None, device) -> float:
+    """Median seconds of a full training step (``liif.train.train_step``), after warm-up steps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    dtype = AMP_DTYPES[amp or "fp32"]
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     times = []
     for i in range(warmup + steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = torch.nn.functional.l1_loss(forward(model, batch), batch["gt"])
-        optimizer.zero_grad(set_to_none=True)
-        if scaler:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        train_step(model, batch, optimizer, amp_dtype=dtype, scaler=scaler)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
@@ -97,28 +92,27 @@ def main() -> int:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"48x48 inputs, {args.sample_q} queries, fp32 unless stated")  # fmt: skip
 
-    ours = gradients(copy.deepcopy(base), project_forward, batch)
-    literal = gradients(copy.deepcopy(base), literal_forward, batch)
+    ours = gradients(copy.deepcopy(base), batch)
+    literal = gradients(Literal(copy.deepcopy(base)), batch)
     grad_diff = max((a - b).abs().max().item() for a, b in zip(ours, literal, strict=True))
 
     timings = {}
-    timings["literal (spec 2.4 step by step)"] = time_steps(copy.deepcopy(base), literal_forward, batch,
-                                                            steps=args.steps, warmup=args.warmup, amp=None,
-                                                            device=device)  # fmt: skip
-    timings["project"] = time_steps(copy.deepcopy(base), project_forward, batch, steps=args.steps,
+    timings["literal (spec 2.4 step by step)"] = time_steps(Literal(copy.deepcopy(base)), batch, steps=args.steps,
+                                                            warmup=args.warmup, amp=None, device=device)  # fmt: skip
+    timings["project"] = time_steps(copy.deepcopy(base), batch, steps=args.steps,
                                     warmup=args.warmup, amp=None, device=device)  # fmt: skip
     channels_last = copy.deepcopy(base).to(memory_format=torch.channels_last)
     cl_batch = {**batch, "inp": batch["inp"].contiguous(memory_format=torch.channels_last)}
-    timings["project + channels-last"] = time_steps(channels_last, project_forward, cl_batch, steps=args.steps,
+    timings["project + channels-last"] = time_steps(channels_last, cl_batch, steps=args.steps,
                                                     warmup=args.warmup, amp=None, device=device)  # fmt: skip
     if args.amp:
-        timings[f"project + {args.amp} autocast"] = time_steps(copy.deepcopy(base), project_forward, batch,
+        timings[f"project + {args.amp} autocast"] = time_steps(copy.deepcopy(base), batch,
                                                                steps=args.steps, warmup=args.warmup, amp=args.amp,
                                                                device=device)  # fmt: skip
     if not args.no_compile:
         try:
             compiled = torch.compile(copy.deepcopy(base))
-            timings["project + torch.compile"] = time_steps(compiled, project_forward, batch, steps=args.steps,
+            timings["project + torch.compile"] = time_steps(compiled, batch, steps=args.steps,
                                                             warmup=args.warmup + 1, amp=None, device=device)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - a missing compiler is a result to report, not a crash
             print(f"torch.compile unavailable here: {type(e).__name__}: {str(e).splitlines()[0][:200]}")

@@ -1,6 +1,7 @@
 """Reading and writing images. One decoder serves every reader (prepare, training, evaluation, CLI),
 so the same file always gives the same pixels."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,26 @@ class ImageError(Exception):
     """An image that cannot be read or written; the message names the file."""
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) from the file's header, without decoding the pixels (a small file can hold a huge image)."""
+@contextlib.contextmanager
+def _opened(path: str | Path):
+    """``Image.open`` with every way a file can fail turned into an ImageError that names it."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as img:
-            width, height = img.size
-            orientation = _orientation(img)
+            yield img
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: not a readable image, unreadable or truncated ({e}); replace it") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) from the file's header, without decoding the pixels (a small file can hold a huge image)."""
+    with _opened(path) as img:
+        width, height = img.size
+        orientation = _orientation(img)
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
@@ -52,23 +60,15 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
     data is 8-bit; an EXIF orientation is applied, as image viewers do. The
     notice says what was converted, None for plain RGB as stored.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode, orientation = img.mode, _orientation(img)
-            if orientation != 1:
-                img = ImageOps.exif_transpose(img)
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.float64)
-                img = Image.fromarray(np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8), mode="L")
-            rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # writable, owns its memory
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: not a readable image, unreadable or truncated ({e}); replace it") from None
+    with _opened(path) as img:
+        img.load()
+        mode, orientation = img.mode, _orientation(img)
+        if orientation != 1:
+            img = ImageOps.exif_transpose(img)
+        if mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(img, dtype=np.float64)
+            img = Image.fromarray(np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8), mode="L")
+        rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # writable, owns its memory
     notes = [] if mode == "RGB" else [f"converted {mode} image to 8-bit RGB"]
     if orientation != 1:
         notes.append(f"applied its EXIF orientation {orientation}")

@@ -8,10 +8,10 @@ of query coordinates with their cell sizes to RGB (also in [-1, 1]):
     rgb = model.query(grid, coord, cell)    # any number of times, in chunks
 
 ``forward(lr, coord, cell)`` chains the three; ``liif.render.render_image``
-drives them in tiles and chunks. Two properties tell the renderer what
-differs: ``grid_scale`` (latents per LR pixel and axis: the fixed-scale
-up-samplers decode from their output grid) and ``resize_only`` (Bicubic
-resizes the whole image instead of answering queries). Coordinates follow paper spec section 2.3:
+drives them in tiles and chunks. Two properties of ``SRModel`` tell the
+renderer what differs: ``grid_scale`` (latents per LR pixel and axis: the
+fixed-scale up-samplers decode from their output grid) and ``resize_only``
+(Bicubic resizes the whole image instead of answering queries). Coordinates follow paper spec section 2.3:
 pixel centres in [-1, 1], component 0 is the row, a cell is the size of an
 output pixel in the same units.
 """
@@ -93,7 +93,22 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-class LIIF(nn.Module):
+class SRModel(nn.Module):
+    """What every model here shares: ``forward`` chains encode, prepare and query; ``encode`` gives the
+    latent grid of the encoder's output; and the two
+    properties the renderer reads (overridden by the fixed-scale up-sampler and by Bicubic)."""
+
+    grid_scale = 1  # latents per LR pixel and axis
+    resize_only = False  # True: ``resize`` the whole image instead of answering queries
+
+    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return self.query(self.prepare(self.encode(lr)), coord, cell)
+
+    def encode(self, lr: torch.Tensor) -> LatentGrid:
+        return LatentGrid(self.encoder(lr), size=(lr.shape[-2] * self.grid_scale, lr.shape[-1] * self.grid_scale))
+
+
+class LIIF(SRModel):
     """Local implicit image function (paper spec 2.4) with the paper's ablation switches.
 
     The first decoder layer is split as W_z z + W_r r + W_c c + b: ``prepare``
@@ -101,9 +116,6 @@ class LIIF(nn.Module):
     so a query gathers 256 values instead of 576 and skips 43 % of the decoder's
     multiply-adds. ``query_reference`` follows the spec's procedure literally.
     """
-
-    grid_scale = 1
-    resize_only = False
 
     def __init__(
         self,
@@ -130,12 +142,6 @@ class LIIF(nn.Module):
         in_dim = self.latent_dim + 2 + (2 if cell_decode else 0)
         self.decoder = MLP(in_dim=in_dim, out_dim=3, hidden=list(decoder_hidden))
         self.receptive_radius = self.encoder.receptive_radius + 2  # unfolding + ensemble neighbour
-
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.query(self.prepare(self.encode(lr)), coord, cell)
-
-    def encode(self, lr: torch.Tensor) -> LatentGrid:
-        return LatentGrid(self.encoder(lr), size=tuple(lr.shape[-2:]))
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
         """Apply the latent part of the first decoder layer (and its bias) to every latent: a conv."""
@@ -235,7 +241,7 @@ class LIIF(nn.Module):
         return out
 
 
-class MetaSR(nn.Module):
+class MetaSR(SRModel):
     """Meta-SR as re-implemented by the LIIF authors (spec 2.6).
 
     A weight predictor maps (offset_y, offset_x, 1/r) to a (9C x 3) matrix that
@@ -244,9 +250,6 @@ class MetaSR(nn.Module):
     spec's procedure literally.
     """
 
-    grid_scale = 1
-    resize_only = False
-
     def __init__(self, *, encoder: dict, predictor_hidden: int = 256):
         super().__init__()
         self.config = dict(encoder=dict(encoder), predictor_hidden=predictor_hidden)
@@ -254,12 +257,6 @@ class MetaSR(nn.Module):
         self.latent_dim = self.encoder.out_dim * 9
         self.decoder = MLP(in_dim=3, out_dim=self.latent_dim * 3, hidden=[predictor_hidden])
         self.receptive_radius = self.encoder.receptive_radius + 2
-
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.query(self.prepare(self.encode(lr)), coord, cell)
-
-    def encode(self, lr: torch.Tensor) -> LatentGrid:
-        return LatentGrid(self.encoder(lr), size=tuple(lr.shape[-2:]))
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
         b, c, h, w = grid.features.shape
@@ -304,14 +301,12 @@ class MetaSR(nn.Module):
         return torch.bmm(q_feat.reshape(b * q, 1, c * 9), weights).view(b, q, 3)
 
 
-class FixedScaleSR(nn.Module):
+class FixedScaleSR(SRModel):
     """A fixed-scale up-sampler (encoder with its sub-pixel tail, spec 2.5).
 
     Its output grid is read back by nearest sampling, so at its own scale every
     output pixel is exactly one pixel of the network's output.
     """
-
-    resize_only = False
 
     def __init__(self, *, encoder: dict, scale: int):
         super().__init__()
@@ -319,12 +314,6 @@ class FixedScaleSR(nn.Module):
         self.scale = self.grid_scale = scale
         self.encoder = make_encoder(**encoder, upscale=scale)
         self.receptive_radius = self.encoder.receptive_radius + 1
-
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.query(self.prepare(self.encode(lr)), coord, cell)
-
-    def encode(self, lr: torch.Tensor) -> LatentGrid:
-        return LatentGrid(self.encoder(lr), size=(lr.shape[-2] * self.scale, lr.shape[-1] * self.scale))
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
         return grid
@@ -336,13 +325,12 @@ class FixedScaleSR(nn.Module):
         return grid.gather(rows, cols)
 
 
-class Bicubic(nn.Module):
+class Bicubic(SRModel):
     """The Bicubic baseline: MATLAB-style bicubic up-sampling, no parameters.
 
     ``liif.render.render_image`` calls ``resize`` on the whole image instead of querying.
     """
 
-    grid_scale = 1
     resize_only = True
 
     def __init__(self):

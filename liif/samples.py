@@ -37,6 +37,13 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(hash((seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
+def keyed_generator(dataset, key: int | tuple[int, int]) -> tuple[torch.Generator, int]:
+    """The generator of one sample and its index; ``key`` is (epoch, index) from ``EpochBatches``, or an
+    index at ``dataset.epoch`` for direct indexing."""
+    epoch, index = key if isinstance(key, tuple) else (dataset.epoch, key)
+    return sample_generator(dataset.seed, epoch, index), index
+
+
 class EpochBatches(torch.utils.data.Sampler):
     """Batches of (epoch, index) keys: shuffled by (seed, epoch) for training, in order for validation.
 
@@ -138,8 +145,7 @@ class DownsampledPatches(torch.utils.data.Dataset):
         return len(self.images) * self.repeat
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        g = sample_generator(self.seed, epoch, index)
+        g, index = keyed_generator(self, key)
         image = self.images[index % len(self.images)].float() / 255
         s = self.scale_min + (self.scale_max - self.scale_min) * torch.rand(1, generator=g).item()
         side = round(self.inp_size * s)
@@ -178,8 +184,7 @@ class PairedPatches(torch.utils.data.Dataset):
         return len(self.hr) * self.repeat
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        g = sample_generator(self.seed, epoch, index)
+        g, index = keyed_generator(self, key)
         i = index % len(self.hr)
         lr_full, hr_full = self.lr[i].float() / 255, self.hr[i].float() / 255
         p, s = self.inp_size, self.scale
@@ -238,8 +243,7 @@ class UniformVariedPairs(torch.utils.data.Dataset):
         return gt
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        g = sample_generator(self.seed, epoch, index)
+        g, index = keyed_generator(self, key)
         i = index % len(self.hr)
         lr, gt = self.lr[i].float() / 255, self.gt[i].float() / 255
         if self.augment and torch.rand(1, generator=g).item() < 0.5:

@@ -19,7 +19,7 @@ from liif.archives import ArchiveError, check_archive, extract
 from liif.catalogue import Archive, CatalogueEntry, lookup
 from liif.download import DownloadError, download, verify
 from liif.files import atomic_write, file_digest
-from liif.images import IMAGE_SUFFIXES, write_png
+from liif.images import ImageError, list_images, write_png
 
 SOURCES = ("official", "mirror", "local", "sample")
 
@@ -55,9 +55,10 @@ def export_sample_suite(names: list[str], out_dir: str | Path) -> list[Path]:
 def check_layout(root: Path, dataset: CatalogueEntry, scales: tuple[int, ...] | None = None) -> Path:
     """The folder must hold the dataset's HR images and its LR folders, paired by name."""
     hr = root / dataset.hr_dir
-    images = sorted(p for p in hr.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if hr.is_dir() else []
-    if not images:
-        raise SourceError(f"{hr}: no HR images; expected the official layout of {dataset.name} under {root}")
+    try:
+        images = list_images(hr)
+    except ImageError:
+        raise SourceError(f"{hr}: no HR images; expected the official layout of {dataset.name} under {root}") from None
     for s in scales if scales is not None else dataset.lr_scales:
         lr = root / dataset.lr_dir.format(s=s)
         missing = [p.name for p in images if not (lr / f"{p.stem}x{s}{p.suffix}").is_file()]

@@ -53,6 +53,25 @@ def make_loader(dataset, *, batch_size: int, seed: int, shuffle: bool, workers: 
                                        **extra)  # fmt: skip
 
 
+def train_step(model, batch: dict, optimizer, *, amp_dtype=None, scaler=None, weight: float | None = None):
+    """One optimisation step: ``model(inp, coord, cell)`` under autocast when ``amp_dtype`` is set, L1
+    against ``gt`` (times ``weight``: a rank's share of a distributed batch), backward, optimizer step
+    (through ``scaler`` for fp16). Returns the unweighted loss."""
+    with torch.autocast(batch["inp"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pred = model(batch["inp"], batch["coord"], batch["cell"])
+        loss = torch.nn.functional.l1_loss(pred.float(), batch["gt"])
+    scaled = loss * weight if weight is not None else loss
+    optimizer.zero_grad(set_to_none=True)
+    if scaler:
+        scaler.scale(scaled).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        scaled.backward()
+        optimizer.step()
+    return loss
+
+
 def psnr_normalised(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """Per-sample RGB PSNR of normalised predictions, clamped to [0, 1] (validation, spec 3.1)."""
     pred = (pred * 0.5 + 0.5).clamp(0, 1)
@@ -179,20 +198,10 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
             batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
             if channels_last:
                 batch["inp"] = batch["inp"].contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                pred = step_model(batch["inp"], batch["coord"], batch["cell"])
-                loss = torch.nn.functional.l1_loss(pred.float(), batch["gt"])
             # DDP averages gradients over ranks: weight each share by its size, so the result is the
             # gradient of the whole batch's mean loss whatever the number of processes.
-            scaled = loss * (len(batch["inp"]) * ranks.world / global_sizes[step]) if ranks.world > 1 else loss
-            optimizer.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(scaled).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                scaled.backward()
-                optimizer.step()
+            weight = len(batch["inp"]) * ranks.world / global_sizes[step] if ranks.world > 1 else None
+            loss = train_step(step_model, batch, optimizer, amp_dtype=amp_dtype, scaler=scaler, weight=weight)
             total += loss.item() * len(batch["inp"])
             count += len(batch["inp"])
             bar.set_postfix(

@@ -98,11 +98,13 @@ def test_resume_after_kill_ends_with_identical_weights(tmp_path):
     assert not list(killed.glob(".*.tmp"))
 
 
-def tiny_sets(config, images):
+def tiny_sets(config, images, val_images=None):
+    """Training and validation sets of a tiny_config run (validation on ``val_images``, default the same)."""
     t = config["train"]
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    return (DownsampledPatches(images, augment=True, repeat=t["repeat"], seed=t["seed"], **common),
-            DownsampledPatches(images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1, **common))  # fmt: skip
+    return (DownsampledPatches(images, augment=t["augment"], repeat=t["repeat"], seed=t["seed"], **common),
+            DownsampledPatches(val_images or images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1,
+                               **common))  # fmt: skip
 
 
 def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
