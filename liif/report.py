@@ -133,14 +133,25 @@ def verdicts(metrics: dict, dataset: str) -> list[str]:
     return out
 
 
+def _colours(variants) -> dict:
+    """One colour per variant, the same in every figure (the default cycle repeats after 10): the strong
+    colours first, LIIF, Bicubic and MetaSR first of all."""
+    tab20 = plt.get_cmap("tab20").colors
+    palette = tab20[0::2] + tab20[1::2]
+    main = [v for v in ("liif", "bicubic", "metasr") if v in variants]
+    order = main + sorted(v for v in variants if v not in main)
+    return {v: palette[i % len(palette)] for i, v in enumerate(order)}
+
+
 def plot_psnr_vs_scale(metrics: dict, dataset: str, path: Path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     scales = _scales(metrics, dataset)
+    colours = _colours(metrics)
     for variant, m in metrics.items():
         pts = [(s, m[dataset][f"x{s}"]) for s in scales if f"x{s}" in m.get(dataset, {})]
         if pts:
             style = "-o" if variant in ("liif", "bicubic", "metasr") else "--."
-            ax.plot(*zip(*pts), style, label=variant, linewidth=2 if variant == "liif" else 1)
+            ax.plot(*zip(*pts), style, label=variant, linewidth=2 if variant == "liif" else 1, color=colours[variant])
     ax.axvspan(min(scales) - 0.2, 4.2, color="0.92", zorder=0)
     ax.set_xscale("log")
     ax.set_xticks(scales, [f"x{s}" for s in scales])
@@ -155,12 +166,14 @@ def plot_psnr_vs_scale(metrics: dict, dataset: str, path: Path):
 
 def plot_training(histories: dict, path: Path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    colours = _colours(histories)
     for variant, rows in histories.items():
         if rows:
-            a.plot([r["epoch"] for r in rows], [r["loss"] for r in rows], label=variant)
-            b.plot([r["epoch"] for r in rows], [r["val_psnr"] for r in rows], label=variant)
+            epochs = [r["epoch"] for r in rows]
+            a.plot(epochs, [r["loss"] for r in rows], label=variant, color=colours[variant])
+            b.plot(epochs, [r["val_psnr"] for r in rows], label=variant, color=colours[variant])
     a.set(xlabel="epoch", ylabel="L1 loss (normalised RGB)", title="training loss")
-    b.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR (random x1-x4, sampled pixels)")
+    b.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR at each variant's own training scales")
     if any(histories.values()):
         b.legend(fontsize=7, ncol=2)
     fig.tight_layout()
