@@ -2,7 +2,7 @@
 
 ::
 
-    <root>/<dataset>/<split>/HR/<name>.png                       # split: train | test
+    <root>/<dataset>/<split>/HR/<name>.png                       # split: train | val | test
     <root>/<dataset>/<split>/LR_bicubic/X<s>/<name>x<s>.png      # MATLAB bicubic, as the official sets
     <root>/<dataset>/<split>/<size>/<name>.png                   # CelebA-HQ faces at size x size
     <root>/<dataset>/split.json                                  # CelebA-HQ: which faces went where
@@ -14,7 +14,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

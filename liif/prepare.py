@@ -19,7 +19,7 @@ from liif.files import file_digest
 from liif.images import decode_image, list_images, write_png
 from liif.layout import PreparedData
 from liif.resize import matlab_bicubic
-from liif.sources import dataset_root, lr_scales, split_file
+from liif.sources import SAMPLE_SPLITS, dataset_root, lr_scales, split_file
 
 CELEBA_SIZES = (256, 128, 64, 32)
 
@@ -38,10 +38,10 @@ def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: Pr
         prepare_celeba(src, prepared, name, split=split)
         prepared.split_record(name).write_text(json.dumps(split, indent=2) + "\n")
     elif spec["source"] == "sample":  # photos as HR + LR sets, or (sizes:) as square images like CelebA-HQ's
-        for split in ("train", "test"):
-            sources = [root / f"{image}.png" for image in spec.get(split, [])]
+        for split in [s for s in SAMPLE_SPLITS if spec.get(s)]:
+            sources = [root / f"{image}.png" for image in spec[split]]
             if spec.get("sizes"):
-                prepare_squares(sources, prepared, name, split, sizes=spec["sizes"])
+                prepare_squares(sources, prepared, name, split, sizes=spec["sizes"], tile=spec.get("tile"))
             else:
                 prepare_split(sources, prepared, name, split, lr_scales=sample_lr_scales, crop=spec.get("crop"))
     else:
@@ -96,20 +96,33 @@ def prepare_celeba(src_dir: Path, prepared: PreparedData, name: str, *, split: d
         prepare_squares([src_dir / n for n in names], prepared, name, part, sizes=CELEBA_SIZES)
 
 
-def prepare_squares(sources: list[Path], prepared: PreparedData, name: str, split: str, *, sizes):
+def _squares(rgb: np.ndarray, stem: str, tile: int | None) -> list[tuple[str, np.ndarray]]:
+    """The central square of an image, or (``tile``) every whole tile x tile square of it, row by row."""
+    if tile is None:
+        side = min(rgb.shape[:2])
+        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        return [(stem, rgb[top : top + side, left : left + side])]
+    return [(f"{stem}-{r:02d}-{c:02d}", rgb[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile])
+            for r in range(rgb.shape[0] // tile) for c in range(rgb.shape[1] // tile)]  # fmt: skip
+
+
+def prepare_squares(sources: list[Path], prepared: PreparedData, name: str, split: str, *, sizes,
+                    tile: int | None = None):  # fmt: skip
     """Each image as squares of every size: the largest from the central square with PIL bicubic (the
-    whole image for CelebA-HQ's square faces), the smaller ones from the largest, as the paper does."""
+    whole image for CelebA-HQ's square faces), the smaller ones from the largest, as the paper does.
+    ``tile``: cut each photograph into tile x tile squares instead (the size-varied study on the sample
+    suite, which has a few photographs where CelebA-HQ has thousands of faces)."""
     largest, *smaller = sorted(sizes, reverse=True)
     for src in tqdm(sources, desc=f"{name}/{split}", unit="img", leave=False):
         rgb, _ = decode_image(src)
-        side = min(rgb.shape[:2])
-        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
-        base = Image.fromarray(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
-        base = base.resize((largest, largest), Image.Resampling.BICUBIC)
-        write_png(np.asarray(base), prepared.sized(name, split, largest) / f"{src.stem}.png")
-        for size in smaller:
-            small = base.resize((size, size), Image.Resampling.BICUBIC)
-            write_png(np.asarray(small), prepared.sized(name, split, size) / f"{src.stem}.png")
+        for stem, square in _squares(rgb, src.stem, tile):
+            base = Image.fromarray(np.ascontiguousarray(square))
+            if base.size != (largest, largest):
+                base = base.resize((largest, largest), Image.Resampling.BICUBIC)
+            write_png(np.asarray(base), prepared.sized(name, split, largest) / f"{stem}.png")
+            for size in smaller:
+                small = base.resize((size, size), Image.Resampling.BICUBIC)
+                write_png(np.asarray(small), prepared.sized(name, split, size) / f"{stem}.png")
 
 
 def write_manifest(root: Path, manifest: Path) -> Path:

@@ -59,8 +59,13 @@ def render_image(
     chunk: int = DEFAULT_CHUNK,
     tile: int = DEFAULT_TILE,
     progress: bool = False,
+    cell: tuple[float, float] | None = None,
 ) -> torch.Tensor:
-    """Render ``lr`` ((3, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, 3) float32 on the CPU."""
+    """Render ``lr`` ((3, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, 3) float32 on the CPU.
+
+    ``cell`` overrides the decoded cell size (in the [-1, 1] frame; default one output pixel, 2/H x 2/W):
+    the paper's Fig. 6 decodes one x30 output with the cells of larger pixels.
+    """
     H, W = size
     if model.resize_only:
         return model.resize(lr, (H, W))
@@ -74,7 +79,7 @@ def render_image(
     # A query reads latents at most one (or, for MetaSR, half an output cell) away from its owner.
     reach = 1 + math.ceil(max(gh / H, gw / W))
     halo = model.receptive_radius + math.ceil(reach / grid_scale)
-    cell = torch.tensor([2 / H, 2 / W], dtype=torch.float32, device=device)
+    cell = torch.tensor(cell or (2 / H, 2 / W), dtype=torch.float32, device=device)
     out = torch.empty((H, W, 3), dtype=torch.float32)
     normalised = (lr.float() - 0.5) / 0.5
     bar = tqdm(total=H * W, unit="px", unit_scale=True, disable=not progress, desc="render")

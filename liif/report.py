@@ -1,260 +1,334 @@
-"""The markdown report: our PSNR tables and plots next to the paper's, per research question.
+"""The reports under ``reports/``: one page per research question, tables from DataFrames, verdicts with noise.
 
-Absolute numbers of a small CPU profile on the sample suite are not comparable
-with the paper's DIV2K numbers; what is comparable is the *direction* of each
-effect (a variant minus LIIF at the same scale), so the report shows those
-differences side by side with the paper's.
+Results are loaded into pandas from the DVC metrics (``metrics/eval/<variant>.json``
+and the per-image ``.tsv``) and the training summaries. Every verdict is computed:
+a difference counts only when it exceeds twice the seed-to-seed standard deviation
+of the base model at that scale (``report.replicates``: the base model trained
+again with other seeds); otherwise it reads "within noise". Absolute numbers of a
+CPU profile on the sample suite are not the paper's; the direction of each effect
+is what the pages compare.
 """
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from liif.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k  # noqa: E402
+from liif.paper import CELEBA, DIV2K, benchmark_set, paper_benchmark, paper_div2k  # noqa: E402
 
 IN_DISTRIBUTION = (2, 3, 4)
-QUESTIONS = [
-    ("T1", "Does one LIIF trained on x1-x4 beat Bicubic and match MetaSR in-distribution, and win out of distribution?",
-     ["bicubic", "metasr", "upsample-x2", "upsample-x3", "upsample-x4"]),
-    ("T3", "Do cell decoding (-c), feature unfolding (-u), local ensemble (-e) and decoder depth (-d) help?",
-     ["liif-c", "liif-u", "liif-e", "liif-d"]),
-    ("T4", "Is continuous x1-x4 training better than training on one scale?", ["liif-x2", "liif-x3", "liif-x4"]),
-]  # fmt: skip
-BENCHMARK_QUESTION = ("T2", "Does this hold on a standard benchmark with Y-PSNR?",
-                      ["bicubic", "metasr", "upsample-x2", "upsample-x3", "upsample-x4"])  # fmt: skip
+ABLATIONS = {"liif-c": "no cell decoding", "liif-u": "no feature unfolding", "liif-e": "no local ensemble",
+             "liif-d": "decoder depth halved"}  # fmt: skip
+SINGLE_SCALE = {"liif-x2": "trained at x2 only", "liif-x3": "trained at x3 only", "liif-x4": "trained at x4 only"}
+UPSAMPLERS = {"upsample-x2": 2, "upsample-x3": 3, "upsample-x4": 4}
+MAIN = ("liif", "bicubic", "metasr")
 
 
-def _scales(metrics: dict, dataset: str) -> list[int]:
-    found = {int(k[1:]) for per in metrics.values() for k in per.get(dataset, {}) if k.startswith("x")}
-    return sorted(found)
+# ---------------------------------------------------------------- loading
 
 
-def size_varied_table(metrics: dict) -> str | None:
-    """T5: per task L-H, the up-sampling baseline (GTs resized) against LIIF (GTs at native sizes)."""
-    rows = {}
-    for variant, per in metrics.items():
-        for values in per.values():
-            for task, value in values.items():
-                if not task.startswith("x"):
-                    kind = "upsample" if "upsample" in variant else "liif"
-                    rows.setdefault(task, {})[kind] = value
-    if not rows:
-        return None
-    lines = ["| task L-H | up-sampling (GTs resized) | LIIF (native GTs) | LIIF gain | paper: up-sampling / LIIF / gain |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for task, r in sorted(rows.items(), key=lambda kv: -int(kv[0].split("-")[0])):
-        paper = CELEBA.get(task, {})
-        gain = r["liif"] - r["upsample"] if {"liif", "upsample"} <= r.keys() else None
-        paper_gain = paper["liif"] - paper["upsample"] if paper else None
-        lines.append(
-            f"| {task} | {_fmt(r.get('upsample'))} | {_fmt(r.get('liif'))} | {_fmt(gain, signed=True)} | "
-            f"{_fmt(paper.get('upsample'))} / {_fmt(paper.get('liif'))} / {_fmt(paper_gain, signed=True)} |"
-        )
-    return "\n".join(lines)
+def load_scores(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
+    """Long table ``variant, dataset, scale, psnr`` (scale: 2, 3, ... or a task ``"32-64"``)."""
+    rows = []
+    for variant in variants:
+        path = metrics_dir / f"{variant}.json"
+        if path.is_file():
+            for dataset, per in json.loads(path.read_text()).items():
+                for key, value in per.items():
+                    scale = int(key[1:]) if key.startswith("x") else key
+                    rows.append({"variant": variant, "dataset": dataset, "scale": scale, "psnr": value})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "scale", "psnr"])
 
 
-def _fmt(value, digits=2, signed=False):
-    if value is None:
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def psnr_table(metrics: dict, dataset: str) -> str:
-    scales = _scales(metrics, dataset)
-    head = "| variant | " + " | ".join(f"x{s}" + ("" if s in IN_DISTRIBUTION else " (OOD)") for s in scales) + " |"
-    lines = [head, "|---|" + "---|" * len(scales)]
-    best = {
-        s: max((m[dataset].get(f"x{s}", -1) for m in metrics.values() if dataset in m), default=None) for s in scales
-    }
-    for variant, m in metrics.items():
-        if dataset not in m:  # e.g. the size-varied study's variants, evaluated on their own task only
-            continue
-        cells = []
-        for s in scales:
-            v = m[dataset].get(f"x{s}")
-            cells.append(f"**{v:.2f}**" if v is not None and v == best[s] else _fmt(v))
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def delta_table(metrics: dict, dataset: str, variants: list[str]) -> str | None:
-    """Each variant minus LIIF, ours and the paper's (T2 on a benchmark set, else DIV2K), per scale.
-
-    None when no variant of the question is in ``metrics``.
-    """
-    rows = [v for v in variants if dataset in metrics.get(v, {})]
-    if not rows:
-        return None
-
-    def paper(variant: str, scale: int) -> float | None:
-        return paper_benchmark(dataset, variant, scale) if benchmark_set(dataset) else paper_div2k(variant, scale)
-
-    scales = _scales(metrics, dataset)
-    lines = ["| variant | " + " | ".join(f"x{s} ours / paper" for s in scales) + " |", "|---|" + "---|" * len(scales)]
-    base = metrics.get("liif", {}).get(dataset, {})
-    for variant in rows:
-        cells = []
-        for s in scales:
-            ours = metrics[variant][dataset].get(f"x{s}")
-            mine = None if ours is None or f"x{s}" not in base else ours - base[f"x{s}"]
-            p, pl = paper(variant, s), paper("liif", s)
-            theirs = None if p is None or pl is None else p - pl
-            cells.append(f"{_fmt(mine, signed=True)} / {_fmt(theirs, signed=True)}")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def verdicts(metrics: dict, dataset: str) -> list[str]:
-    """Plain-language answers that the numbers support, each with its evidence."""
-    out = []
-    liif = metrics.get("liif", {}).get(dataset, {})
-
-    def compare(other: str, scales, claim: str):
-        theirs = metrics.get(other, {}).get(dataset, {})
-        diffs = {s: liif[f"x{s}"] - theirs[f"x{s}"] for s in scales if f"x{s}" in liif and f"x{s}" in theirs}
-        if not diffs:
-            return
-        wins = [s for s, d in diffs.items() if d > 0]
-        detail = ", ".join(f"x{s} {d:+.2f}" for s, d in diffs.items())
-        verdict = "yes" if len(wins) == len(diffs) else ("partly" if wins else "no")
-        out.append(f"- {claim}: **{verdict}** (LIIF minus {other}: {detail} dB)")
-
-    scales = _scales(metrics, dataset)
-    ood = [s for s in scales if s not in IN_DISTRIBUTION]
-    compare("bicubic", IN_DISTRIBUTION, "LIIF beats Bicubic in-distribution (x2-x4)")
-    compare("bicubic", ood, "LIIF beats Bicubic out of distribution")
-    margin = "paper, T2: yes, by 0.08-0.21 dB" if benchmark_set(dataset) else "paper: yes, by 0.11-0.16 dB"
-    compare("metasr", ood, f"LIIF beats MetaSR at every OOD scale ({margin})")
-    compare("liif-c", IN_DISTRIBUTION, "Cell decoding helps in-distribution (paper: yes, +0.14 dB at x2)")
+def load_per_image(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
+    frames = []
+    for variant in variants:
+        path = metrics_dir / f"{variant}.tsv"
+        if path.is_file():
+            frame = pd.read_csv(path, sep="\t", dtype={"scale": str})
+            frames.append(frame.assign(variant=variant))
+    if not frames:
+        return pd.DataFrame(columns=["variant", "dataset", "scale", "image", "psnr", "ssim"])
+    out = pd.concat(frames, ignore_index=True)
+    out["scale"] = [int(s) if s.isdigit() else s for s in out["scale"]]
     return out
 
 
-def _colours(variants) -> dict:
-    """One colour per variant, the same in every figure (the default cycle repeats after 10): the strong
-    colours first, LIIF, Bicubic and MetaSR first of all."""
+def load_summaries(models_dir: Path, variants: list[str]) -> pd.DataFrame:
+    rows = []
+    for variant in variants:
+        path = models_dir / variant / "summary.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+    return pd.DataFrame(rows)
+
+
+def load_history(models_dir: Path, variants: list[str]) -> pd.DataFrame:
+    frames = []
+    for variant in variants:
+        path = models_dir / variant / "history.tsv"
+        if path.is_file() and path.stat().st_size:
+            frame = pd.read_csv(path, sep="\t")
+            if len(frame):
+                frames.append(frame.assign(variant=variant))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "epoch", "val_psnr"])
+
+
+# ---------------------------------------------------------------- numbers and noise
+
+
+@dataclass
+class Study:
+    """Everything the pages are made of, for one run of the pipeline."""
+
+    scores: pd.DataFrame
+    per_image: pd.DataFrame
+    replicates: dict[str, list[str]] = field(default_factory=dict)  # base variant -> its extra-seed variants
+
+    def datasets(self) -> list[str]:
+        scaled = self.scores[self.scores["scale"].map(lambda s: isinstance(s, int))]
+        return list(dict.fromkeys(scaled["dataset"]))
+
+    def scales(self, dataset: str) -> list[int]:
+        s = self.scores[(self.scores["dataset"] == dataset) & self.scores["scale"].map(lambda v: isinstance(v, int))]
+        return sorted(set(s["scale"]))
+
+    def table(self, dataset: str) -> pd.DataFrame:
+        """PSNR, variants x scales."""
+        s = self.scores[self.scores["dataset"] == dataset]
+        s = s[s["scale"].map(lambda v: isinstance(v, int))]
+        return s.pivot(index="variant", columns="scale", values="psnr")
+
+    def seeds(self, variant: str) -> list[str]:
+        return [variant, *self.replicates.get(variant, [])]
+
+    def base(self, dataset: str, variant: str = "liif") -> pd.Series:
+        """The mean over a variant's seeds, per scale."""
+        table = self.table(dataset)
+        present = [v for v in self.seeds(variant) if v in table.index]
+        return table.loc[present].mean() if present else pd.Series(dtype=float)
+
+    def noise(self, dataset: str, variant: str = "liif") -> pd.Series:
+        """Seed-to-seed standard deviation per scale (NaN with fewer than two seeds)."""
+        table = self.table(dataset)
+        present = [v for v in self.seeds(variant) if v in table.index]
+        return table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
+
+    def is_replicate(self, variant: str) -> bool:
+        return any(variant in extra for extra in self.replicates.values())
+
+
+def verdict(diff: float, noise: float) -> str:
+    """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise"."""
+    if pd.isna(diff):
+        return "–"
+    if pd.isna(noise):
+        return "better (no noise estimate)" if diff > 0 else "worse (no noise estimate)"
+    if abs(diff) <= 2 * noise:
+        return "within noise"
+    return "better" if diff > 0 else "worse"
+
+
+def comparison(study: Study, dataset: str, other: str, scales: list[int] | None = None) -> pd.DataFrame:
+    """LIIF (mean over seeds) minus ``other`` per scale, with twice the seed noise and the verdict for LIIF."""
+    base, noise = study.base(dataset), study.noise(dataset)
+    table = study.table(dataset)
+    if other not in table.index:
+        return pd.DataFrame()
+    rows = []
+    for s in scales or study.scales(dataset):
+        if s not in table.columns or pd.isna(table.loc[other, s]) or pd.isna(base.get(s)):
+            continue
+        diff = base[s] - table.loc[other, s]
+        rows.append({"scale": f"x{s}", "LIIF": base[s], other: table.loc[other, s], "LIIF minus": diff,
+                     "2 x seed sd": 2 * noise.get(s, np.nan), "LIIF is": verdict(diff, noise.get(s, np.nan))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def wins(study: Study, dataset: str, a: str, b: str, scales: list[int]) -> str:
+    """On how many (image, scale) pairs ``a`` scores above ``b``: the per-image evidence behind a mean."""
+    p = study.per_image[study.per_image["dataset"] == dataset]
+    p = p[p["scale"].isin(scales)]
+    left = p[p["variant"] == a].set_index(["image", "scale"])["psnr"]
+    right = p[p["variant"] == b].set_index(["image", "scale"])["psnr"]
+    both = left.index.intersection(right.index)
+    if not len(both):
+        return "–"
+    return f"{int((left[both] > right[both]).sum())} of {len(both)}"
+
+
+def differences(study: Study, dataset: str, variants: list[str]) -> pd.DataFrame:
+    """Each variant minus LIIF (mean over seeds), variants x scales."""
+    table, base = study.table(dataset), study.base(dataset)
+    rows = [v for v in variants if v in table.index]
+    return (table.loc[rows] - base).rename(columns=lambda s: f"x{s}") if rows else pd.DataFrame()
+
+
+def with_noise(study: Study, dataset: str, diffs: pd.DataFrame) -> pd.DataFrame:
+    """``diffs`` as text cells "+0.12 (worse)" using the seed noise of each scale."""
+    noise = study.noise(dataset).rename(lambda s: f"x{s}")
+    return diffs.apply(lambda col: [f"{d:+.2f} ({verdict(d, noise.get(col.name, np.nan))})" for d in col])
+
+
+def markdown(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
+    if frame.empty:
+        return "_(no such runs in this profile)_"
+    return frame.to_markdown(index=index, floatfmt=f".{digits}f")
+
+
+def psnr_with_spread(study: Study, dataset: str) -> pd.DataFrame:
+    """The PSNR table with LIIF as mean ± sd over its seeds (replicate rows folded into it)."""
+    table = study.table(dataset)
+    table = table.loc[[v for v in table.index if not study.is_replicate(v)]]
+    shown = table.map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
+    for variant in study.replicates:
+        if variant in shown.index:
+            mean, sd = study.base(dataset, variant), study.noise(dataset, variant)
+            n = len([v for v in study.seeds(variant) if v in study.table(dataset).index])
+            shown.loc[variant] = [f"{mean[s]:.2f} ± {sd[s]:.2f} ({n} seeds)" for s in table.columns]
+    order = [v for v in MAIN if v in shown.index] + [v for v in shown.index if v not in MAIN]
+    shown = shown.loc[order]
+    shown.columns = [f"x{s}" + ("" if s in IN_DISTRIBUTION else " (OOD)") for s in table.columns]
+    return shown
+
+
+def size_varied(study: Study) -> pd.DataFrame:
+    """RQ3 / T5: per dataset and task L-H, the up-sampler (GTs resized) against LIIF (GTs at native sizes)."""
+    tasks = study.scores[study.scores["scale"].map(lambda s: isinstance(s, str))]
+    rows = []
+    for (dataset, task), group in tasks.groupby(["dataset", "scale"], sort=False):
+        values = dict(zip(group["variant"], group["psnr"]))
+        up = next((v for k, v in values.items() if "upsample" in k), np.nan)
+        liif = next((v for k, v in values.items() if "upsample" not in k), np.nan)
+        paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
+        rows.append({"dataset": dataset, "task L-H": task, "up-sampling (GTs resized)": up, "LIIF (native GTs)": liif,
+                     "LIIF minus up-sampling": liif - up,
+                     "paper (CelebA-HQ)": f"{paper['liif'] - paper['upsample']:+.2f}" if paper else "–"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def headline(study: Study) -> dict:
+    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only."""
+    out = {}
+    datasets = study.datasets()
+    if not datasets:
+        return out
+    dataset = datasets[0]
+    base, table, noise = study.base(dataset), study.table(dataset), study.noise(dataset)
+    for s in study.scales(dataset):
+        out[f"liif_x{s}"] = round(float(base[s]), 3)
+        for other, key in (("bicubic", "vs_bicubic"), ("metasr", "vs_metasr")):
+            if other in table.index:
+                out[f"{key}_x{s}"] = round(float(base[s] - table.loc[other, s]), 3)
+        if not pd.isna(noise.get(s, np.nan)):
+            out[f"seed_sd_x{s}"] = round(float(noise[s]), 3)
+    return out
+
+
+# ---------------------------------------------------------------- plots
+
+
+def colours(variants) -> dict:
+    """One colour per variant in every figure: strong colours first, LIIF, Bicubic and MetaSR first of all."""
     tab20 = plt.get_cmap("tab20").colors
     palette = tab20[0::2] + tab20[1::2]
-    main = [v for v in ("liif", "bicubic", "metasr") if v in variants]
+    main = [v for v in MAIN if v in variants]
     order = main + sorted(v for v in variants if v not in main)
     return {v: palette[i % len(palette)] for i, v in enumerate(order)}
 
 
-def plot_psnr_vs_scale(metrics: dict, dataset: str, path: Path):
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    scales = _scales(metrics, dataset)
-    colours = _colours(metrics)
-    for variant, m in metrics.items():
-        pts = [(s, m[dataset][f"x{s}"]) for s in scales if f"x{s}" in m.get(dataset, {})]
-        if pts:
-            style = "-o" if variant in ("liif", "bicubic", "metasr") else "--."
-            ax.plot(*zip(*pts), style, label=variant, linewidth=2 if variant == "liif" else 1, color=colours[variant])
-    ax.axvspan(min(scales) - 0.2, 4.2, color="0.92", zorder=0)
+def plot_psnr_vs_scale(study: Study, dataset: str, path: Path, variants: list[str] | None = None) -> str:
+    table = study.table(dataset)
+    variants = [v for v in (variants or table.index) if v in table.index and not study.is_replicate(v)]
+    scales = study.scales(dataset)
+    palette = colours(table.index)
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    for variant in variants:
+        values = study.base(dataset, variant) if variant in study.replicates else table.loc[variant]
+        style = "-o" if variant in MAIN else "--."
+        ax.plot(scales, [values[s] for s in scales], style, label=variant, color=palette[variant],
+                linewidth=2.2 if variant == "liif" else 1.2)  # fmt: skip
+        if variant in study.replicates:
+            sd = study.noise(dataset, variant)
+            ax.fill_between(scales, [values[s] - 2 * sd[s] for s in scales], [values[s] + 2 * sd[s] for s in scales],
+                            color=palette[variant], alpha=0.2, linewidth=0)  # fmt: skip
+    ax.axvspan(min(scales) * 0.9, 4.2, color="0.92", zorder=0, label="training range (x1-x4)")
     ax.set_xscale("log")
     ax.set_xticks(scales, [f"x{s}" for s in scales])
-    ax.set_xlabel("up-sampling scale (shaded: training range)")
+    ax.minorticks_off()
+    ax.set_xlabel("up-sampling scale (log axis)")
     ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"PSNR vs scale on {dataset}")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"PSNR against scale, {dataset} test set")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return (f"Mean PSNR on the {dataset} test photographs per scale (log axis); grey: the x1-x4 training range. "
+            "LIIF's band is its mean ± twice the seed-to-seed standard deviation.")  # fmt: skip
 
 
-def plot_training(histories: dict, path: Path):
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    colours = _colours(histories)
-    for variant, rows in histories.items():
-        if rows:
-            epochs = [r["epoch"] for r in rows]
-            a.plot(epochs, [r["loss"] for r in rows], label=variant, color=colours[variant])
-            b.plot(epochs, [r["val_psnr"] for r in rows], label=variant, color=colours[variant])
-    a.set(xlabel="epoch", ylabel="L1 loss (normalised RGB)", title="training loss")
-    b.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR at each variant's own training scales")
-    if any(histories.values()):
-        b.legend(fontsize=7, ncol=2)
+def plot_training(history: pd.DataFrame, path: Path) -> str:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.3))
+    palette = colours(list(dict.fromkeys(history["variant"])))
+    for variant, rows in history.groupby("variant", sort=False):
+        a.plot(rows["epoch"], rows["loss"], label=variant, color=palette[variant], linewidth=1)
+        b.plot(rows["epoch"], rows["val_psnr"], label=variant, color=palette[variant], linewidth=1)
+    a.set(xlabel="epoch", ylabel="L1 loss (normalised RGB)", title="training loss", yscale="log")
+    b.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR (each variant at its own training scales)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return ("Training loss and validation PSNR per epoch; validation patches come from the validation photographs "
+            "(never trained on, never tested).")  # fmt: skip
 
 
-def read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    lines = path.read_text().strip().splitlines()
-    keys = lines[0].split("\t")
-    return [dict(zip(keys, map(float, line.split("\t")))) for line in lines[1:]]
+# ---------------------------------------------------------------- paper
 
 
-def write_wide_csv(path: Path, key: str, series: dict[str, dict]):
-    """A CSV with one column per variant, for ``dvc plots``."""
-    xs = sorted({x for s in series.values() for x in s})
-    names = list(series)
-    rows = [",".join([key, *names])]
-    for x in xs:
-        rows.append(",".join([str(x), *(f"{series[n][x]:.4f}" if x in series[n] else "" for n in names)]))
-    path.write_text("\n".join(rows) + "\n")
+def paper_rows(study: Study, dataset: str, encoder: str, profile: str) -> pd.DataFrame:
+    """Ours beside the paper's, only where the paper has a row with our encoder and protocol.
 
-
-def build_report(
-    *, metrics_dir: Path, models_dir: Path, out_dir: Path, title: str, notes: list[str], variants: list[str]
-) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "plots").mkdir(exist_ok=True)
-    (out_dir / "figures").mkdir(exist_ok=True)
-    metrics = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json")) if p.stem in variants}
-    order = ["liif", "bicubic", "metasr"]
-    metrics = dict(sorted(metrics.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9, kv[0])))
-    histories = {v: read_history(models_dir / v / "history.tsv") for v in metrics}
-    summaries = {}
-    for v in metrics:
-        path = models_dir / v / "summary.json"
-        summaries[v] = json.loads(path.read_text()) if path.is_file() else {}
-    datasets = sorted({d for m in metrics.values() for d, per in m.items() if any(k.startswith("x") for k in per)})
-
-    lines = [f"# {title}", "", *notes, ""]
-    for dataset in datasets:
-        plot = out_dir / "figures" / f"psnr_vs_scale_{dataset}.png"
-        plot_psnr_vs_scale(metrics, dataset, plot)
-        series = {v: {s: m[dataset][f"x{s}"] for s in _scales(metrics, dataset) if f"x{s}" in m.get(dataset, {})}
-                  for v, m in metrics.items()}  # fmt: skip
-        write_wide_csv(out_dir / "plots" / f"psnr_vs_scale_{dataset}.csv", "scale", series)
-        lines += [
-            f"## PSNR on `{dataset}` (dB)",
-            "",
-            psnr_table(metrics, dataset),
-            "",
-            f"![PSNR vs scale](figures/{plot.name})",
-            "",
-        ]
-        lines += ["### What the numbers say", "", *verdicts(metrics, dataset), ""]
-        t2 = benchmark_set(dataset)
-        where = f"{t2} (T2: RDN encoder; its per-scale RDN stands for upsample-x<k>)" if t2 else "DIV2K"
-        for tag, question, variants in [BENCHMARK_QUESTION] if t2 else QUESTIONS:
-            table = delta_table(metrics, dataset, variants)
-            if table is None:
+    EDSR-baseline runs are set against T1/T3/T4 (DIV2K protocol); benchmark sets need the RDN encoder of T2.
+    On data other than DIV2K the comparison is of differences from LIIF (directions), and labelled so.
+    """
+    table, base = study.table(dataset), study.base(dataset)
+    t2 = benchmark_set(dataset)
+    if t2 and encoder != "rdn":
+        return pd.DataFrame()
+    rows = []
+    for variant in table.index:
+        if study.is_replicate(variant):
+            continue
+        for s in study.scales(dataset):
+            ours = base[s] if variant == "liif" else table.loc[variant, s]
+            theirs = paper_benchmark(dataset, variant, s) if t2 else paper_div2k(variant, s)
+            theirs_liif = paper_benchmark(dataset, "liif", s) if t2 else paper_div2k("liif", s)
+            if theirs is None or pd.isna(ours):
                 continue
-            lines += [f"### {tag}: {question}", "",
-                      f"Variant minus LIIF in dB: ours on this data / the paper's on {where} (negative: the variant is "
-                      "worse).", "", table, ""]  # fmt: skip
-    t5 = size_varied_table(metrics)
-    if t5:
-        lines += ["## T5: can supervision at the ground truths' native sizes beat resizing them to one size?", "",
-                  "CelebA-HQ, RGB PSNR at the target size H, no shave (spec 3.4); models chosen by epoch-best.", "",
-                  t5, ""]  # fmt: skip
-    plot_training(histories, out_dir / "figures" / "training.png")
-    write_wide_csv(out_dir / "plots" / "val_psnr.csv", "epoch",
-                   {v: {int(r["epoch"]): r["val_psnr"] for r in h} for v, h in histories.items() if h})  # fmt: skip
-    lines += ["## Training", "", "![training curves](figures/training.png)", "",
-              "| variant | epochs | final loss | best val PSNR | train time (s) | MLflow run |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for v, s in summaries.items():
-        lines.append(
-            f"| {v} | {s.get('epochs', '–')} | {_fmt(s.get('final_loss'), 4)} | {_fmt(s.get('best_val_psnr'))} | "
-            f"{_fmt(s.get('train_seconds'), 0)} | `{s.get('mlflow_run_id') or '–'}` |"
-        )
-    report = out_dir / "README.md"
-    report.write_text("\n".join(lines) + "\n")
-    return report
+            row = {"variant": variant, "scale": f"x{s}", "ours": ours, "paper": theirs}
+            if variant != "liif" and theirs_liif is not None:
+                row["ours minus LIIF"] = ours - base[s]
+                row["paper minus LIIF"] = theirs - theirs_liif
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not frame.empty and dataset != "div2k" and not t2:
+        frame = frame.drop(columns=["ours", "paper"])  # absolute numbers of other data are not comparable
+    return frame
+
+
+def paper_table_name(dataset: str) -> str:
+    t2 = benchmark_set(dataset)
+    return f"T2 ({t2}, RDN encoder, Y-PSNR)" if t2 else "T1/T3/T4 (DIV2K validation, EDSR-baseline, RGB PSNR)"
+
+
+__all__ = ["DIV2K", "Study", "comparison", "differences", "headline", "load_scores", "verdict"]

@@ -98,6 +98,13 @@ def _augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tens
     return out
 
 
+def _shuffle_channels(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
+    """One random order of the RGB channels, the same for all tensors (``train.channel_shuffle``, not in the
+    paper): on a few photographs it shows the model every colour, so no hue is left unlearned."""
+    order = torch.randperm(3, generator=g)
+    return [t[order] for t in tensors]
+
+
 def _to_queries(hr: torch.Tensor, sample_q: int | None, g: torch.Generator):
     """HR (3, h, w) -> coordinates, RGB and cells of ``sample_q`` pixels drawn without replacement."""
     h, w = hr.shape[-2:]
@@ -130,8 +137,10 @@ class DownsampledPatches(torch.utils.data.Dataset):
         sample_q: int | None,
         repeat: int = 1,
         seed: int = 0,
+        channel_shuffle: bool = False,
     ):
         self.images, self.repeat, self.seed, self.epoch = images, repeat, seed, 0
+        self.channel_shuffle = channel_shuffle
         self.inp_size, self.scale_min, self.scale_max = inp_size, scale_min, scale_max
         self.augment, self.sample_q = augment, sample_q
         need = round(inp_size * scale_max)
@@ -156,6 +165,8 @@ class DownsampledPatches(torch.utils.data.Dataset):
         lr = pil_bicubic(hr, (self.inp_size, self.inp_size))
         if self.augment:
             lr, hr = _augment([lr, hr], g)
+        if self.channel_shuffle:
+            lr, hr = _shuffle_channels([lr, hr], g)
         coord, rgb, cell = _to_queries(hr, self.sample_q, g)
         return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
 
@@ -173,8 +184,10 @@ class PairedPatches(torch.utils.data.Dataset):
         augment: bool,
         repeat: int = 1,
         seed: int = 0,
+        channel_shuffle: bool = False,
     ):
         self.hr, self.lr, self.scale, self.inp_size = hr_images, lr_images, scale, inp_size
+        self.channel_shuffle = channel_shuffle
         self.augment, self.repeat, self.seed, self.epoch = augment, repeat, seed, 0
         for hr, lr in zip(hr_images, lr_images):
             if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
@@ -195,6 +208,8 @@ class PairedPatches(torch.utils.data.Dataset):
         hr = hr_full[:, y * s : (y + p) * s, x * s : (x + p) * s]
         if self.augment:
             lr, hr = _augment([lr, hr], g)
+        if self.channel_shuffle:
+            lr, hr = _shuffle_channels([lr, hr], g)
         coord, rgb, cell = _to_queries(hr, None, g)
         return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
 
@@ -258,35 +273,37 @@ def make_training_sets(
     """Training and validation sets of a resolved variant, read from the prepared data.
 
     Training images are ``<dataset>/train``; validation uses the first ``val_images`` of
-    ``<val_dataset or dataset>/test`` (spec 3.1: the first 10 DIV2K valid images).
+    ``<val_dataset or dataset>/<val_split>``: the sample suite's ``val`` photographs, held out of
+    training and of the test set, or (paper profile, spec 3.1) the first 10 DIV2K valid images.
     """
     t = config["train"]
     seed, n_val, name = t["seed"], t["val_images"], t["dataset"]
-    val_name = t.get("val_dataset") or name
+    val_name, val_split = t.get("val_dataset") or name, t["val_split"]
     if t["samples"] == "uniform-varied":  # spec 3.4: L x L inputs, ground truths from the H x H faces
         lr_size, hr_size = t["task"]
         load = {(split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
-                for split in ("train", "test") for size in (lr_size, hr_size)}  # fmt: skip
+                for split in ("train", val_split) for size in (lr_size, hr_size)}  # fmt: skip
         common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
         train = UniformVariedPairs(load["train", lr_size], load["train", hr_size], augment=t["augment"],
                                    repeat=t["repeat"], gt_resize=t["gt_resize"], seed=seed, **common)  # fmt: skip
-        val = UniformVariedPairs(load["test", lr_size][:n_val], load["test", hr_size][:n_val], augment=False,
+        val = UniformVariedPairs(load[val_split, lr_size][:n_val], load[val_split, hr_size][:n_val], augment=False,
                                  varied=False, repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
         return train, val
     train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
-    val_hr = load_images(prepared.hr(val_name, "test"), desc=f"{val_name}/test")[:n_val]
+    val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[:n_val]
     if t["samples"] == "paired":  # spec 2.5: fixed-scale up-samplers learn from the shipped LR images
         s = t["scale_min"]
         train_lr = load_images(prepared.lr(name, "train", s), desc=f"{name}/train x{s}")
-        val_lr = load_images(prepared.lr(val_name, "test", s), desc=f"{val_name}/test x{s}")[:n_val]
+        val_lr = load_images(prepared.lr(val_name, val_split, s), desc=f"{val_name}/{val_split} x{s}")[:n_val]
         train = PairedPatches(train_hr, train_lr, scale=s, inp_size=t["inp_size"], augment=t["augment"],
-                              repeat=t["repeat"], seed=seed)  # fmt: skip
+                              repeat=t["repeat"], seed=seed, channel_shuffle=t.get("channel_shuffle", False))  # fmt: skip
         val = PairedPatches(val_hr, val_lr, scale=s, inp_size=t["inp_size"], augment=False, repeat=t["val_repeat"],
                             seed=seed + 1)  # fmt: skip
         return train, val
     if t["samples"] != "downsampled":
         raise ValueError(f"train.samples {t['samples']!r}: expected downsampled, paired or uniform-varied")
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    train = DownsampledPatches(train_hr, augment=t["augment"], repeat=t["repeat"], seed=seed, **common)
+    train = DownsampledPatches(train_hr, augment=t["augment"], repeat=t["repeat"], seed=seed,
+                               channel_shuffle=t.get("channel_shuffle", False), **common)  # fmt: skip
     val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=seed + 1, **common)
     return train, val

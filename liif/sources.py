@@ -3,11 +3,12 @@
 * ``official``: download the catalogue's archives, verify, extract into ``data/raw/<name>``;
 * ``mirror``: the same archive names under ``mirror:``, a base URL or a local directory;
 * ``local``: an existing folder in the official layout (``path:``), verified and used in place;
-* ``sample``: the offline suite of photographs that ships inside scikit-image.
+* ``sample``: the offline suite of photographs that ship inside installed packages (``SAMPLE_PHOTOS``).
 
 ``fetch_dataset`` returns the folder that holds the official layout.
 """
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -19,7 +20,7 @@ from liif.archives import ArchiveError, check_archive, extract
 from liif.catalogue import Archive, CatalogueEntry, lookup
 from liif.download import DownloadError, download, verify
 from liif.files import atomic_write, file_digest
-from liif.images import ImageError, list_images, write_png
+from liif.images import ImageError, decode_image, list_images, write_png
 
 SOURCES = ("official", "mirror", "local", "sample")
 
@@ -28,23 +29,46 @@ class SourceError(Exception):
     """A dataset source that cannot be used; the message says what to change."""
 
 
-# scikit-image's bundled photographs (skimage.data functions of these names), available offline.
-SAMPLE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
-                 "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket", "stereo_motorcycle")  # fmt: skip
+# Real photographs that ship inside installed packages, available offline: scikit-image's (the
+# skimage.data functions of these names), scikit-learn's two Flickr photographs (CC BY 2.0) and
+# matplotlib's portrait of Grace Hopper (public domain). Licences: README, "The sample suite".
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
+                  "immunohistochemistry", "moon", "retina", "rocket", "stereo_motorcycle")  # fmt: skip
+PACKAGE_FILES = {  # name -> (package, file inside it); read from the installed package without importing it
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+}
+SAMPLE_PHOTOS = SKIMAGE_PHOTOS + tuple(PACKAGE_FILES)
+SAMPLE_SPLITS = ("train", "val", "test")  # a sample dataset lists its photographs per split
+
+
+def _package_photo(name: str):
+    package, inside = PACKAGE_FILES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        pip = {"sklearn": "scikit-learn"}.get(package, package)
+        raise ImportError(f"the sample photograph {name!r} ships inside {pip}: pip install {pip}")
+    rgb, _ = decode_image(Path(spec.origin).parent / inside)
+    return rgb
 
 
 def export_sample_suite(names: list[str], out_dir: str | Path) -> list[Path]:
-    """Write the named scikit-image photographs as PNG files (greyscale ones stay greyscale)."""
-    try:
-        import skimage.data
-    except ImportError:
-        raise ImportError("the sample suite needs scikit-image: pip install scikit-image") from None
+    """Write the named photographs as PNG files (greyscale ones stay greyscale)."""
     unknown = [n for n in names if n not in SAMPLE_PHOTOS]
     if unknown:
         raise ValueError(f"unknown sample images {unknown}; available: {', '.join(SAMPLE_PHOTOS)}")
+    if any(n in SKIMAGE_PHOTOS for n in names):
+        try:
+            import skimage.data
+        except ImportError:
+            raise ImportError("the sample suite needs scikit-image: pip install scikit-image") from None
     paths = []
     for name in tqdm(names, desc="sample suite", unit="img", leave=False):
-        image = getattr(skimage.data, name)()
+        if name in PACKAGE_FILES:
+            image = _package_photo(name)
+        else:
+            image = getattr(skimage.data, name)()
         if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
             image = image[0]
         paths.append(Path(out_dir) / f"{name}.png")
@@ -170,7 +194,7 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw", trus
         raise SourceError(f"data.datasets.{name}.source: {source!r}; expected one of {', '.join(SOURCES)}")
     raw = Path(raw_root) / name
     if source == "sample":
-        export_sample_suite(spec.get("train", []) + spec.get("test", []), raw)
+        export_sample_suite([n for split in SAMPLE_SPLITS for n in spec.get(split, [])], raw)
         return raw
     entry = lookup(spec.get("catalogue", name))
     if source == "local":

@@ -153,5 +153,34 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None):
         self._call(lambda: self.mlflow.log_artifact(str(path), artifact_path=artifact_path))
 
+    def log_table(self, frame, artifact_file: str):
+        """A DataFrame as an MLflow table artifact (shown in the UI's artifact view)."""
+        self._call(lambda: self.mlflow.log_table(frame.reset_index(drop=True), artifact_file=artifact_file))
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None):
+        self._call(lambda: self.mlflow.log_artifacts(str(folder), artifact_path=artifact_path))
+
+    def adopt(self, run_ids: list[str]):
+        """Make the given runs children of this one (the UI nests them under it)."""
+
+        def tag():
+            client = self.mlflow.MlflowClient()
+            for run_id in run_ids:
+                try:
+                    client.set_tag(run_id, "mlflow.parentRunId", self.run_id)
+                except self.mlflow.exceptions.MlflowException:  # a run deleted from the store
+                    pass
+
+        if self.run_id:
+            self._call(tag)
+
+    def experiment_link(self) -> str:
+        """Where the runs table of this run's experiment opens in ``mlflow ui`` (not the GenAI overview)."""
+        if not self.run_id:
+            return ""
+        found = []
+        self._call(lambda: found.append(self.mlflow.get_run(self.run_id).info.experiment_id))
+        return f"#/experiments/{found[0]}/runs" if found else ""
+
     def end(self, status: str = "FINISHED"):
         self._call(lambda: self.mlflow.end_run(status=status))

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from liif.checkpoint import CheckpointError
@@ -24,6 +25,7 @@ def main() -> int:
     params = load_params()
     runtime = runtime_settings(params)
     config = json.loads(Path(args.config).read_text())
+    began = time.perf_counter()
     try:
         metrics, rows = evaluate_variant(config, model_dir=args.models, prepared=PreparedData(args.data),
                                          evaluation=params["eval"], device=runtime["device"])  # fmt: skip
@@ -38,7 +40,9 @@ def main() -> int:
     summary = json.loads((Path(args.models) / "summary.json").read_text())
     tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"],
                       run_id=summary.get("mlflow_run_id"), stage=f"evaluate@{config['variant']}")  # fmt: skip
-    tracker.log_metrics({f"{d}_{k}": v for d, per in metrics.items() for k, v in per.items()})
+    # psnr/<dataset>/x2 ... sort and group by dataset in the MLflow compare view
+    tracker.log_metrics({f"psnr/{d}/{k}": v for d, per in metrics.items() for k, v in per.items()})
+    tracker.log_metrics({"eval_seconds": time.perf_counter() - began})
     tracker.log_artifact(args.per_image, artifact_path="evaluation")
     tracker.end()
     print(f"{config['variant']}: {json.dumps(metrics)}", file=sys.stderr)

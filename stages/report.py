@@ -1,31 +1,247 @@
-"""Stage report: reports/README.md with tables and plots next to the paper's numbers."""
+"""Stage report: reports/ (README.md, one page per research question, figures, dvc plots data), the compact
+headline metrics for ``dvc exp show``, and an MLflow run named ``report`` holding the same tables and figures."""
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
 
-from liif.params import load_params
-from liif.report import build_report
+import pandas as pd
+
+from liif import figures, report
+from liif.checkpoint import load_checkpoint
+from liif.images import list_images, load_image
+from liif.layout import PreparedData
+from liif.pages import Context, write_pages
+from liif.params import load_params, runtime_settings
+from liif.tracking import Tracker, git_revision, repo_root
+
+
+def data_sources(params: dict, prepared: PreparedData) -> pd.DataFrame:
+    rows = []
+    for name, spec in params["data"]["datasets"].items():
+        manifest = prepared.manifest(name)
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "–"
+        for split in ("train", "val", "test"):
+            root = prepared.split(name, split)
+            if root.is_dir():
+                count = len({p.name for p in root.rglob("*.png")}) if not (root / "HR").is_dir() else len(
+                    list_images(root / "HR"))  # fmt: skip
+                rows.append({"dataset": name, "source": spec["source"], "split": split, "images": count,
+                             "manifest sha256": digest})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
+    rows = []
+    for _, s in summaries.iterrows():
+        rows.append({"variant": s["variant"], "train (s)": s.get("train_seconds"),
+                     "evaluate (s)": eval_seconds.get(s["variant"])})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def eval_times(run_ids: list[str], enabled: bool) -> dict:
+    """``eval_seconds`` of each variant's MLflow run (``search_runs``), when tracking is on."""
+    if not enabled or not run_ids:
+        return {}
+    try:
+        import mlflow
+
+        from liif.tracking import _quiet_mlflow, store_paths
+
+        with _quiet_mlflow():
+            mlflow.set_tracking_uri(store_paths()[0])
+            runs = mlflow.search_runs(search_all_experiments=True, filter_string="", max_results=5000)
+    except Exception:  # noqa: BLE001 - timings are a courtesy
+        return {}
+    if runs.empty or "metrics.eval_seconds" not in runs:
+        return {}
+    runs = runs[runs["run_id"].isin(run_ids)]
+    return dict(zip(runs["tags.variant"], runs["metrics.eval_seconds"]))
+
+
+def make_figures(study: report.Study, params: dict, models: Path, prepared: PreparedData, out: Path) -> dict:
+    """Every qualitative figure whose models exist in this profile; returns {file name: caption}."""
+    captions = {}
+    checkpoint = params["eval"]["checkpoint"]
+
+    def model(variant: str, name: str = checkpoint):
+        path = models / variant / name
+        return load_checkpoint(path)[0].eval() if path.is_file() else None
+
+    for dataset in study.datasets():
+        captions[f"psnr_vs_scale_{dataset}.png"] = report.plot_psnr_vs_scale(
+            study, dataset, out / f"psnr_vs_scale_{dataset}.png"
+        )
+        diffs = report.differences(study, dataset, list(report.ABLATIONS))
+        if not diffs.empty:
+            noise = study.noise(dataset)
+            spread = ", ".join(f"x{s} {2 * noise[s]:.2f} dB" for s in noise.index if not pd.isna(noise[s]))
+            captions[f"rq4_ablations_{dataset}.png"] = figures.figure_heatmap(
+                diffs, out / f"rq4_ablations_{dataset}.png", title=f"ablation minus LIIF, {dataset} test set (dB)",
+                noise=spread or None)  # fmt: skip
+    liif, bicubic, metasr = model("liif"), model("bicubic"), model("metasr")
+    datasets = study.datasets()
+    if liif is not None and datasets:
+        paths = list_images(prepared.hr(datasets[0], "test"))
+        images = {p.stem: load_image(p)[0] for p in paths}
+        detail = sorted(images, key=lambda n: -_detail(images[n]))
+        methods = {k: m for k, m in (("Bicubic", bicubic), ("LIIF", liif)) if m is not None}
+        captions["rq1_textures_x4.png"] = _stack(
+            [figures.figure_method_grid(methods, images[n], scales=[4], crop=96, path=out / f"_rq1_{i}.png",
+                                        image_name=n) for i, n in enumerate(detail[:3])],
+            [out / f"_rq1_{i}.png" for i in range(min(3, len(detail)))], out / "rq1_textures_x4.png")  # fmt: skip
+        methods = {k: m for k, m in (("Bicubic", bicubic), ("MetaSR", metasr), ("LIIF", liif)) if m is not None}
+        captions["rq2_scales.png"] = figures.figure_method_grid(
+            methods, images[detail[0]], scales=[4, 12, 30], crop=120, path=out / "rq2_scales.png", image_name=detail[0]
+        )
+        captions["rq2_zoom.png"] = figures.figure_zoom_strip(liif, images[detail[0]], lr_crop=24,
+                                                             path=out / "rq2_zoom.png", image_name=detail[0])  # fmt: skip
+        captions["rq4_cell.png"] = figures.figure_cell_sizes(liif, model("liif-c"), images[detail[0]], scale=30,
+                                                             lr_crop=12, path=out / "rq4_cell.png",
+                                                             image_name=detail[0])  # fmt: skip
+    pairs = _size_varied_samples(params, models, prepared)
+    if pairs:
+        captions["rq3_samples.png"] = figures.figure_size_varied(pairs, out / "rq3_samples.png")
+    return captions
+
+
+def _detail(image) -> float:
+    return float((image[:, 1:] - image[:, :-1]).abs().mean())
+
+
+def _stack(captions: list[str], parts: list[Path], path: Path) -> str:
+    """Several one-row figures as one image, top to bottom."""
+    from PIL import Image
+
+    images = [Image.open(p).convert("RGB") for p in parts]
+    width = max(i.width for i in images)
+    canvas = Image.new("RGB", (width, sum(i.height for i in images)), "white")
+    y = 0
+    for image, part in zip(images, parts):
+        canvas.paste(image, (0, y))
+        y += image.height
+        part.unlink()
+    canvas.save(path)
+    return "Rows: " + " ".join(c.split(",")[0] + ";" for c in captions) + " " + captions[0].split(", ", 1)[1]
+
+
+def _size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> list:
+    """(task, input, {method: output, ground truth}) for the first test square of each size-varied task."""
+    from liif.render import render_image
+
+    tasks = {}
+    for variant, override in params["variants"].items():
+        train = (override or {}).get("train", {})
+        if train.get("task"):
+            tasks.setdefault((train.get("dataset", params["train"]["dataset"]), tuple(train["task"])), []).append(
+                variant
+            )
+    pairs = []
+    for (dataset, (lr_size, hr_size)), variants in tasks.items():
+        lr_paths = list_images(prepared.sized(dataset, "test", lr_size))
+        if not lr_paths:
+            continue
+        lr = load_image(lr_paths[0])[0]
+        outputs = {}
+        for variant in variants:
+            path = models / variant / params["eval"]["task_checkpoint"]
+            if path.is_file():
+                outputs[variant] = render_image(load_checkpoint(path)[0].eval(), lr, (hr_size, hr_size)).permute(
+                    2, 0, 1
+                )
+        outputs["ground truth"] = load_image(prepared.sized(dataset, "test", hr_size) / lr_paths[0].name)[0]
+        pairs.append((f"{lr_size}->{hr_size}", lr, outputs))
+    return pairs
+
+
+def write_plots(study: report.Study, history: pd.DataFrame, plots: Path):
+    """Long CSVs (one row per variant and x) that dvc.yaml's plots read without naming any variant."""
+    psnr = plots / "psnr"
+    psnr.mkdir(parents=True, exist_ok=True)
+    for old in psnr.glob("*.csv"):
+        old.unlink()
+    for dataset in study.datasets():
+        table = study.table(dataset).stack().rename("psnr").reset_index()
+        table.to_csv(psnr / f"{dataset}.csv", index=False, float_format="%.4f")
+    history[["variant", "epoch", "val_psnr"]].to_csv(plots / "val_psnr.csv", index=False, float_format="%.4f")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--metrics", required=True, help="folder of metrics/eval/<variant>.json")
+    parser.add_argument("--metrics", required=True, help="folder of metrics/eval/<variant>.json and .tsv")
     parser.add_argument("--models", required=True, help="folder of the variants' model folders")
+    parser.add_argument("--data", required=True, help="the prepared data folder (figures render test images)")
     parser.add_argument("--out", required=True, help="the report folder")
+    parser.add_argument("--headline", required=True, help="compact metrics JSON for dvc exp show")
     args = parser.parse_args()
     params = load_params()
-    notes = [
-        f"Generated by `dvc repro` from `params.yaml` (train dataset `{params['train']['dataset']}`, "
-        f"encoder `{params['model']['encoder']['name']}`, {params['train']['epochs']} epochs).",
-        "x2-x4 are in the training distribution, larger scales are out of distribution (OOD). "
-        "The paper's numbers (DIV2K, T1/T3/T4; benchmarks with an RDN encoder, T2; CelebA-HQ, T5) come from its full "
-        "training schedule: compare directions, not absolute values.",
-        "Runs: `mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db`.",
-    ]
-    report = build_report(metrics_dir=Path(args.metrics), models_dir=Path(args.models), out_dir=Path(args.out),
-                          title="LIIF reproduction report", notes=notes, variants=list(params["variants"]))  # fmt: skip
-    print(f"report -> {report}", file=sys.stderr)
+    runtime = runtime_settings(params)
+    variants = list(params["variants"])
+    settings = params.get("report") or {}
+    metrics_dir, models, out = Path(args.metrics), Path(args.models), Path(args.out)
+    study = report.Study(scores=report.load_scores(metrics_dir, variants),
+                         per_image=report.load_per_image(metrics_dir, variants),
+                         replicates=settings.get("replicates") or {})  # fmt: skip
+    summaries = report.load_summaries(models, variants)
+    history = report.load_history(models, variants)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for old in (out / "figures").glob("*.png"):
+        old.unlink()
+    prepared = PreparedData(args.data)
+    captions = make_figures(study, params, models, prepared, out / "figures")
+    if not history.empty:
+        captions["training.png"] = report.plot_training(history, out / "figures" / "training.png")
+    write_plots(study, history, out / "plots")
+    Path(args.headline).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.headline).write_text(json.dumps(report.headline(study), indent=2) + "\n")
+
+    tracking = runtime["tracking"]
+    run_ids = [r for r in summaries.get("mlflow_run_id", pd.Series(dtype=str)).dropna()]
+    tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name="report",
+                      stage="report")  # fmt: skip
+    link = tracker.experiment_link()
+    ctx = Context(
+        profile=settings.get("profile", "unnamed"),
+        encoder=params["model"]["encoder"]["name"],
+        revision=git_revision(repo_root())[:12],
+        sources=data_sources(params, prepared),
+        timings=timings(summaries, eval_times(run_ids, tracking["enabled"])),
+        figures=captions,
+        mlflow_link=(
+            f"`mlflow ui --backend-store-uri sqlite:///mlflow.db`, then open "
+            f"<http://127.0.0.1:5000/{link}> (the runs table: one child run per variant under this report's "
+            "run; tick two or more and press **Compare**, or group by the `dvc_experiment` tag to set two "
+            "`dvc exp` runs side by side)"
+        )
+        if link
+        else "",  # fmt: skip
+        variants=params["variants"],
+    )
+    pages = write_pages(out, study, ctx, summaries)
+
+    tracker.adopt(run_ids)
+    tracker.log_params({"profile": ctx.profile, "variants": ",".join(variants)})
+    tracker.log_metrics(report.headline(study))
+    for dataset in study.datasets():
+        tracker.log_table(study.table(dataset).rename(columns=lambda s: f"x{s}").reset_index(),
+                          f"tables/psnr_{dataset}.json")  # fmt: skip
+        for other in ("bicubic", "metasr"):
+            frame = report.comparison(study, dataset, other)
+            if not frame.empty:
+                tracker.log_table(frame, f"tables/liif_vs_{other}_{dataset}.json")
+        diffs = report.differences(study, dataset, list(report.ABLATIONS))
+        if not diffs.empty:
+            tracker.log_table(diffs.reset_index(), f"tables/ablations_{dataset}.json")
+    sized = report.size_varied(study)
+    if not sized.empty:
+        tracker.log_table(sized, "tables/size_varied.json")
+    tracker.log_artifacts(out / "figures", artifact_path="figures")
+    for path in pages.values():
+        tracker.log_artifact(path, artifact_path="pages")
+    tracker.end()
+    print(f"report -> {pages['README']} ({len(pages)} pages, {len(captions)} figures)", file=sys.stderr)
     return 0
 
 

@@ -59,3 +59,27 @@ def test_prepare_and_evaluation_read_a_16_bit_image_alike(tmp_path):
     assert "converted I;16 image" in notice
     assert np.array_equal(written, (read.permute(1, 2, 0) * 255).round().byte().numpy())
     assert np.array_equal(written[..., 0], np.round(deep / 257).astype(np.uint8))  # scaled, not clipped at 255
+
+
+def test_package_photographs_join_the_sample_suite(tmp_path):
+    paths = export_sample_suite(["china", "flower", "grace_hopper"], tmp_path)
+    shapes = [np.asarray(Image.open(p)).shape for p in paths]
+    assert shapes == [(427, 640, 3), (427, 640, 3), (600, 512, 3)]
+    assert all(np.asarray(Image.open(p)).std() > 20 for p in paths)
+
+
+def test_squares_cut_photographs_into_whole_tiles(tmp_path):
+    from liif.prepare import prepare_squares
+
+    src = tmp_path / "photo.png"
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(src)
+    prepared = PreparedData(tmp_path / "prepared")
+    prepare_squares([src], prepared, "squares", "train", sizes=[128, 32], tile=128)
+    tiles = sorted(p.name for p in prepared.sized("squares", "train", 128).iterdir())
+    assert tiles == [f"photo-{r:02d}-{c:02d}.png" for r in range(2) for c in range(3)]  # 300 x 420 -> 2 x 3 whole tiles
+    assert np.array_equal(np.asarray(Image.open(prepared.sized("squares", "train", 128) / "photo-01-02.png")),
+                          rgb[128:256, 256:384])  # fmt: skip
+    small = Image.open(prepared.sized("squares", "train", 32) / "photo-01-02.png")
+    expected = Image.fromarray(rgb[128:256, 256:384]).resize((32, 32), Image.Resampling.BICUBIC)
+    assert small.size == (32, 32) and np.array_equal(np.asarray(small), np.asarray(expected))

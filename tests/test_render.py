@@ -86,3 +86,22 @@ def test_output_size_and_device_arguments():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_cell_override_changes_only_what_cell_decoding_reads():
+    lr = random_image(12, 12)
+    liif, no_cell = tiny_liif(), tiny_liif(cell_decode=False)
+    default = render_image(liif, lr, (60, 60))
+    assert torch.equal(default, render_image(liif, lr, (60, 60), cell=(2 / 60, 2 / 60)))
+    assert not torch.allclose(default, render_image(liif, lr, (60, 60), cell=(2 / 12, 2 / 12)))
+    assert torch.equal(render_image(no_cell, lr, (60, 60)), render_image(no_cell, lr, (60, 60), cell=(2 / 12, 2 / 12)))
+
+
+def test_figure_crops_go_where_the_detail_is():
+    from liif.figures import detailed_window
+
+    image = torch.full((3, 200, 300), 0.5)
+    image[:, 120:170, 30:80] = random_image(50, 50, seed=3)  # the only texture
+    y, x = detailed_window(image, 48)
+    assert 100 <= y <= 125 and 10 <= x <= 35
+    assert detailed_window(image[:, :20, :20], 48) == (0, 0)  # a window larger than the image fits it

@@ -1,61 +1,135 @@
-"""The report: benchmark sets compared with T2, DIV2K-like data with T1/T3/T4, task variants only in T5."""
+"""The report: numbers loaded into pandas, verdicts that know the seed noise, pages per research question,
+rows set against the paper only where encoder and protocol match."""
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from liif.pages import Context, write_pages
 from liif.paper import BENCHMARK, DIV2K, paper_benchmark
-from liif.report import build_report, delta_table, psnr_table
+from liif.report import (
+    Study,
+    comparison,
+    headline,
+    load_per_image,
+    load_scores,
+    paper_rows,
+    psnr_with_spread,
+    size_varied,
+    verdict,
+)
 
 METRICS = {  # the shape of metrics/eval/<variant>.json
-    "liif": {"set5": {"x2": 33.10, "x4": 28.90, "x6": 26.00}, "sample": {"x2": 30.11, "x6": 25.99}},
-    "bicubic": {"set5": {"x2": 33.67, "x4": 28.43, "x6": 25.93}, "sample": {"x2": 30.89, "x6": 26.38}},
-    "metasr": {"set5": {"x2": 33.20, "x4": 28.80, "x6": 25.90}, "sample": {"x2": 31.49, "x6": 26.10}},
-    "upsample-x2": {"set5": {"x2": 33.30, "x4": 27.00, "x6": 25.00}, "sample": {"x2": 31.87, "x6": 25.00}},
-    "liif-c": {"set5": {"x2": 33.00, "x4": 28.95, "x6": 26.05}, "sample": {"x2": 29.77, "x6": 26.00}},
-    "celeba-liif-64-128": {"celeba": {"64-128": 32.20}},
-    "celeba-upsample-64-128": {"celeba": {"64-128": 32.71}},
+    "liif": {"sample": {"x2": 30.00, "x4": 27.00, "x12": 24.00}},
+    "liif-seed1": {"sample": {"x2": 30.10, "x4": 27.20, "x12": 24.10}},
+    "liif-seed2": {"sample": {"x2": 29.90, "x4": 26.80, "x12": 23.90}},
+    "bicubic": {"sample": {"x2": 29.50, "x4": 26.90, "x12": 23.00}},
+    "metasr": {"sample": {"x2": 30.05, "x4": 27.30, "x12": 23.70}},
+    "liif-c": {"sample": {"x2": 29.00, "x4": 26.98, "x12": 23.98}},
+    "upsample-x2": {"sample": {"x2": 30.02, "x4": 25.00, "x12": 22.00}},
+    "sized-liif-32-64": {"squares": {"32-64": 31.00}},
+    "sized-upsample-32-64": {"squares": {"32-64": 30.50}},
 }
+REPLICATES = {"liif": ["liif-seed1", "liif-seed2"]}
+
+
+@pytest.fixture
+def metrics_dir(tmp_path):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for variant, values in METRICS.items():
+        (folder / f"{variant}.json").write_text(json.dumps(values))
+        rows = ["dataset\tscale\timage\tpsnr\tssim"]
+        for dataset, per in values.items():
+            for key, value in per.items():
+                scale = key[1:] if key.startswith("x") else key
+                rows += [
+                    f"{dataset}\t{scale}\ta.png\t{value + 1:.4f}\t0.9",
+                    f"{dataset}\t{scale}\tb.png\t{value - 1:.4f}\t0.8",
+                ]
+        (folder / f"{variant}.tsv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture
+def study(metrics_dir):
+    return Study(scores=load_scores(metrics_dir, list(METRICS)), per_image=load_per_image(metrics_dir, list(METRICS)),
+                 replicates=REPLICATES)  # fmt: skip
+
+
+def test_verdict_is_within_noise_up_to_twice_the_seed_deviation():
+    assert verdict(0.19, 0.1) == "within noise" and verdict(-0.2, 0.1) == "within noise"
+    assert verdict(0.21, 0.1) == "better" and verdict(-0.21, 0.1) == "worse"
+    assert verdict(0.01, float("nan")).startswith("better (no noise")
+
+
+def test_noise_is_the_seed_to_seed_deviation_and_liif_is_the_mean_over_seeds(study):
+    seeds = np.array([[30.0, 30.1, 29.9], [27.0, 27.2, 26.8]])
+    assert study.noise("sample")[[2, 4]].tolist() == pytest.approx(seeds.std(axis=1, ddof=1).tolist())
+    assert study.base("sample")[4] == pytest.approx(27.0)
+    table = comparison(study, "sample", "bicubic")
+    rows = table.set_index("scale")
+    assert rows.loc["x2", "LIIF minus"] == pytest.approx(0.5) and rows.loc["x2", "LIIF is"] == "better"
+    assert rows.loc["x4", "LIIF is"] == "within noise"  # +0.10 against 2 x 0.2
+    assert rows.loc["x2", "2 x seed sd"] == pytest.approx(0.2)
+
+
+def test_spread_table_folds_seed_replicates_into_liif(study):
+    table = psnr_with_spread(study, "sample")
+    assert "liif-seed1" not in table.index and table.index[0] == "liif"
+    assert table.loc["liif", "x2"] == "30.00 ± 0.10 (3 seeds)"
+    assert list(table.columns) == ["x2", "x4", "x12 (OOD)"]
+
+
+def test_size_varied_rows_and_headline(study):
+    t5 = size_varied(study)
+    assert t5.iloc[0]["task L-H"] == "32-64" and t5.iloc[0]["LIIF minus up-sampling"] == pytest.approx(0.5)
+    assert "sized-liif-32-64" not in study.table("sample").index  # tasks stay out of the scale tables
+    head = headline(study)
+    assert head["liif_x2"] == pytest.approx(30.0) and head["vs_bicubic_x12"] == pytest.approx(1.0)
+    assert head["vs_metasr_x12"] == pytest.approx(0.3) and head["seed_sd_x2"] == pytest.approx(0.1)
+
+
+def test_paper_rows_only_where_encoder_and_protocol_match():
+    scores = pd.DataFrame(
+        [{"variant": v, "dataset": d, "scale": 2, "psnr": p} for v, d, p in
+         [("liif", "set5", 37.0), ("metasr", "set5", 36.9), ("liif", "div2k", 34.0), ("metasr", "div2k", 33.9),
+          ("liif", "sample", 30.0), ("metasr", "sample", 30.2)]])  # fmt: skip
+    study = Study(scores=scores, per_image=pd.DataFrame())
+    assert paper_rows(study, "set5", "edsr-baseline", "p").empty  # T2 has RDN rows only
+    rdn = paper_rows(study, "set5", "rdn", "p").set_index("variant")
+    assert rdn.loc["liif", "paper"] == BENCHMARK["Set5"]["rdn-liif"][0]
+    div2k = paper_rows(study, "div2k", "edsr-baseline", "p").set_index("variant")
+    assert div2k.loc["metasr", "paper"] == DIV2K["metasr"][0] and div2k.loc["liif", "ours"] == 34.0
+    sample = paper_rows(study, "sample", "edsr-baseline", "p")
+    assert "ours" not in sample.columns  # other data: differences from LIIF only
+    assert sample.set_index("variant").loc["metasr", "ours minus LIIF"] == pytest.approx(0.2)
 
 
 def test_paper_benchmark_maps_our_variants_to_t2_rows():
     assert paper_benchmark("set5", "liif", 6) == BENCHMARK["Set5"]["rdn-liif"][3]
-    assert paper_benchmark("B100", "metasr", 8) == BENCHMARK["B100"]["rdn-metasr"][4]
     assert paper_benchmark("set14", "upsample-x3", 3) == BENCHMARK["Set14"]["rdn"][1]
-    assert paper_benchmark("set14", "upsample-x3", 2) is None  # a per-scale model has one column
-    assert paper_benchmark("set5", "bicubic", 2) is None  # T2 has no Bicubic row
-    assert paper_benchmark("sample", "liif", 2) is None and paper_benchmark("set5", "liif", 12) is None
+    assert paper_benchmark("set14", "upsample-x3", 2) is None and paper_benchmark("set5", "bicubic", 2) is None
 
 
-def test_benchmark_deltas_use_t2_and_div2k_deltas_use_t1():
-    t2 = delta_table(METRICS, "set5", ["bicubic", "metasr", "upsample-x2"])
-    metasr = next(line for line in t2.splitlines() if line.startswith("| metasr"))
-    paper_x6 = BENCHMARK["Set5"]["rdn-metasr"][3] - BENCHMARK["Set5"]["rdn-liif"][3]  # -0.11
-    assert f"-0.10 / {paper_x6:+.2f}" in metasr and "+0.10 / " in metasr
-    t1 = delta_table(METRICS, "sample", ["metasr"])
-    assert f"+1.38 / {DIV2K['metasr'][0] - DIV2K['liif'][0]:+.2f}" in t1
-    assert delta_table(METRICS, "sample", ["liif-x2", "liif-x3"]) is None  # no such variants: no table
-
-
-def test_task_variants_stay_out_of_the_scale_tables():
-    table = psnr_table(METRICS, "set5")
-    assert "celeba" not in table and "| bicubic | **33.67** |" in table
-
-
-@pytest.fixture
-def report(tmp_path):
-    (tmp_path / "metrics").mkdir()
-    for variant, values in METRICS.items():
-        (tmp_path / "metrics" / f"{variant}.json").write_text(json.dumps(values))
-    path = build_report(metrics_dir=tmp_path / "metrics", models_dir=tmp_path / "models", out_dir=tmp_path / "out",
-                        title="t", notes=[], variants=list(METRICS))  # fmt: skip
-    return path.read_text()
-
-
-def test_report_sections_follow_the_data(report):
-    set5 = report[report.index("PSNR on `set5`") : report.index("## T5")]
-    sample = report[report.index("PSNR on `sample`") : report.index("PSNR on `set5`")]
-    assert "### T2" in set5 and "Set5 (T2" in set5 and "T1" not in set5
-    assert "### T1" in sample and "### T3" in sample and "### T4" not in sample and "T2" not in sample
-    assert "paper, T2: yes, by 0.08-0.21 dB" in set5
-    assert "| 64-128 | 32.71 | 32.20 | -0.51 | 34.78 / 35.96 / +1.18 |" in report
+def test_pages_answer_each_question_from_the_numbers(study, tmp_path):
+    ctx = Context(profile="test", encoder="edsr-baseline", revision="abc", sources=pd.DataFrame([{"dataset": "s"}]),
+                  timings=pd.DataFrame([{"variant": "liif", "train (s)": 1.0}]), variants={"liif": {}})  # fmt: skip
+    pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
+    assert set(pages) == {"rq1", "rq2", "rq3", "rq4", "rq5", "paper", "README"}
+    readme = pages["README"].read_text()
+    for key in ("rq1", "rq2", "rq3", "rq4", "rq5", "paper"):
+        assert f"]({key}.md)" in readme
+    # x2 +0.50 better, x4 +0.10 within noise (2 sd = 0.40): in-distribution is mixed, not "yes"
+    assert "**sample: mixed (x2 +0.50 ± 0.20, x4 +0.10 ± 0.40 dB vs Bicubic)**" in readme
+    rq2 = pages["rq2"].read_text()
+    assert "sample vs bicubic out of distribution: yes (x12 +1.00 ± 0.20)" in rq2
+    assert "sample vs metasr out of distribution: yes (x12 +0.30 ± 0.20)" in rq2
+    rq4 = pages["rq4"].read_text()
+    assert "cell decoding: within noise or mixed in-distribution (x2 +1.00, x4 +0.02)" in rq4
+    assert "| liif-c (no cell decoding) | -1.00 (worse)" in rq4.replace("  ", " ")
+    assert "32-64 +0.50 dB (better)" in pages["rq3"].read_text()
+    assert "vs upsample-x2 at x2: -0.02 dB (within noise)" in pages["rq5"].read_text()
+    assert "LIIF scores above Bicubic on 4 of 4 (test image, scale) pairs" in pages["rq1"].read_text()

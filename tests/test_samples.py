@@ -138,3 +138,29 @@ def test_uniform_varied_ground_truths_follow_spec_3_4(gt_resize):
         assert torch.equal(inp, lr[i].flip(-1) if flipped else lr[i])  # the same flip on the input
         flips.add(flipped)
     assert flips == {False, True}
+
+
+def test_channel_shuffle_reorders_lr_and_hr_alike_and_is_off_by_default():
+    image = coded_image(96, 96, seed=2)
+    plain = DownsampledPatches([image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None, repeat=40)
+    shuffled = DownsampledPatches([image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None,
+                                  repeat=40, channel_shuffle=True)  # fmt: skip
+    orders = set()
+    for index in range(40):
+        a, b = plain[index], shuffled[index]  # same crop: the permutation is drawn after it
+        order = [next(c for c in range(3) if torch.equal(b["gt"][:, k], a["gt"][:, c])) for k in range(3)]
+        assert torch.equal(b["inp"], a["inp"][order]) and torch.equal(b["gt"], a["gt"][:, order])
+        orders.add(tuple(order))
+    assert len(orders) == 6  # every channel order occurs
+    assert all(torch.equal(plain[i]["gt"], plain[i]["gt"]) for i in range(3))
+
+
+def test_paired_patches_shuffle_channels_alike():
+    hr = coded_image(64, 64, seed=3)
+    lr = hr[:, ::2, ::2].clone()
+    plain = PairedPatches([hr], [lr], scale=2, inp_size=8, augment=False, repeat=20)
+    shuffled = PairedPatches([hr], [lr], scale=2, inp_size=8, augment=False, repeat=20, channel_shuffle=True)
+    for index in range(20):
+        a, b = plain[index], shuffled[index]
+        order = [next(c for c in range(3) if torch.equal(b["inp"][k], a["inp"][c])) for k in range(3)]
+        assert torch.equal(b["gt"], a["gt"][:, order])

@@ -146,3 +146,14 @@ def test_the_smoke_profile_keeps_every_paper_variant_at_its_true_size():
         changed = {k for k in full["train"] if full["train"][k] != quick["train"][k]}
         assert changed <= {"epochs", "batch_size", "repeat", "val_images", "val_repeat"}, (variant, changed)
         assert quick["train"]["epochs"] == 1 and quick["train"]["batch_size"] == 2
+
+
+def test_profiles_replace_the_seed_replicates():
+    from liif.params import apply_profile
+
+    base = {"report": {"profile": "x", "replicates": {"liif": ["liif-seed1"]}}, "variants": {"liif": {}}}
+    assert apply_profile(base, {"report": {"replicates": {}}})["report"]["replicates"] == {}
+    assert apply_profile(base, {"report": {"profile": "y"}})["report"] == {
+        "profile": "y",
+        "replicates": {"liif": ["liif-seed1"]},
+    }

@@ -1,0 +1,147 @@
+"""Qualitative figures of the report: what the models' outputs look like, next to the ground truth.
+
+Every figure renders trained checkpoints on test photographs with ``render_image``
+(the evaluation's renderer) and shows crops enlarged by pixel repetition, so
+what is compared is the model's pixels, not a display filter. Crops are chosen
+by the data (the most detailed window of a test image), never by hand.
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from liif.evaluate import downsample_for_test  # noqa: E402
+from liif.render import render_image  # noqa: E402
+
+ZOOM_SCALES = (1.5, 2.0, 3.0, 4.5, 6.0, 9.0, 13.5, 20.0, 30.0)
+
+
+def detailed_window(hr: torch.Tensor, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` x ``size`` window with the most gradient energy (textures, edges)."""
+    size = min(size, *hr.shape[-2:]) - 1
+    grey = hr.mean(0)
+    energy = (grey[1:, :-1] - grey[:-1, :-1]).abs() + (grey[:-1, 1:] - grey[:-1, :-1]).abs()
+    pooled = torch.nn.functional.avg_pool2d(energy[None, None], size, stride=max(size // 4, 1))[0, 0]
+    y, x = divmod(int(pooled.argmax()), pooled.shape[1])
+    step = max(size // 4, 1)
+    return y * step, x * step
+
+
+def upscale_at(model, hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(model output, cropped HR) for the HR image down-sampled by ``scale`` (PIL bicubic, as the OOD tests)."""
+    lr, hr = downsample_for_test(hr, scale)
+    return render_image(model, lr, tuple(hr.shape[-2:])).permute(2, 0, 1), hr
+
+
+def _crop(image: torch.Tensor, corner: tuple[int, int], size: int) -> np.ndarray:
+    y, x = corner
+    return image[:, y : y + size, x : x + size].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def _show(ax, image: np.ndarray, title: str):
+    ax.imshow(image, interpolation="nearest")  # pixel repetition: the model's own pixels
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _save(fig, path: Path, caption: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return caption
+
+
+def figure_method_grid(models: dict, hr: torch.Tensor, *, scales: list[float], crop: int, path: Path,
+                       image_name: str) -> str:  # fmt: skip
+    """Rows: scales; columns: each model's output and the ground truth, on one detailed crop."""
+    crop = min(crop, *hr.shape[-2:])
+    corner = detailed_window(hr, crop)
+    columns = [*models, "ground truth"]
+    fig, axes = plt.subplots(len(scales), len(columns), figsize=(2.6 * len(columns), 2.8 * len(scales)), squeeze=False)
+    for row, s in enumerate(scales):
+        for col, name in enumerate(columns):
+            if name == "ground truth":
+                out = hr
+            else:
+                out, _ = upscale_at(models[name], hr, s)
+            title = f"{name} x{s:g}" if name != "ground truth" else f"ground truth ({crop} px)"
+            _show(axes[row][col], _crop(out, corner, crop), title)
+    return _save(fig, path, f"{image_name}, the {crop}x{crop} window with the most detail, enlarged by pixel "
+                 f"repetition; inputs are the photograph down-sampled by each scale (PIL bicubic).")  # fmt: skip
+
+
+def figure_zoom_strip(model, hr: torch.Tensor, *, lr_crop: int, path: Path, image_name: str,
+                      scales=ZOOM_SCALES) -> str:  # fmt: skip
+    """One LR crop rendered at many (non-integer) scales by one model: the continuous representation."""
+    lr, _ = downsample_for_test(hr, 4)
+    lr_crop = min(lr_crop, *lr.shape[-2:])
+    y, x = detailed_window(lr, lr_crop)
+    patch = lr[:, y : y + lr_crop, x : x + lr_crop]
+    fig, axes = plt.subplots(1, len(scales) + 1, figsize=(2.2 * (len(scales) + 1), 2.6))
+    _show(axes[0], patch.permute(1, 2, 0).numpy(), f"input {lr_crop} px")
+    for ax, s in zip(axes[1:], scales):
+        side = round(lr_crop * s)
+        out = render_image(model, patch, (side, side))
+        _show(ax, out.numpy(), f"x{s:g} ({side} px)")
+    return _save(fig, path, f"One {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x4) rendered by the "
+                 "same LIIF at scales from x1.5 to x30, each panel drawn at the same display size: detail "
+                 "stays continuous between and beyond the x1-x4 training scales.")  # fmt: skip
+
+
+def figure_cell_sizes(model, no_cell_model, hr: torch.Tensor, *, scale: float, lr_crop: int, path: Path,
+                      image_name: str) -> str:  # fmt: skip
+    """Paper Fig. 6: one x``scale`` output decoded with the cells of 1/1, 1/2, 1/scale input pixels, and
+    the model trained without cell decoding."""
+    lr, _ = downsample_for_test(hr, scale)
+    lr_crop = min(lr_crop, *lr.shape[-2:])
+    y, x = detailed_window(lr, lr_crop)
+    patch = lr[:, y : y + lr_crop, x : x + lr_crop]
+    side = round(lr_crop * scale)
+    panels = [(f"cell 1/{k:g} pixel", render_image(model, patch, (side, side), cell=(2 / lr_crop / k,) * 2))
+              for k in (1, 2, scale)]  # fmt: skip
+    if no_cell_model is not None:
+        panels.append(("no cell decoding (-c)", render_image(no_cell_model, patch, (side, side))))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(2.8 * (len(panels) + 1), 3))
+    _show(axes[0], patch.permute(1, 2, 0).numpy(), f"input {lr_crop} px")
+    for ax, (title, out) in zip(axes[1:], panels):
+        _show(ax, out.numpy(), title)
+    return _save(fig, path, f"A {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x{scale:g}) rendered at "
+                 f"x{scale:g} by LIIF decoding each query with the cell of a whole, half and 1/{scale:g} input pixel "
+                 "(the last is what an x30 query asks for), and by the model trained without cell decoding.")  # fmt: skip
+
+
+def figure_size_varied(pairs: list[tuple[str, torch.Tensor, dict]], path: Path) -> str:
+    """RQ3: per task, the L x L input, each model's H x H output and the ground truth."""
+    columns = max(len(outputs) for _, _, outputs in pairs) + 1
+    fig, axes = plt.subplots(len(pairs), columns, figsize=(2.8 * columns, 3 * len(pairs)), squeeze=False)
+    for row, (task, lr, outputs) in enumerate(pairs):
+        _show(axes[row][0], lr.permute(1, 2, 0).numpy(), f"{task}: input {lr.shape[-1]} px")
+        for col, (name, image) in enumerate(outputs.items(), start=1):
+            _show(axes[row][col], image.permute(1, 2, 0).clamp(0, 1).numpy(), name)
+    return _save(fig, path, "Size-varied study: one test input per task, each model's output at the target size "
+                 "and the ground truth, enlarged by pixel repetition.")  # fmt: skip
+
+
+def figure_heatmap(table, path: Path, *, title: str, noise=None) -> str:
+    """A variants x scales table of dB differences as a diverging heat map, each cell labelled."""
+    values = table.to_numpy(dtype=float)
+    limit = max(np.nanmax(np.abs(values)), 0.05)
+    fig, ax = plt.subplots(figsize=(1.3 * values.shape[1] + 2.5, 0.6 * values.shape[0] + 1.6))
+    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if not np.isnan(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:+.2f}", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(values.shape[0]), [str(r) for r in table.index])
+    ax.set_xlabel("scale")
+    fig.colorbar(image, ax=ax, label="PSNR difference (dB)")
+    ax.set_title(title, fontsize=10)
+    note = "" if noise is None else f" Twice the seed-to-seed standard deviation is {noise}."
+    return _save(fig, path, f"Each ablation minus LIIF (red: the ablation is worse).{note}")

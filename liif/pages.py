@@ -1,0 +1,256 @@
+"""The markdown pages of ``reports/``: an overview and one page per research question.
+
+Each page states its question as the study asks it, shows the tables (written by
+``DataFrame.to_markdown``) and figures with a caption under each, and opens with
+verdicts computed from the numbers and the seed noise (``liif.report``).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from liif.report import (
+    ABLATIONS,
+    IN_DISTRIBUTION,
+    SINGLE_SCALE,
+    UPSAMPLERS,
+    Study,
+    comparison,
+    differences,
+    markdown,
+    paper_rows,
+    paper_table_name,
+    psnr_with_spread,
+    size_varied,
+    verdict,
+    wins,
+    with_noise,
+)
+
+QUESTIONS = {
+    "rq1": "RQ1: can a continuous, coordinate-based representation recover high-fidelity natural and complex images?",
+    "rq2": "RQ2: do a shared decoding function and local latent codes allow rendering at any resolution and "
+    "extrapolation beyond the training scales?",
+    "rq3": "RQ3: does LIIF use ground truths of varied sizes without resizing them, and keep fidelity?",
+    "rq4": "RQ4: which design choices matter most (feature unfolding, local ensemble, cell decoding, decoder depth)?",
+    "rq5": "RQ5: how does LIIF compare with fixed-scale up-sampling and with an image-conditioned implicit model "
+    "(MetaSR), in and out of distribution?",
+    "paper": "Against the paper: our numbers beside the paper's, where the rows are comparable",
+}
+
+
+@dataclass
+class Context:
+    """What the pages say about the run besides the numbers."""
+
+    profile: str
+    encoder: str
+    revision: str
+    sources: pd.DataFrame  # dataset, split, images, manifest sha256
+    timings: pd.DataFrame  # stage, seconds
+    figures: dict[str, str] = field(default_factory=dict)  # figure file name -> caption
+    mlflow_link: str = ""
+    variants: dict = field(default_factory=dict)  # name -> its overrides, as in params.yaml
+
+
+def _figure(ctx: Context, name: str) -> list[str]:
+    if name not in ctx.figures:
+        return []
+    return [f"![{name}](figures/{name})", "", f"*{ctx.figures[name]}*", ""]
+
+
+def _summary(frame: pd.DataFrame, column: str = "LIIF is") -> str:
+    """One word for a row of verdicts: yes (all better), no (any worse), within noise, or mixed."""
+    if frame.empty:
+        return "not run"
+    found = set(frame[column].str.replace(r" \(.*\)", "", regex=True))
+    if found == {"better"}:
+        return "yes"
+    if found == {"within noise"}:
+        return "within noise"
+    if "better" not in found and "worse" in found:
+        return "no"
+    return "mixed"
+
+
+def _detail(frame: pd.DataFrame, other: str) -> str:
+    if frame.empty:
+        return ""
+    return ", ".join(f"{r['scale']} {r['LIIF minus']:+.2f} ± {r['2 x seed sd']:.2f}" for _, r in frame.iterrows())
+
+
+def rq1(study: Study, ctx: Context) -> tuple[str, str]:
+    lines, answers = [], []
+    for dataset in study.datasets():
+        scales = [s for s in study.scales(dataset) if s in IN_DISTRIBUTION]
+        table = comparison(study, dataset, "bicubic", scales)
+        if table.empty:
+            continue
+        answers.append(f"{dataset}: {_summary(table)} ({_detail(table, 'bicubic')} dB vs Bicubic)")
+        lines += [f"## {dataset}: LIIF against Bicubic, x2-x4", "", markdown(table, index=False), "",
+                  f"LIIF scores above Bicubic on {wins(study, dataset, 'liif', 'bicubic', scales)} (test image, "
+                  "scale) pairs.", ""]  # fmt: skip
+    lines += _figure(ctx, "rq1_textures_x4.png")
+    answer = "; ".join(answers) or "no LIIF and Bicubic runs"
+    head = [f"# {QUESTIONS['rq1']}", "", f"**Verdict: does LIIF beat Bicubic in-distribution?** {answer}.", "",
+            "LIIF is the mean over its seeds; a difference within twice the seed-to-seed standard deviation reads "
+            "\"within noise\". Test split: the test photographs of each dataset (never trained on, never tuned on).",
+            ""]  # fmt: skip
+    return "\n".join(head + lines), answer
+
+
+def rq2(study: Study, ctx: Context) -> tuple[str, str]:
+    lines, answers = [], []
+    for dataset in study.datasets():
+        ood = [s for s in study.scales(dataset) if s not in IN_DISTRIBUTION]
+        lines += [f"## {dataset}", ""] + _figure(ctx, f"psnr_vs_scale_{dataset}.png")
+        for other in ("bicubic", "metasr"):
+            table = comparison(study, dataset, other, ood)
+            if not table.empty:
+                answers.append(f"{dataset} vs {other} out of distribution: {_summary(table)} ({_detail(table, other)})")
+                lines += [f"### LIIF against {other} beyond the training scales", "", markdown(table, index=False), ""]
+        single = differences(study, dataset, list(SINGLE_SCALE))
+        if not single.empty:
+            lines += ["### Continuous x1-x4 training against single-scale training (T4)", "",
+                      "Each single-scale LIIF minus the x1-x4 LIIF (negative: single-scale training is worse):", "",
+                      markdown(with_noise(study, dataset, single)), ""]  # fmt: skip
+    lines += _figure(ctx, "rq2_scales.png") + _figure(ctx, "rq2_zoom.png")
+    answer = "; ".join(answers) or "no out-of-distribution scales evaluated"
+    head = [f"# {QUESTIONS['rq2']}", "", f"**Verdicts.** {answer}.", ""]
+    return "\n".join(head + lines), answer
+
+
+def rq3(study: Study, ctx: Context) -> tuple[str, str]:
+    table = size_varied(study)
+    if table.empty:
+        return f"# {QUESTIONS['rq3']}\n\nThis profile runs no size-varied study.\n", "not run"
+    noise = study.noise(study.datasets()[0]) if study.datasets() else pd.Series(dtype=float)
+    sd = noise.get(2, float("nan"))
+    table["LIIF is"] = [verdict(d, sd) for d in table["LIIF minus up-sampling"]]
+    answer = ", ".join(f"{r['task L-H']} {r['LIIF minus up-sampling']:+.2f} dB ({r['LIIF is']})" for _, r in
+                       table.iterrows())  # fmt: skip
+    lines = [f"# {QUESTIONS['rq3']}", "", f"**Verdict (LIIF minus the up-sampler trained on resized ground truths):** "
+             f"{answer}.", "",
+             "Spec 3.4: the input is always L x L; LIIF is supervised with ground truths of sizes spread from L to H "
+             "at their native sizes, the up-sampling baseline with the same ground truths resized to H x H. Both are "
+             "scored on the test split at H x H (RGB PSNR, no shave, epoch-best). The noise used for the verdict is "
+             "the x2 seed-to-seed spread of the main LIIF (the size-varied models have no seeds of their own).", "",
+             markdown(table, index=False), ""] + _figure(ctx, "rq3_samples.png")  # fmt: skip
+    return "\n".join(lines), answer
+
+
+def rq4(study: Study, ctx: Context) -> tuple[str, str]:
+    lines, answers = [], []
+    for dataset in study.datasets():
+        diffs = differences(study, dataset, list(ABLATIONS))
+        if diffs.empty:
+            continue
+        noise = study.noise(dataset)
+        shown = with_noise(study, dataset, diffs)
+        shown.index = [f"{v} ({ABLATIONS[v]})" for v in shown.index]
+        lines += [f"## {dataset}: each ablation minus LIIF (dB)", "",
+                  "Twice the seed-to-seed standard deviation per scale: "
+                  + ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s])) + ".", "",
+                  markdown(shown), ""] + _figure(ctx, f"rq4_ablations_{dataset}.png")  # fmt: skip
+        for variant in diffs.index:
+            mean_in = diffs.loc[variant, [f"x{s}" for s in IN_DISTRIBUTION if f"x{s}" in diffs.columns]]
+            words = [verdict(-d, noise.get(int(k[1:]), float("nan"))) for k, d in mean_in.items()]
+            helps = "helps" if set(words) == {"better"} else ("hurts" if "worse" in words and "better" not in words
+                                                              else "within noise or mixed")  # fmt: skip
+            answers.append(f"{ABLATIONS[variant].replace('no ', '').replace(' halved', '')}: {helps} in-distribution "
+                           f"({', '.join(f'{k} {-d:+.2f}' for k, d in mean_in.items())})")  # fmt: skip
+    lines += _figure(ctx, "rq4_cell.png")
+    answer = "; ".join(answers) or "no ablations in this profile"
+    head = [f"# {QUESTIONS['rq4']}", "",
+            f"**Verdicts (what each component adds: LIIF minus the ablation, x2-x4):** {answer}.", ""]  # fmt: skip
+    return "\n".join(head + lines), answer
+
+
+def rq5(study: Study, ctx: Context) -> tuple[str, str]:
+    lines, answers = [], []
+    for dataset in study.datasets():
+        lines += [f"## {dataset}", ""]
+        in_dist = [s for s in study.scales(dataset) if s in IN_DISTRIBUTION]
+        ood = [s for s in study.scales(dataset) if s not in IN_DISTRIBUTION]
+        for name, scale in UPSAMPLERS.items():
+            table = comparison(study, dataset, name, [scale] if scale in in_dist else [])
+            if not table.empty:
+                answers.append(f"vs {name} at x{scale}: {table['LIIF minus'].iloc[0]:+.2f} dB "
+                               f"({table['LIIF is'].iloc[0]})")  # fmt: skip
+                lines += [f"### LIIF against the fixed-scale {name} at its own scale", "", markdown(table, index=False),
+                          ""]  # fmt: skip
+        for part, scales in (("in-distribution", in_dist), ("out of distribution", ood)):
+            table = comparison(study, dataset, "metasr", scales)
+            if not table.empty:
+                answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table, 'metasr')})")
+                lines += [f"### LIIF against MetaSR, {part}", "", markdown(table, index=False), ""]
+    answer = "; ".join(answers) or "no up-samplers or MetaSR in this profile"
+    head = [f"# {QUESTIONS['rq5']}", "",
+            "The paper: on par with the fixed-scale up-samplers and MetaSR in-distribution, ahead of MetaSR out of "
+            "distribution (T1, T2).", "", f"**Verdicts (LIIF minus the other method).** {answer}.", ""]  # fmt: skip
+    return "\n".join(head + lines), answer
+
+
+def against_paper(study: Study, ctx: Context) -> str:
+    lines = [f"# {QUESTIONS['paper']}", "",
+             f"Profile: **{ctx.profile}**. A CPU run of the offline sample suite is a smoke test of the pipeline and of "
+             "the direction of each effect, not a reproduction of the paper's numbers: its models are smaller, "
+             "trained for minutes, and scored on other photographs. Absolute values are set side by side only on "
+             "the paper's own data and protocol; elsewhere the table compares differences from LIIF.", ""]  # fmt: skip
+    for dataset in study.datasets():
+        rows = paper_rows(study, dataset, ctx.encoder, ctx.profile)
+        lines += [f"## {dataset} against {paper_table_name(dataset)}", ""]
+        if rows.empty:
+            lines += [f"No comparable rows: the paper's table for this set uses another encoder than ours "
+                      f"(`{ctx.encoder}`).", ""]  # fmt: skip
+        else:
+            lines += [markdown(rows, index=False), ""]
+    t5 = size_varied(study)
+    t5 = t5[t5["dataset"].str.contains("celeba")] if not t5.empty else t5
+    if not t5.empty:
+        lines += ["## CelebA-HQ against T5", "", markdown(t5, index=False), ""]
+    return "\n".join(lines)
+
+
+def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.DataFrame) -> str:
+    lines = ["# LIIF reproduction report", "",
+             f"Generated by `dvc repro` (profile **{ctx.profile}**, encoder `{ctx.encoder}`, code revision "
+             f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`; every verdict "
+             "takes the seed-to-seed noise of the base model into account.", "",
+             "## Answers", ""]  # fmt: skip
+    for key in ("rq1", "rq2", "rq3", "rq4", "rq5"):
+        lines.append(f"- [{QUESTIONS[key].split(':')[0]}]({key}.md): {QUESTIONS[key].split(': ', 1)[1]} "
+                     f"**{answers[key]}**")  # fmt: skip
+    lines += ["- [Against the paper](paper.md): ours beside the paper's tables, comparable rows only.", ""]
+    for dataset in study.datasets():
+        lines += [f"## PSNR on the `{dataset}` test set (dB)", "", markdown(psnr_with_spread(study, dataset)), ""]
+    lines += ["## What was run", "", "Data (the `manifest.tsv` checksum pins every prepared file):", "",
+              markdown(ctx.sources, index=False), "",
+              "Experiments compared (overrides of the base `model` and `train` sections of `params.yaml`):", "",
+              markdown(pd.DataFrame([{"variant": k, "overrides": str(v or "(the base model)")}
+                                     for k, v in ctx.variants.items()]), index=False), "",
+              "Wall time per stage (seconds on this machine):", "", markdown(ctx.timings, digits=0, index=False),
+              ""]  # fmt: skip
+    lines += _figure(ctx, "training.png")
+    if not summaries.empty:
+        cols = [c for c in ("variant", "epochs", "final_loss", "best_val_psnr", "train_seconds") if c in summaries]
+        lines += ["Training summary (validation: the validation split, never the test photographs):", "",
+                  markdown(summaries[cols], digits=3, index=False), ""]  # fmt: skip
+    lines += ["## Browse the runs", "", ctx.mlflow_link or "MLflow tracking was off for this run.", ""]
+    return "\n".join(lines)
+
+
+def write_pages(out_dir: Path, study: Study, ctx: Context, summaries: pd.DataFrame) -> dict[str, Path]:
+    """Write README.md and the per-question pages; returns {page: path}."""
+    pages, answers = {}, {}
+    for key, build in (("rq1", rq1), ("rq2", rq2), ("rq3", rq3), ("rq4", rq4), ("rq5", rq5)):
+        text, answers[key] = build(study, ctx)
+        pages[key] = text
+    pages["paper"] = against_paper(study, ctx)
+    pages["README"] = overview(study, ctx, answers, summaries)
+    paths = {}
+    for key, text in pages.items():
+        paths[key] = out_dir / f"{key}.md"
+        paths[key].write_text(text.rstrip() + "\n")
+    return paths
