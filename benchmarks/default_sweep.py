@@ -9,6 +9,7 @@ writes a table and a figure of PSNR against wall time.
 
     python benchmarks/default_sweep.py --out benchmarks/default-sweep            # every candidate
     python benchmarks/default_sweep.py --only base lr-4e-3 --work /tmp/sweep
+    python benchmarks/default_sweep.py --plot-only                                 # redraw from sweep.csv
 """
 
 import argparse
@@ -36,22 +37,21 @@ from liif.sources import fetch_dataset  # noqa: E402
 from liif.train import fit  # noqa: E402
 from liif.variants import resolve_variant  # noqa: E402
 
-CANDIDATES = {  # name -> (params patch, variants to train)
+S4 = {"channel_shuffle": True, "lr": 4.0e-3}
+CANDIDATES = {  # name -> (params patch, variants to train); first the paper-like recipe, then one change at a time
     "base": ({}, ["liif"]),
     "lr-1e-3": ({"train": {"lr": 1.0e-3}}, ["liif"]),
     "lr-4e-3": ({"train": {"lr": 4.0e-3}}, ["liif"]),
-    "batch16-q128": ({"train": {"batch_size": 16, "sample_q": 128}}, ["liif"]),
-    "q128": ({"train": {"sample_q": 128}}, ["liif"]),
-    "encoder-4x48": ({"model": {"encoder": {"n_resblocks": 4, "n_feats": 48}}}, ["liif"]),
-    "decoder-4x32": ({"model": {"decoder_hidden": [32, 32, 32, 32]}}, ["liif"]),
-    "patch-32": ({"train": {"inp_size": 32}}, ["liif"]),
-    "no-decay": ({"train": {"milestones": [1000]}}, ["liif"]),
-    "base-metasr-upsampler": ({}, ["metasr", "upsample-x2"]),
     "shuffle": ({"train": {"channel_shuffle": True}}, ["liif"]),
-    "shuffle-lr-4e-3": ({"train": {"channel_shuffle": True, "lr": 4.0e-3}}, ["liif"]),
-    "shuffle-q128": ({"train": {"channel_shuffle": True, "sample_q": 128}}, ["liif"]),
-    "shuffle-decay-10x": ({"train": {"channel_shuffle": True, "milestones": [60, 85], "gamma": 0.2}}, ["liif"]),
-    "shuffle-150-epochs": ({"train": {"channel_shuffle": True, "epochs": 150, "milestones": [105, 135]}}, ["liif"]),
+    "shuffle-lr-4e-3": ({"train": S4}, ["liif"]),
+    "shuffle-lr-4e-3-q128": ({"train": {**S4, "sample_q": 128}}, ["liif"]),
+    "shuffle-lr-4e-3-batch16-q128": ({"train": {**S4, "batch_size": 16, "sample_q": 128}}, ["liif"]),
+    "shuffle-lr-4e-3-decay-0.2": ({"train": {**S4, "milestones": [60, 85], "gamma": 0.2}}, ["liif"]),
+    "shuffle-lr-4e-3-encoder-4x48": ({"train": S4, "model": {"encoder": {"n_resblocks": 4, "n_feats": 48}}}, ["liif"]),
+    "shuffle-lr-4e-3-decoder-4x48": ({"train": S4, "model": {"decoder_hidden": [48, 48, 48, 48]}}, ["liif"]),
+    "shuffle-lr-4e-3-others": ({"train": S4}, ["metasr", "upsample-x2"]),
+    "shuffle-lr-4e-3-decay-0.1": ({"train": {**S4, "milestones": [60, 85], "gamma": 0.1}}, ["liif"]),
+    "shuffle-lr-4e-3-decay-3-steps": ({"train": {**S4, "milestones": [50, 70, 90], "gamma": 0.3}}, ["liif"]),
 }
 SCALES = (2, 4, 12)
 
@@ -137,6 +137,7 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/liif-sweep", help="scratch folder for data and checkpoints")
     parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), help="run only these candidates")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--plot-only", action="store_true", help="only redraw the table and figure from sweep.csv")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,7 +145,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "sweep.csv"
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
-    for name in args.only or CANDIDATES:
+    for name in [] if args.plot_only else args.only or CANDIDATES:
         patch, variants = CANDIDATES[name]
         rows = run_candidate(name, patch, variants, base, work)
         if len(done):

@@ -64,14 +64,18 @@ def test_size_varied_study_runs_on_the_64_faces(repo):
         assert list(m[variant]) == ["celeba"] and list(m[variant]["celeba"]) == [task]
         assert 5 < m[variant]["celeba"][task] < 60
         assert len((repo / "metrics" / "eval" / f"{variant}.tsv").read_text().splitlines()) == 1 + 13
-    report = (repo / "reports" / "README.md").read_text()
-    t5 = report[report.index("## T5") :]
+    rq3 = (repo / "reports" / "rq3.md").read_text()
     for task in ("64-128", "32-256"):
         up, liif = m[f"celeba-upsample-{task}"]["celeba"][task], m[f"celeba-liif-{task}"]["celeba"][task]
-        assert f"| {task} | {up:.2f} | {liif:.2f} | {liif - up:+.2f} |" in t5
-    assert "### T2" in report and "celeba" not in report[: report.index("## T5")]
+        row = next(line for line in rq3.splitlines() if f"| {task} " in line)
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[:5] == ["celeba", task, f"{up:.2f}", f"{liif:.2f}", f"{liif - up:.2f}"]
+    paper = (repo / "reports" / "paper.md").read_text()
+    assert "## set5 against T2 (Set5, RDN encoder, Y-PSNR)" in paper and "No comparable rows" in paper  # EDSR here
+    assert "## CelebA-HQ against T5" in paper
+    assert "celeba" not in (repo / "reports" / "README.md").read_text().split("## What was run")[0].split("## PSNR")[1]
 
 
 def test_runs_are_tracked_and_the_pipeline_is_up_to_date(repo):
-    assert sorted(mlflow_runs(repo)["tags.variant"]) == VARIANTS
+    assert sorted(mlflow_runs(repo)["tags.variant"]) == sorted(VARIANTS + ["report"])
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)

@@ -39,5 +39,7 @@ def test_every_paper_variant_trains_and_is_evaluated_at_every_scale(repo):
     rdn, _ = load_checkpoint(repo / "models" / "rdn-liif" / "epoch-last.pth")
     assert round(count_parameters(rdn.encoder) / 1e6, 2) == 21.97
     report = (repo / "reports" / "README.md").read_text()
-    assert "## T5" in report and "div2k-valid" in report
+    assert "PSNR on the `div2k-valid` test set" in report and "paper-smoke" in report
+    assert "## CelebA-HQ against T5" in (repo / "reports" / "paper.md").read_text()
+    assert "T1/T3/T4 (DIV2K" in (repo / "reports" / "paper.md").read_text()
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
