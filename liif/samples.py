@@ -232,10 +232,11 @@ class UniformVariedPairs(torch.utils.data.Dataset):
         varied: bool = True,
         repeat: int = 1,
         seed: int = 0,
+        channel_shuffle: bool = False,
     ):
         self.lr, self.hr, self.lr_size, self.hr_size, self.varied = lr_images, hr_images, lr_size, hr_size, varied
         self.sample_q, self.augment, self.gt_resize = sample_q, augment, gt_resize
-        self.repeat, self.seed, self.epoch = repeat, seed, 0
+        self.repeat, self.seed, self.epoch, self.channel_shuffle = repeat, seed, 0, channel_shuffle
         # A ground truth depends on its index only: resize once, not in every epoch (kept as uint8, exact).
         self.gt = [torch.round(self._ground_truth(i) * 255).to(torch.uint8) for i in range(len(hr_images))]
 
@@ -263,6 +264,8 @@ class UniformVariedPairs(torch.utils.data.Dataset):
         lr, gt = self.lr[i].float() / 255, self.gt[i].float() / 255
         if self.augment and torch.rand(1, generator=g).item() < 0.5:
             lr, gt = lr.flip(-1), gt.flip(-1)
+        if self.channel_shuffle:
+            lr, gt = _shuffle_channels([lr, gt], g)
         coord, rgb, cell = _to_queries(gt, min(self.sample_q, gt.shape[-1] * gt.shape[-2]), g)
         return {"inp": _normalise(lr), "coord": coord, "cell": cell, "gt": _normalise(rgb)}
 
@@ -285,7 +288,8 @@ def make_training_sets(
                 for split in ("train", val_split) for size in (lr_size, hr_size)}  # fmt: skip
         common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
         train = UniformVariedPairs(load["train", lr_size], load["train", hr_size], augment=t["augment"],
-                                   repeat=t["repeat"], gt_resize=t["gt_resize"], seed=seed, **common)  # fmt: skip
+                                   repeat=t["repeat"], gt_resize=t["gt_resize"], seed=seed,
+                                   channel_shuffle=t.get("channel_shuffle", False), **common)  # fmt: skip
         val = UniformVariedPairs(load[val_split, lr_size][:n_val], load[val_split, hr_size][:n_val], augment=False,
                                  varied=False, repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
         return train, val

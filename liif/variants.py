@@ -23,7 +23,7 @@ RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (lii
                "val_repeat", "seed", "augment", "amp"},
     "downsampled": {"inp_size", "scale_min", "scale_max", "sample_q", "channel_shuffle"},
     "paired": {"inp_size", "scale_min", "scale_max", "channel_shuffle"},
-    "uniform-varied": {"task", "sample_q", "gt_resize"},
+    "uniform-varied": {"task", "sample_q", "gt_resize", "channel_shuffle"},
 }  # fmt: skip
 
 

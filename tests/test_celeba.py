@@ -69,7 +69,7 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
                   "local_ensemble": True, "cell_decode": True, "predictor_hidden": 16, "scale": 2},
         "train": {"dataset": "celeba", "task": [32, 256], "epochs": 2, "batch_size": 4, "repeat": 1, "sample_q": 256,
                   "augment": True, "lr": 1e-3, "milestones": [1], "gamma": 0.1, "val_images": 2, "val_repeat": 1,
-                  "seed": 0},
+                  "seed": 0, "val_split": "test"},
         "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
     }  # fmt: skip
     runtime = CPU_RUNTIME

@@ -164,3 +164,19 @@ def test_paired_patches_shuffle_channels_alike():
         a, b = plain[index], shuffled[index]
         order = [next(c for c in range(3) if torch.equal(b["inp"][k], a["inp"][c])) for k in range(3)]
         assert torch.equal(b["gt"], a["gt"][:, order])
+
+
+def test_uniform_varied_pairs_shuffle_channels_alike():
+    lrs = [coded_image(8, 8, seed=i) for i in range(4)]
+    hrs = [coded_image(32, 32, seed=10 + i) for i in range(4)]
+    common = dict(lr_size=8, hr_size=32, sample_q=64, augment=False, repeat=3)
+    shuffled = UniformVariedPairs(lrs, hrs, channel_shuffle=True, **common)
+    orders = set()
+    for index in range(12):
+        item, i = shuffled[index], index % 4
+        order = [next(c for c in range(3) if torch.equal(item["inp"][k], lrs[i][c].float() / 255 * 2 - 1))
+                 for k in range(3)]  # fmt: skip
+        side, ij, values = queries(item)  # the ground truth the queries read, in the same channel order
+        assert torch.equal(values, shuffled.gt[i][order][:, ij[:, 0], ij[:, 1]].T)
+        orders.add(tuple(order))
+    assert len(orders) > 1

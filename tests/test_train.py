@@ -27,7 +27,7 @@ def tiny_config(epochs=3, **train):
                                            "local_ensemble": True, "cell_decode": True}},
         "train": {"epochs": epochs, "batch_size": 4, "repeat": 4, "inp_size": 16, "scale_min": 1, "scale_max": 4,
                   "sample_q": 64, "augment": True, "lr": 1e-3, "milestones": [2], "gamma": 0.5, "val_images": 1,
-                  "val_repeat": 2, "seed": 0, "samples": "downsampled", **train},
+                  "val_repeat": 2, "seed": 0, "val_split": "test", "samples": "downsampled", **train},
     }  # fmt: skip
 
 
