@@ -161,7 +161,8 @@ def main() -> int:
             done = done[done["candidate"] != name]
         done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
         done.to_csv(csv, index=False)
-    final = done.sort_values("epoch").groupby(["candidate", "variant"], sort=False).tail(1)
+    final = done.sort_values("epoch", kind="stable").groupby(["candidate", "variant"], sort=False).tail(1)
+    final = final.sort_values("candidate", key=lambda c: c.map(list(CANDIDATES).index), kind="stable")
     columns = ["candidate", "variant", "train_seconds"] + [f"x{s}_minus_bicubic" for s in SCALES]
     (out / "sweep.md").write_text(final[columns].round(2).to_markdown(index=False) + "\n")
     plot(done, out / "sweep.png")

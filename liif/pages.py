@@ -49,6 +49,8 @@ class Context:
     revision: str
     sources: pd.DataFrame  # dataset, split, images, manifest sha256
     timings: pd.DataFrame  # stage, seconds
+    encoders: dict = field(default_factory=dict)  # variant -> its encoder name (None for Bicubic)
+    validation: str = "the validation split"  # where per-epoch validation and tuning read from, in words
     figures: dict[str, str] = field(default_factory=dict)  # figure file name -> caption
     mlflow_link: str = ""
     variants: dict = field(default_factory=dict)  # name -> its overrides, as in params.yaml
@@ -61,20 +63,19 @@ def _figure(ctx: Context, name: str) -> list[str]:
 
 
 def _summary(frame: pd.DataFrame, column: str = "LIIF is") -> str:
-    """One word for a row of verdicts: yes (all better), no (any worse), within noise, or mixed."""
+    """One word for a column of verdicts: yes (all better), no (worse, none better), within noise, or mixed;
+    qualified when there was no noise estimate to judge by."""
     if frame.empty:
         return "not run"
-    found = set(frame[column].str.replace(r" \(.*\)", "", regex=True))
-    if found == {"better"}:
-        return "yes"
-    if found == {"within noise"}:
-        return "within noise"
-    if "better" not in found and "worse" in found:
-        return "no"
-    return "mixed"
+    words = frame[column]
+    found = set(words.str.replace(r" \(.*\)", "", regex=True))
+    word = {frozenset({"better"}): "yes", frozenset({"within noise"}): "within noise"}.get(frozenset(found))
+    if word is None:
+        word = "no" if "better" not in found and "worse" in found else "mixed"
+    return f"{word} (no noise estimate)" if words.str.contains("no noise estimate").any() else word
 
 
-def _detail(frame: pd.DataFrame, other: str) -> str:
+def _detail(frame: pd.DataFrame) -> str:
     if frame.empty:
         return ""
     return ", ".join(f"{r['scale']} {r['LIIF minus']:+.2f} ± {r['2 x seed sd']:.2f}" for _, r in frame.iterrows())
@@ -87,7 +88,7 @@ def rq1(study: Study, ctx: Context) -> tuple[str, str]:
         table = comparison(study, dataset, "bicubic", scales)
         if table.empty:
             continue
-        answers.append(f"{dataset}: {_summary(table)} ({_detail(table, 'bicubic')} dB vs Bicubic)")
+        answers.append(f"{dataset}: {_summary(table)} ({_detail(table)} dB vs Bicubic)")
         lines += [f"## {dataset}: LIIF against Bicubic, x2-x4", "", markdown(table, index=False), "",
                   f"LIIF scores above Bicubic on {wins(study, dataset, 'liif', 'bicubic', scales)} (test image, "
                   "scale) pairs.", ""]  # fmt: skip
@@ -95,7 +96,7 @@ def rq1(study: Study, ctx: Context) -> tuple[str, str]:
     answer = "; ".join(answers) or "no LIIF and Bicubic runs"
     head = [f"# {QUESTIONS['rq1']}", "", f"**Verdict: does LIIF beat Bicubic in-distribution?** {answer}.", "",
             "LIIF is the mean over its seeds; a difference within twice the seed-to-seed standard deviation reads "
-            "\"within noise\". Test split: the test photographs of each dataset (never trained on, never tuned on).",
+            f"\"within noise\". Test split: the test images of each dataset; tuning and validation used {ctx.validation}.",
             ""]  # fmt: skip
     return "\n".join(head + lines), answer
 
@@ -108,7 +109,7 @@ def rq2(study: Study, ctx: Context) -> tuple[str, str]:
         for other in ("bicubic", "metasr"):
             table = comparison(study, dataset, other, ood)
             if not table.empty:
-                answers.append(f"{dataset} vs {other} out of distribution: {_summary(table)} ({_detail(table, other)})")
+                answers.append(f"{dataset} vs {other} out of distribution: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against {other} beyond the training scales", "", markdown(table, index=False), ""]
         single = differences(study, dataset, list(SINGLE_SCALE))
         if not single.empty:
@@ -155,9 +156,11 @@ def rq4(study: Study, ctx: Context) -> tuple[str, str]:
                   markdown(shown), ""] + _figure(ctx, f"rq4_ablations_{dataset}.png")  # fmt: skip
         for variant in diffs.index:
             mean_in = diffs.loc[variant, [f"x{s}" for s in IN_DISTRIBUTION if f"x{s}" in diffs.columns]]
-            words = [verdict(-d, noise.get(int(k[1:]), float("nan"))) for k, d in mean_in.items()]
-            helps = "helps" if set(words) == {"better"} else ("hurts" if "worse" in words and "better" not in words
-                                                              else "within noise or mixed")  # fmt: skip
+            words = {verdict(-d, noise.get(int(k[1:]), float("nan"))).split(" (")[0] for k, d in mean_in.items()}
+            helps = "helps" if words == {"better"} else ("hurts" if "worse" in words and "better" not in words
+                                                         else "within noise or mixed")  # fmt: skip
+            if noise.isna().all():
+                helps += " (no noise estimate)"
             answers.append(f"{ABLATIONS[variant].replace('no ', '').replace(' halved', '')}: {helps} in-distribution "
                            f"({', '.join(f'{k} {-d:+.2f}' for k, d in mean_in.items())})")  # fmt: skip
     lines += _figure(ctx, "rq4_cell.png")
@@ -183,7 +186,7 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
         for part, scales in (("in-distribution", in_dist), ("out of distribution", ood)):
             table = comparison(study, dataset, "metasr", scales)
             if not table.empty:
-                answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table, 'metasr')})")
+                answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against MetaSR, {part}", "", markdown(table, index=False), ""]
     answer = "; ".join(answers) or "no up-samplers or MetaSR in this profile"
     head = [f"# {QUESTIONS['rq5']}", "",
@@ -199,11 +202,11 @@ def against_paper(study: Study, ctx: Context) -> str:
              "trained for minutes, and scored on other photographs. Absolute values are set side by side only on "
              "the paper's own data and protocol; elsewhere the table compares differences from LIIF.", ""]  # fmt: skip
     for dataset in study.datasets():
-        rows = paper_rows(study, dataset, ctx.encoder, ctx.profile)
+        rows = paper_rows(study, dataset, ctx.encoders)
         lines += [f"## {dataset} against {paper_table_name(dataset)}", ""]
         if rows.empty:
-            lines += [f"No comparable rows: the paper's table for this set uses another encoder than ours "
-                      f"(`{ctx.encoder}`).", ""]  # fmt: skip
+            lines += ["No comparable rows: the paper's table for this set uses another encoder than our variants "
+                      f"(`{ctx.encoder}`) or another protocol.", ""]  # fmt: skip
         else:
             lines += [markdown(rows, index=False), ""]
     t5 = size_varied(study)
@@ -216,8 +219,10 @@ def against_paper(study: Study, ctx: Context) -> str:
 def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.DataFrame) -> str:
     lines = ["# LIIF reproduction report", "",
              f"Generated by `dvc repro` (profile **{ctx.profile}**, encoder `{ctx.encoder}`, code revision "
-             f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`; every verdict "
-             "takes the seed-to-seed noise of the base model into account.", "",
+             f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`. "
+             + ("Every verdict takes the seed-to-seed noise of the base model into account (`report.replicates`)."
+                if study.replicates else "This profile trains no seed replicates: verdicts say \"no noise estimate\".")
+             + f" Validation and tuning: {ctx.validation}.", "",
              "## Answers", ""]  # fmt: skip
     for key in ("rq1", "rq2", "rq3", "rq4", "rq5"):
         lines.append(f"- [{QUESTIONS[key].split(':')[0]}]({key}.md): {QUESTIONS[key].split(': ', 1)[1]} "
@@ -235,7 +240,7 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
     lines += _figure(ctx, "training.png")
     if not summaries.empty:
         cols = [c for c in ("variant", "epochs", "final_loss", "best_val_psnr", "train_seconds") if c in summaries]
-        lines += ["Training summary (validation: the validation split, never the test photographs):", "",
+        lines += [f"Training summary (validation: {ctx.validation}):", "",
                   markdown(summaries[cols], digits=3, index=False), ""]  # fmt: skip
     lines += ["## Browse the runs", "", ctx.mlflow_link or "MLflow tracking was off for this run.", ""]
     return "\n".join(lines)

@@ -142,7 +142,7 @@ def comparison(study: Study, dataset: str, other: str, scales: list[int] | None 
     if other not in table.index:
         return pd.DataFrame()
     rows = []
-    for s in scales or study.scales(dataset):
+    for s in study.scales(dataset) if scales is None else scales:
         if s not in table.columns or pd.isna(table.loc[other, s]) or pd.isna(base.get(s)):
             continue
         diff = base[s] - table.loc[other, s]
@@ -171,7 +171,7 @@ def differences(study: Study, dataset: str, variants: list[str]) -> pd.DataFrame
 
 
 def with_noise(study: Study, dataset: str, diffs: pd.DataFrame) -> pd.DataFrame:
-    """``diffs`` as text cells "+0.12 (worse)" using the seed noise of each scale."""
+    """``diffs`` as text cells such as "-0.52 (worse)", judged against the seed noise of each scale."""
     noise = study.noise(dataset).rename(lambda s: f"x{s}")
     return diffs.apply(lambda col: [f"{d:+.2f} ({verdict(d, noise.get(col.name, np.nan))})" for d in col])
 
@@ -186,12 +186,13 @@ def psnr_with_spread(study: Study, dataset: str) -> pd.DataFrame:
     """The PSNR table with LIIF as mean ± sd over its seeds (replicate rows folded into it)."""
     table = study.table(dataset)
     table = table.loc[[v for v in table.index if not study.is_replicate(v)]]
-    shown = table.map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
+    shown = table.map(lambda v: "–" if pd.isna(v) else f"{v:.2f}").astype(object)  # row-assignable text
     for variant in study.replicates:
         if variant in shown.index:
             mean, sd = study.base(dataset, variant), study.noise(dataset, variant)
             n = len([v for v in study.seeds(variant) if v in study.table(dataset).index])
-            shown.loc[variant] = [f"{mean[s]:.2f} ± {sd[s]:.2f} ({n} seeds)" for s in table.columns]
+            for s in table.columns:
+                shown.loc[variant, s] = f"{mean[s]:.2f} ± {sd[s]:.2f} ({n} seeds)"
     order = [v for v in MAIN if v in shown.index] + [v for v in shown.index if v not in MAIN]
     shown = shown.loc[order]
     shown.columns = [f"x{s}" + ("" if s in IN_DISTRIBUTION else " (OOD)") for s in table.columns]
@@ -214,21 +215,21 @@ def size_varied(study: Study) -> pd.DataFrame:
 
 
 def headline(study: Study) -> dict:
-    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only."""
+    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only
+    (empty without a LIIF run; a value that cannot be computed is left out, never written as NaN)."""
     out = {}
     datasets = study.datasets()
-    if not datasets:
+    if not datasets or "liif" not in study.table(datasets[0]).index:
         return out
     dataset = datasets[0]
     base, table, noise = study.base(dataset), study.table(dataset), study.noise(dataset)
     for s in study.scales(dataset):
-        out[f"liif_x{s}"] = round(float(base[s]), 3)
+        values = {f"liif_x{s}": base.get(s, np.nan), f"seed_sd_x{s}": noise.get(s, np.nan)}
         for other, key in (("bicubic", "vs_bicubic"), ("metasr", "vs_metasr")):
             if other in table.index:
-                out[f"{key}_x{s}"] = round(float(base[s] - table.loc[other, s]), 3)
-        if not pd.isna(noise.get(s, np.nan)):
-            out[f"seed_sd_x{s}"] = round(float(noise[s]), 3)
-    return out
+                values[f"{key}_x{s}"] = base.get(s, np.nan) - table.loc[other, s]
+        out.update({k: round(float(v), 3) for k, v in values.items() if not pd.isna(v)})
+    return dict(sorted(out.items(), key=lambda kv: (int(kv[0].rsplit("_x", 1)[1]), kv[0])))
 
 
 # ---------------------------------------------------------------- plots
@@ -270,11 +271,11 @@ def plot_psnr_vs_scale(study: Study, dataset: str, path: Path, variants: list[st
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return (f"Mean PSNR on the {dataset} test photographs per scale (log axis); grey: the x1-x4 training range. "
-            "LIIF's band is its mean ± twice the seed-to-seed standard deviation.")  # fmt: skip
+    band = " LIIF's band is its mean ± twice the seed-to-seed standard deviation." if study.replicates else ""
+    return f"Mean PSNR on the {dataset} test images per scale (log axis); grey: the x1-x4 training range.{band}"
 
 
-def plot_training(history: pd.DataFrame, path: Path) -> str:
+def plot_training(history: pd.DataFrame, path: Path, *, validation: str) -> str:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.3))
     palette = colours(list(dict.fromkeys(history["variant"])))
     for variant, rows in history.groupby("variant", sort=False):
@@ -288,41 +289,45 @@ def plot_training(history: pd.DataFrame, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return ("Training loss and validation PSNR per epoch; validation patches come from the validation photographs "
-            "(never trained on, never tested).")  # fmt: skip
+    return f"Training loss and validation PSNR per epoch; validation patches come from {validation}."
 
 
 # ---------------------------------------------------------------- paper
 
 
-def paper_rows(study: Study, dataset: str, encoder: str, profile: str) -> pd.DataFrame:
-    """Ours beside the paper's, only where the paper has a row with our encoder and protocol.
+def paper_rows(study: Study, dataset: str, encoders: dict[str, str | None]) -> pd.DataFrame:
+    """Ours beside the paper's, only where the paper has a row with the variant's encoder and our protocol.
 
-    EDSR-baseline runs are set against T1/T3/T4 (DIV2K protocol); benchmark sets need the RDN encoder of T2.
-    On data other than DIV2K the comparison is of differences from LIIF (directions), and labelled so.
+    ``encoders`` maps each variant to its encoder name (None for Bicubic). On DIV2K-protocol data a variant
+    is set against its own T1/T3/T4 row (``liif``, ``rdn-liif`` ...); on a benchmark set only RDN variants
+    are, against T2 (``rdn-metasr`` -> RDN-MetaSR, ``rdn-upsample-x2`` -> per-scale RDN). Differences are
+    taken from the LIIF with the same encoder. On data other than DIV2K only differences are shown.
     """
     table, base = study.table(dataset), study.base(dataset)
     t2 = benchmark_set(dataset)
-    if t2 and encoder != "rdn":
-        return pd.DataFrame()
     rows = []
     for variant in table.index:
-        if study.is_replicate(variant):
+        encoder = encoders.get(variant)
+        if study.is_replicate(variant) or (t2 and encoder != "rdn"):
             continue
+        reference = "rdn-liif" if encoder == "rdn" else "liif"
+        name = variant.removeprefix("rdn-") if t2 else variant
+        ours_reference = base if reference == "liif" else table.loc[reference] if reference in table.index else None
         for s in study.scales(dataset):
             ours = base[s] if variant == "liif" else table.loc[variant, s]
-            theirs = paper_benchmark(dataset, variant, s) if t2 else paper_div2k(variant, s)
-            theirs_liif = paper_benchmark(dataset, "liif", s) if t2 else paper_div2k("liif", s)
+            theirs = paper_benchmark(dataset, name, s) if t2 else paper_div2k(name, s)
+            theirs_reference = paper_benchmark(dataset, "liif", s) if t2 else paper_div2k(reference, s)
             if theirs is None or pd.isna(ours):
                 continue
             row = {"variant": variant, "scale": f"x{s}", "ours": ours, "paper": theirs}
-            if variant != "liif" and theirs_liif is not None:
-                row["ours minus LIIF"] = ours - base[s]
-                row["paper minus LIIF"] = theirs - theirs_liif
+            if variant != reference and theirs_reference is not None and ours_reference is not None:
+                row["ours minus LIIF"] = ours - ours_reference[s]
+                row["paper minus LIIF"] = theirs - theirs_reference
             rows.append(row)
     frame = pd.DataFrame(rows)
-    if not frame.empty and dataset != "div2k" and not t2:
-        frame = frame.drop(columns=["ours", "paper"])  # absolute numbers of other data are not comparable
+    if not frame.empty and not dataset.startswith("div2k") and not t2:  # other data: absolute values not comparable
+        frame = frame.drop(columns=["ours", "paper"])
+        frame = frame.dropna(subset=["ours minus LIIF"]) if "ours minus LIIF" in frame else frame.iloc[0:0]
     return frame
 
 

@@ -16,6 +16,7 @@ from liif.layout import PreparedData
 from liif.pages import Context, write_pages
 from liif.params import load_params, runtime_settings
 from liif.tracking import Tracker, git_revision, repo_root
+from liif.variants import resolve_variant
 
 
 def data_sources(params: dict, prepared: PreparedData) -> pd.DataFrame:
@@ -33,6 +34,23 @@ def data_sources(params: dict, prepared: PreparedData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def encoders(params: dict) -> dict:
+    """Each variant's encoder name (None for Bicubic): the paper's tables are set against same-encoder rows."""
+    out = {}
+    for variant in params["variants"]:
+        args = resolve_variant(params, variant)["model"]["args"]
+        out[variant] = args["encoder"]["name"] if "encoder" in args else None
+    return out
+
+
+def validation_words(params: dict) -> str:
+    t = params["train"]
+    name = t.get("val_dataset") or t["dataset"]
+    if t["val_split"] == "test":  # the paper's protocol: the first images of the test set
+        return f"the first images of the `{name}` test split, as the paper validates (so they are not held out)"
+    return f"the `{name}` {t['val_split']} split (held out of training and never tested)"
+
+
 def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
     rows = []
     for _, s in summaries.iterrows():
@@ -41,10 +59,10 @@ def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def eval_times(run_ids: list[str], enabled: bool) -> dict:
-    """``eval_seconds`` of each variant's MLflow run (``search_runs``), when tracking is on."""
+def variant_runs(run_ids: list[str], enabled: bool) -> pd.DataFrame:
+    """The variants' MLflow runs (``search_runs``), for their evaluation time and parent; empty when off."""
     if not enabled or not run_ids:
-        return {}
+        return pd.DataFrame()
     try:
         import mlflow
 
@@ -52,13 +70,25 @@ def eval_times(run_ids: list[str], enabled: bool) -> dict:
 
         with _quiet_mlflow():
             mlflow.set_tracking_uri(store_paths()[0])
-            runs = mlflow.search_runs(search_all_experiments=True, filter_string="", max_results=5000)
-    except Exception:  # noqa: BLE001 - timings are a courtesy
-        return {}
+            runs = mlflow.search_runs(search_all_experiments=True, max_results=5000)
+    except Exception:  # noqa: BLE001 - timings and nesting are a courtesy
+        return pd.DataFrame()
+    return runs[runs["run_id"].isin(run_ids)] if not runs.empty else runs
+
+
+def eval_times(runs: pd.DataFrame) -> dict:
     if runs.empty or "metrics.eval_seconds" not in runs:
         return {}
-    runs = runs[runs["run_id"].isin(run_ids)]
     return dict(zip(runs["tags.variant"], runs["metrics.eval_seconds"]))
+
+
+def orphans(runs: pd.DataFrame) -> list[str]:
+    """Runs no report has adopted yet: a variant that a later experiment reuses stays under the report that
+    first reported it, so earlier report runs keep their children."""
+    if runs.empty:
+        return []
+    parent = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
+    return list(runs.loc[parent.isna(), "run_id"])
 
 
 def make_figures(study: report.Study, params: dict, models: Path, prepared: PreparedData, out: Path) -> dict:
@@ -124,7 +154,7 @@ def _stack(captions: list[str], parts: list[Path], path: Path) -> str:
         y += image.height
         part.unlink()
     canvas.save(path)
-    return "Rows: " + " ".join(c.split(",")[0] + ";" for c in captions) + " " + captions[0].split(", ", 1)[1]
+    return "Rows: " + ", ".join(c.split(",")[0] for c in captions) + "; each " + captions[0].split(", ", 1)[1]
 
 
 def _size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> list:
@@ -190,9 +220,11 @@ def main() -> int:
     for old in (out / "figures").glob("*.png"):
         old.unlink()
     prepared = PreparedData(args.data)
+    validation = validation_words(params)
     captions = make_figures(study, params, models, prepared, out / "figures")
     if not history.empty:
-        captions["training.png"] = report.plot_training(history, out / "figures" / "training.png")
+        captions["training.png"] = report.plot_training(history, out / "figures" / "training.png",
+                                                        validation=validation)  # fmt: skip
     write_plots(study, history, out / "plots")
     Path(args.headline).parent.mkdir(parents=True, exist_ok=True)
     Path(args.headline).write_text(json.dumps(report.headline(study), indent=2) + "\n")
@@ -202,12 +234,15 @@ def main() -> int:
     tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name="report",
                       stage="report")  # fmt: skip
     link = tracker.experiment_link()
+    runs = variant_runs(run_ids, tracking["enabled"])
     ctx = Context(
         profile=settings.get("profile", "unnamed"),
         encoder=params["model"]["encoder"]["name"],
         revision=git_revision(repo_root())[:12],
         sources=data_sources(params, prepared),
-        timings=timings(summaries, eval_times(run_ids, tracking["enabled"])),
+        timings=timings(summaries, eval_times(runs)),
+        encoders=encoders(params),
+        validation=validation,
         figures=captions,
         mlflow_link=(
             f"`mlflow ui --backend-store-uri sqlite:///mlflow.db`, then open "
@@ -221,7 +256,7 @@ def main() -> int:
     )
     pages = write_pages(out, study, ctx, summaries)
 
-    tracker.adopt(run_ids)
+    tracker.adopt(orphans(runs))
     tracker.log_params({"profile": ctx.profile, "variants": ",".join(variants)})
     tracker.log_metrics(report.headline(study))
     for dataset in study.datasets():

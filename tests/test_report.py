@@ -95,17 +95,37 @@ def test_size_varied_rows_and_headline(study):
 def test_paper_rows_only_where_encoder_and_protocol_match():
     scores = pd.DataFrame(
         [{"variant": v, "dataset": d, "scale": 2, "psnr": p} for v, d, p in
-         [("liif", "set5", 37.0), ("metasr", "set5", 36.9), ("liif", "div2k", 34.0), ("metasr", "div2k", 33.9),
+         [("liif", "set5", 37.0), ("metasr", "set5", 36.9), ("rdn-liif", "set5", 37.5), ("rdn-metasr", "set5", 37.4),
+          ("liif", "div2k-valid", 34.0), ("metasr", "div2k-valid", 33.9), ("rdn-liif", "div2k-valid", 34.5),
           ("liif", "sample", 30.0), ("metasr", "sample", 30.2)]])  # fmt: skip
     study = Study(scores=scores, per_image=pd.DataFrame())
-    assert paper_rows(study, "set5", "edsr-baseline", "p").empty  # T2 has RDN rows only
-    rdn = paper_rows(study, "set5", "rdn", "p").set_index("variant")
-    assert rdn.loc["liif", "paper"] == BENCHMARK["Set5"]["rdn-liif"][0]
-    div2k = paper_rows(study, "div2k", "edsr-baseline", "p").set_index("variant")
+    encoders = {"liif": "edsr-baseline", "metasr": "edsr-baseline", "rdn-liif": "rdn", "rdn-metasr": "rdn"}
+    t2 = paper_rows(study, "set5", encoders).set_index("variant")
+    assert sorted(t2.index) == ["rdn-liif", "rdn-metasr"]  # T2 has RDN rows only: EDSR variants are left out
+    assert t2.loc["rdn-liif", "paper"] == BENCHMARK["Set5"]["rdn-liif"][0]
+    assert t2.loc["rdn-metasr", "ours minus LIIF"] == pytest.approx(-0.1)  # from the RDN LIIF, not the EDSR one
+    div2k = paper_rows(study, "div2k-valid", encoders).set_index("variant")
     assert div2k.loc["metasr", "paper"] == DIV2K["metasr"][0] and div2k.loc["liif", "ours"] == 34.0
-    sample = paper_rows(study, "sample", "edsr-baseline", "p")
-    assert "ours" not in sample.columns  # other data: differences from LIIF only
-    assert sample.set_index("variant").loc["metasr", "ours minus LIIF"] == pytest.approx(0.2)
+    assert div2k.loc["rdn-liif", "paper"] == DIV2K["rdn-liif"][0]
+    sample = paper_rows(study, "sample", encoders)
+    assert "ours" not in sample.columns and list(sample["variant"]) == ["metasr"]  # other data: differences only
+    assert sample.iloc[0]["ours minus LIIF"] == pytest.approx(0.2)
+    assert paper_rows(study, "set5", {"liif": "edsr-baseline", "metasr": "edsr-baseline"}).empty
+
+
+def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
+    study = Study(scores=load_scores(metrics_dir, ["liif", "bicubic", "liif-c"]),
+                  per_image=load_per_image(metrics_dir, ["liif", "bicubic", "liif-c"]))  # fmt: skip
+    assert comparison(study, "sample", "bicubic", []).empty  # no scales asked: none compared
+    ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
+    pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
+    assert "**sample: yes (no noise estimate)" in pages["README"].read_text()
+    assert "cell decoding: helps (no noise estimate)" in pages["rq4"].read_text()  # x2 +1.00: helps, unjudged
+    assert "no seed replicates" in pages["README"].read_text()
+    one_scale = Study(scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(),
+                      replicates={"liif": ["liif-seed9"]})  # fmt: skip
+    assert one_scale.table("sample").shape[1] == 1 and len(psnr_with_spread(one_scale, "sample")) == 3
+    assert headline(Study(scores=study.scores[study.scores["variant"] != "liif"], per_image=pd.DataFrame())) == {}
 
 
 def test_paper_benchmark_maps_our_variants_to_t2_rows():
