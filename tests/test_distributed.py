@@ -128,7 +128,7 @@ def test_the_train_stage_relaunches_itself_under_torchrun(tmp_path):
     params["train"].update(epochs=2, batch_size=4, repeat=2, val_images=1, val_repeat=1, inp_size=16)
     params["model"].update(encoder={"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8}, decoder_hidden=[16])
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
-    write_tree(PreparedData(tmp_path / "prepared"), "sample", {"train": 2, "test": 1})
+    write_tree(PreparedData(tmp_path / "prepared"), "sample", {"train": 2, "val": 1})
     (tmp_path / "liif.json").write_text(json.dumps(resolve_variant(params, "liif")))
     proc = subprocess.run([sys.executable, str(root / "stages" / "train.py"), "--config", "liif.json", "--data",
                            "prepared", "--out", "models/liif"], cwd=tmp_path, capture_output=True, text=True,
