@@ -221,7 +221,8 @@ def main() -> int:
         old.unlink()
     prepared = PreparedData(args.data)
     validation = validation_words(params)
-    captions = make_figures(study, params, models, prepared, out / "figures")
+    # report.figures: false skips the rendered figures (the smoke profiles, whose models are untrained)
+    captions = make_figures(study, params, models, prepared, out / "figures") if settings["figures"] else {}
     if not history.empty:
         captions["training.png"] = report.plot_training(history, out / "figures" / "training.png",
                                                         validation=validation)  # fmt: skip
