@@ -15,8 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from liif.checkpoint import load_checkpoint  # noqa: E402
 from liif.evaluate import downsample_for_test  # noqa: E402
+from liif.images import list_images, load_image  # noqa: E402
+from liif.layout import PreparedData  # noqa: E402
 from liif.render import render_image  # noqa: E402
+from liif.report import ABLATIONS, Study, differences, plot_psnr_vs_scale  # noqa: E402
+from liif.variants import resolve_variant  # noqa: E402
 
 ZOOM_SCALES = (1.5, 2.0, 3.0, 4.5, 6.0, 9.0, 13.5, 20.0, 30.0)
 
@@ -57,24 +62,21 @@ def _save(fig, path: Path, caption: str) -> str:
     return caption
 
 
-def figure_method_grid(models: dict, hr: torch.Tensor, *, scales: list[float], crop: int, path: Path,
-                       image_name: str) -> str:  # fmt: skip
-    """Rows: scales; columns: each model's output and the ground truth, on one detailed crop."""
-    crop = min(crop, *hr.shape[-2:])
-    corner = detailed_window(hr, crop)
+def figure_method_grid(models: dict, images: dict[str, torch.Tensor], *, scales: list[float], crop: int,
+                       path: Path) -> str:  # fmt: skip
+    """Rows: each image at each scale; columns: each model's output and the ground truth, on the image's
+    most detailed crop."""
+    rows = [(name, hr, s) for name, hr in images.items() for s in scales]
     columns = [*models, "ground truth"]
-    fig, axes = plt.subplots(len(scales), len(columns), figsize=(2.6 * len(columns), 2.8 * len(scales)), squeeze=False)
-    for row, s in enumerate(scales):
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.8 * len(rows)), squeeze=False)
+    for row, (image_name, hr, s) in enumerate(rows):
+        side = min(crop, *hr.shape[-2:])
+        corner = detailed_window(hr, side)
         for col, name in enumerate(columns):
-            if name == "ground truth":
-                out = hr
-            else:
-                out, _ = upscale_at(models[name], hr, s)
-            title = f"{name} x{s:g}" if name != "ground truth" else f"ground truth ({crop} px)"
-            if col == 0:
-                title = f"{image_name}: {title}"
-            _show(axes[row][col], _crop(out, corner, crop), title)
-    return _save(fig, path, f"{image_name}, the {crop}x{crop} window with the most detail, enlarged by pixel "
+            out = hr if name == "ground truth" else upscale_at(models[name], hr, s)[0]
+            title = f"{name} x{s:g}" if name != "ground truth" else f"ground truth ({side} px)"
+            _show(axes[row][col], _crop(out, corner, side), f"{image_name}: {title}" if col == 0 else title)
+    return _save(fig, path, f"{', '.join(images)}: the {crop}x{crop} window with the most detail, enlarged by pixel "
                  f"repetition; inputs are the photograph down-sampled by each scale (PIL bicubic). Look at edges and "
                  f"fine texture against the ground truth; beyond x4, at how each method fills the space between "
                  f"input pixels (paper Fig. 5: MetaSR turns blocky, LIIF stays continuous).")  # fmt: skip
@@ -151,3 +153,72 @@ def figure_heatmap(table, path: Path, *, title: str, noise=None) -> str:
     ax.set_title(title, fontsize=10)
     note = "" if noise is None else f" Twice the seed-to-seed standard deviation is {noise}."
     return _save(fig, path, f"Each ablation minus LIIF (red: the ablation is worse).{note}")
+
+
+def detail_score(image: torch.Tensor) -> float:
+    """Mean absolute difference between vertically adjacent pixels: which test photograph has the most to show."""
+    return float((image[:, 1:] - image[:, :-1]).abs().mean())
+
+
+def make_figures(study: Study, params: dict, models: Path, prepared: PreparedData, out: Path) -> dict:
+    """Every qualitative figure whose models exist in this profile; returns {file name: caption}."""
+    captions = {}
+    checkpoint = params["eval"]["checkpoint"]
+
+    def model(variant: str, name: str = checkpoint):
+        path = models / variant / name
+        return load_checkpoint(path)[0].eval() if path.is_file() else None
+
+    for dataset in study.datasets():
+        captions[f"psnr_vs_scale_{dataset}.png"] = plot_psnr_vs_scale(
+            study, dataset, out / f"psnr_vs_scale_{dataset}.png"
+        )
+        diffs = differences(study, dataset, list(ABLATIONS))
+        if not diffs.empty:
+            noise = study.noise(dataset)
+            spread = ", ".join(f"x{s} {2 * noise[s]:.2f} dB" for s in noise.index if not np.isnan(noise[s]))
+            captions[f"rq4_ablations_{dataset}.png"] = figure_heatmap(
+                diffs, out / f"rq4_ablations_{dataset}.png", title=f"ablation minus LIIF, {dataset} test set (dB)",
+                noise=spread or None)  # fmt: skip
+    liif, bicubic, metasr = model("liif"), model("bicubic"), model("metasr")
+    datasets = study.datasets()
+    if liif is not None and datasets:
+        paths = list_images(prepared.hr(datasets[0], "test"))
+        images = {p.stem: load_image(p)[0] for p in paths}
+        detail = sorted(images, key=lambda n: -detail_score(images[n]))
+        methods = {k: m for k, m in (("Bicubic", bicubic), ("LIIF", liif)) if m is not None}
+        captions["rq1_textures_x4.png"] = figure_method_grid(methods, {n: images[n] for n in detail[:3]}, scales=[4],
+                                                             crop=96, path=out / "rq1_textures_x4.png")  # fmt: skip
+        methods = {k: m for k, m in (("Bicubic", bicubic), ("MetaSR", metasr), ("LIIF", liif)) if m is not None}
+        captions["rq2_scales.png"] = figure_method_grid(methods, {detail[0]: images[detail[0]]}, scales=[4, 12, 30],
+                                                        crop=120, path=out / "rq2_scales.png")  # fmt: skip
+        captions["rq2_zoom.png"] = figure_zoom_strip(liif, images[detail[0]], lr_crop=24, path=out / "rq2_zoom.png",
+                                                     image_name=detail[0])  # fmt: skip
+        captions["rq4_cell.png"] = figure_cell_sizes(liif, model("liif-c"), images[detail[0]], scale=30, lr_crop=12,
+                                                     path=out / "rq4_cell.png", image_name=detail[0])  # fmt: skip
+    pairs = size_varied_samples(params, models, prepared)
+    if pairs:
+        captions["rq3_samples.png"] = figure_size_varied(pairs, out / "rq3_samples.png")
+    return captions
+
+
+def size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> list:
+    """(task, input, {variant: output, ground truth}) for the first test square of each size-varied task."""
+    tasks = {}
+    for variant in params["variants"]:
+        train = resolve_variant(params, variant)["train"] or {}
+        if train.get("task"):
+            tasks.setdefault((train["dataset"], tuple(train["task"])), []).append(variant)
+    pairs = []
+    for (dataset, (lr_size, hr_size)), variants in tasks.items():
+        lr_paths = list_images(prepared.sized(dataset, "test", lr_size))
+        lr = load_image(lr_paths[0])[0]
+        outputs = {}
+        for variant in variants:
+            path = models / variant / params["eval"]["task_checkpoint"]
+            if path.is_file():
+                model = load_checkpoint(path)[0].eval()
+                outputs[variant] = render_image(model, lr, (hr_size, hr_size)).permute(2, 0, 1)
+        outputs["ground truth"] = load_image(prepared.sized(dataset, "test", hr_size) / lr_paths[0].name)[0]
+        pairs.append((f"{lr_size}->{hr_size}", lr, outputs))
+    return pairs

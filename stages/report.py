@@ -10,8 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from liif import figures, report
-from liif.checkpoint import load_checkpoint
-from liif.images import list_images, load_image
+from liif.images import list_images
 from liif.layout import PreparedData
 from liif.pages import Context, write_pages
 from liif.params import load_params, runtime_settings
@@ -91,101 +90,6 @@ def orphans(runs: pd.DataFrame) -> list[str]:
     return list(runs.loc[parent.isna(), "run_id"])
 
 
-def make_figures(study: report.Study, params: dict, models: Path, prepared: PreparedData, out: Path) -> dict:
-    """Every qualitative figure whose models exist in this profile; returns {file name: caption}."""
-    captions = {}
-    checkpoint = params["eval"]["checkpoint"]
-
-    def model(variant: str, name: str = checkpoint):
-        path = models / variant / name
-        return load_checkpoint(path)[0].eval() if path.is_file() else None
-
-    for dataset in study.datasets():
-        captions[f"psnr_vs_scale_{dataset}.png"] = report.plot_psnr_vs_scale(
-            study, dataset, out / f"psnr_vs_scale_{dataset}.png"
-        )
-        diffs = report.differences(study, dataset, list(report.ABLATIONS))
-        if not diffs.empty:
-            noise = study.noise(dataset)
-            spread = ", ".join(f"x{s} {2 * noise[s]:.2f} dB" for s in noise.index if not pd.isna(noise[s]))
-            captions[f"rq4_ablations_{dataset}.png"] = figures.figure_heatmap(
-                diffs, out / f"rq4_ablations_{dataset}.png", title=f"ablation minus LIIF, {dataset} test set (dB)",
-                noise=spread or None)  # fmt: skip
-    liif, bicubic, metasr = model("liif"), model("bicubic"), model("metasr")
-    datasets = study.datasets()
-    if liif is not None and datasets:
-        paths = list_images(prepared.hr(datasets[0], "test"))
-        images = {p.stem: load_image(p)[0] for p in paths}
-        detail = sorted(images, key=lambda n: -_detail(images[n]))
-        methods = {k: m for k, m in (("Bicubic", bicubic), ("LIIF", liif)) if m is not None}
-        captions["rq1_textures_x4.png"] = _stack(
-            [figures.figure_method_grid(methods, images[n], scales=[4], crop=96, path=out / f"_rq1_{i}.png",
-                                        image_name=n) for i, n in enumerate(detail[:3])],
-            [out / f"_rq1_{i}.png" for i in range(min(3, len(detail)))], out / "rq1_textures_x4.png")  # fmt: skip
-        methods = {k: m for k, m in (("Bicubic", bicubic), ("MetaSR", metasr), ("LIIF", liif)) if m is not None}
-        captions["rq2_scales.png"] = figures.figure_method_grid(
-            methods, images[detail[0]], scales=[4, 12, 30], crop=120, path=out / "rq2_scales.png", image_name=detail[0]
-        )
-        captions["rq2_zoom.png"] = figures.figure_zoom_strip(liif, images[detail[0]], lr_crop=24,
-                                                             path=out / "rq2_zoom.png", image_name=detail[0])  # fmt: skip
-        captions["rq4_cell.png"] = figures.figure_cell_sizes(liif, model("liif-c"), images[detail[0]], scale=30,
-                                                             lr_crop=12, path=out / "rq4_cell.png",
-                                                             image_name=detail[0])  # fmt: skip
-    pairs = _size_varied_samples(params, models, prepared)
-    if pairs:
-        captions["rq3_samples.png"] = figures.figure_size_varied(pairs, out / "rq3_samples.png")
-    return captions
-
-
-def _detail(image) -> float:
-    return float((image[:, 1:] - image[:, :-1]).abs().mean())
-
-
-def _stack(captions: list[str], parts: list[Path], path: Path) -> str:
-    """Several one-row figures as one image, top to bottom."""
-    from PIL import Image
-
-    images = [Image.open(p).convert("RGB") for p in parts]
-    width = max(i.width for i in images)
-    canvas = Image.new("RGB", (width, sum(i.height for i in images)), "white")
-    y = 0
-    for image, part in zip(images, parts):
-        canvas.paste(image, (0, y))
-        y += image.height
-        part.unlink()
-    canvas.save(path)
-    return "Rows: " + ", ".join(c.split(",")[0] for c in captions) + "; each " + captions[0].split(", ", 1)[1]
-
-
-def _size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> list:
-    """(task, input, {method: output, ground truth}) for the first test square of each size-varied task."""
-    from liif.render import render_image
-
-    tasks = {}
-    for variant, override in params["variants"].items():
-        train = (override or {}).get("train", {})
-        if train.get("task"):
-            tasks.setdefault((train.get("dataset", params["train"]["dataset"]), tuple(train["task"])), []).append(
-                variant
-            )
-    pairs = []
-    for (dataset, (lr_size, hr_size)), variants in tasks.items():
-        lr_paths = list_images(prepared.sized(dataset, "test", lr_size))
-        if not lr_paths:
-            continue
-        lr = load_image(lr_paths[0])[0]
-        outputs = {}
-        for variant in variants:
-            path = models / variant / params["eval"]["task_checkpoint"]
-            if path.is_file():
-                outputs[variant] = render_image(load_checkpoint(path)[0].eval(), lr, (hr_size, hr_size)).permute(
-                    2, 0, 1
-                )
-        outputs["ground truth"] = load_image(prepared.sized(dataset, "test", hr_size) / lr_paths[0].name)[0]
-        pairs.append((f"{lr_size}->{hr_size}", lr, outputs))
-    return pairs
-
-
 def write_plots(study: report.Study, history: pd.DataFrame, plots: Path):
     """Long CSVs (one row per variant and x) that dvc.yaml's plots read without naming any variant."""
     psnr = plots / "psnr"
@@ -222,7 +126,7 @@ def main() -> int:
     prepared = PreparedData(args.data)
     validation = validation_words(params)
     # report.figures: false skips the rendered figures (the smoke profiles, whose models are untrained)
-    captions = make_figures(study, params, models, prepared, out / "figures") if settings["figures"] else {}
+    captions = figures.make_figures(study, params, models, prepared, out / "figures") if settings["figures"] else {}
     if not history.empty:
         captions["training.png"] = report.plot_training(history, out / "figures" / "training.png",
                                                         validation=validation)  # fmt: skip
