@@ -132,7 +132,7 @@ def figure_size_varied(pairs: list[tuple[str, torch.Tensor, dict]], path: Path) 
         _show(axes[row][0], lr.permute(1, 2, 0).numpy(), f"{task}: input {lr.shape[-1]} px")
         for col, (name, image) in enumerate(outputs.items(), start=1):
             _show(axes[row][col], image.permute(1, 2, 0).clamp(0, 1).numpy(), name)
-    return _save(fig, path, "Size-varied study: one test input per task, each model's output at the target size "
+    return _save(fig, path, "Size-varied study: the most detailed test input of each task, each model's output at the target size "
                  "and the ground truth, enlarged by pixel repetition.")  # fmt: skip
 
 
@@ -203,7 +203,7 @@ def make_figures(study: Study, params: dict, models: Path, prepared: PreparedDat
 
 
 def size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> list:
-    """(task, input, {variant: output, ground truth}) for the first test square of each size-varied task."""
+    """(task, input, {variant: output, ground truth}) for the most detailed test square of each size-varied task."""
     tasks = {}
     for variant in params["variants"]:
         train = resolve_variant(params, variant)["train"] or {}
@@ -211,14 +211,15 @@ def size_varied_samples(params: dict, models: Path, prepared: PreparedData) -> l
             tasks.setdefault((train["dataset"], tuple(train["task"])), []).append(variant)
     pairs = []
     for (dataset, (lr_size, hr_size)), variants in tasks.items():
-        lr_paths = list_images(prepared.sized(dataset, "test", lr_size))
-        lr = load_image(lr_paths[0])[0]
+        hr_paths = list_images(prepared.sized(dataset, "test", hr_size))
+        hr_path = max(hr_paths, key=lambda p: detail_score(load_image(p)[0]))  # not a flat patch of sky
+        lr = load_image(prepared.sized(dataset, "test", lr_size) / hr_path.name)[0]
         outputs = {}
         for variant in variants:
             path = models / variant / params["eval"]["task_checkpoint"]
             if path.is_file():
                 model = load_checkpoint(path)[0].eval()
                 outputs[variant] = render_image(model, lr, (hr_size, hr_size)).permute(2, 0, 1)
-        outputs["ground truth"] = load_image(prepared.sized(dataset, "test", hr_size) / lr_paths[0].name)[0]
+        outputs["ground truth"] = load_image(hr_path)[0]
         pairs.append((f"{lr_size}->{hr_size}", lr, outputs))
     return pairs
