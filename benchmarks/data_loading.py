@@ -50,8 +50,10 @@ def main() -> int:
     args = parser.parse_args()
     config = resolve_variant(load_params(), args.variant)
     train_set, _ = make_training_sets(config, PreparedData(args.data))
-    print(f"{args.variant}: {len(train_set)} samples per epoch, batch {config['train']['batch_size']}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(
+        f"{args.variant}: {len(train_set)} samples per epoch, batch {config['train']['batch_size']}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     print("| workers | samples/s | waiting for batches (s) |\n|---|---|---|")
     rates = {}
     for workers in args.workers:

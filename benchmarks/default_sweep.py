@@ -71,8 +71,9 @@ def prepare(params: dict, work: Path) -> PreparedData:
     spec = params["data"]["datasets"]["sample"]
     if not prepared.manifest("sample").is_file():
         fetch_dataset("sample", spec, root / "raw")
-        prepare_dataset("sample", spec, raw_root=root / "raw", prepared=prepared,
-                        sample_lr_scales=params["data"]["lr_scales"])  # fmt: skip
+        prepare_dataset(
+            "sample", spec, raw_root=root / "raw", prepared=prepared, sample_lr_scales=params["data"]["lr_scales"]
+        )
     return prepared
 
 
@@ -106,9 +107,13 @@ def run_candidate(name: str, patch: dict, variants: list[str], base: dict, work:
             model = build_model(config["model"])
             model.load_state_dict(torch.load(snapshot, weights_only=True)["state_dict"])
             psnr = score(model.eval(), prepared)
-            row = {"candidate": name, "variant": variant, "epoch": epoch,
-                   "train_seconds": float(history.loc[:epoch, "seconds"].sum()),
-                   "val_patch_psnr": float(history.loc[epoch, "val_psnr"])}  # fmt: skip
+            row = {
+                "candidate": name,
+                "variant": variant,
+                "epoch": epoch,
+                "train_seconds": float(history.loc[:epoch, "seconds"].sum()),
+                "val_patch_psnr": float(history.loc[epoch, "val_psnr"]),
+            }
             for s in SCALES:
                 row[f"x{s}"] = round(psnr[f"x{s}"], 3)
                 row[f"x{s}_minus_bicubic"] = round(psnr[f"x{s}"] - bicubic[f"x{s}"], 3)
@@ -126,8 +131,14 @@ def plot(table: pd.DataFrame, path: Path):
     for ax, s in zip(axes, SCALES):
         for i, ((name, variant), group) in enumerate(runs):
             label = name if variant == "liif" else f"{name}: {variant}"
-            ax.plot(group["train_seconds"], group[f"x{s}_minus_bicubic"], marker="os^D"[i % 4], label=label,
-                    color=palette[i % len(palette)], linestyle="-" if variant == "liif" else "--")  # fmt: skip
+            ax.plot(
+                group["train_seconds"],
+                group[f"x{s}_minus_bicubic"],
+                marker="os^D"[i % 4],
+                label=label,
+                color=palette[i % len(palette)],
+                linestyle="-" if variant == "liif" else "--",
+            )
         ax.set_ylim(bottom=max(ax.get_ylim()[0], -3))  # early snapshots far below zero would flatten the end
         ax.axhline(0, color="black", linewidth=1, linestyle="--")
         ax.set_title(f"x{s}: validation photographs")

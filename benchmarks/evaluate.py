@@ -52,8 +52,10 @@ def main() -> int:
         model = LIIF(encoder={"name": "edsr-baseline"}).eval()
     with tempfile.TemporaryDirectory() as tmp:
         images = test_images(Path(tmp), args.images)
-        print(f"{len(images)} image(s) of {Image.open(images[0]).size[0]}x{Image.open(images[0]).size[1]}, "
-              f"device {args.device}, {torch.get_num_threads()} threads")  # fmt: skip
+        print(
+            f"{len(images)} image(s) of {Image.open(images[0]).size[0]}x{Image.open(images[0]).size[1]}, "
+            f"device {args.device}, {torch.get_num_threads()} threads"
+        )
         print("| scale | seconds per image | PSNR (dB) |\n|---|---|---|")
         per_image = {}
         for scale in args.scales:
@@ -62,8 +64,10 @@ def main() -> int:
             per_image[scale] = (time.perf_counter() - began) / len(images)
             print(f"| x{scale:g} | {per_image[scale]:.1f} | {np.mean([s.psnr for s in scores]):.2f} |")
     div2k = 100 * sum(per_image.values())
-    print(f"\nthe paper's DIV2K evaluation of one variant (100 images x {len(per_image)} scales) would take about "
-          f"{div2k / 3600:.1f} h at this rate")  # fmt: skip
+    print(
+        f"\nthe paper's DIV2K evaluation of one variant (100 images x {len(per_image)} scales) would take about "
+        f"{div2k / 3600:.1f} h at this rate"
+    )
     return 0
 
 

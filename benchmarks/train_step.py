@@ -36,8 +36,10 @@ def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
         coords.append(grid[torch.randperm(len(grid), generator=g)[:sample_q]])
         cells.append(torch.full((sample_q, 2), 2 / side))
     gt = torch.rand(batch, sample_q, 3, generator=g) * 2 - 1
-    return {k: v.to(device) for k, v in {"inp": inp, "coord": torch.stack(coords), "cell": torch.stack(cells),
-                                          "gt": gt}.items()}  # fmt: skip
+    return {
+        k: v.to(device)
+        for k, v in {"inp": inp, "coord": torch.stack(coords), "cell": torch.stack(cells), "gt": gt}.items()
+    }
 
 
 class Literal(torch.nn.Module):
@@ -89,31 +91,37 @@ def main() -> int:
     torch.manual_seed(0)
     base = LIIF(encoder={"name": "edsr-baseline"}).to(device)
     batch = make_batch(args.batch, args.sample_q, device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"48x48 inputs, {args.sample_q} queries, fp32 unless stated")  # fmt: skip
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"48x48 inputs, {args.sample_q} queries, fp32 unless stated"
+    )
 
     ours = gradients(copy.deepcopy(base), batch)
     literal = gradients(Literal(copy.deepcopy(base)), batch)
     grad_diff = max((a - b).abs().max().item() for a, b in zip(ours, literal, strict=True))
 
     timings = {}
-    timings["literal (spec 2.4 step by step)"] = time_steps(Literal(copy.deepcopy(base)), batch, steps=args.steps,
-                                                            warmup=args.warmup, amp=None, device=device)  # fmt: skip
-    timings["project"] = time_steps(copy.deepcopy(base), batch, steps=args.steps,
-                                    warmup=args.warmup, amp=None, device=device)  # fmt: skip
+    timings["literal (spec 2.4 step by step)"] = time_steps(
+        Literal(copy.deepcopy(base)), batch, steps=args.steps, warmup=args.warmup, amp=None, device=device
+    )
+    timings["project"] = time_steps(
+        copy.deepcopy(base), batch, steps=args.steps, warmup=args.warmup, amp=None, device=device
+    )
     channels_last = copy.deepcopy(base).to(memory_format=torch.channels_last)
     cl_batch = {**batch, "inp": batch["inp"].contiguous(memory_format=torch.channels_last)}
-    timings["project + channels-last"] = time_steps(channels_last, cl_batch, steps=args.steps,
-                                                    warmup=args.warmup, amp=None, device=device)  # fmt: skip
+    timings["project + channels-last"] = time_steps(
+        channels_last, cl_batch, steps=args.steps, warmup=args.warmup, amp=None, device=device
+    )
     if args.amp:
-        timings[f"project + {args.amp} autocast"] = time_steps(copy.deepcopy(base), batch,
-                                                               steps=args.steps, warmup=args.warmup, amp=args.amp,
-                                                               device=device)  # fmt: skip
+        timings[f"project + {args.amp} autocast"] = time_steps(
+            copy.deepcopy(base), batch, steps=args.steps, warmup=args.warmup, amp=args.amp, device=device
+        )
     if not args.no_compile:
         try:
             compiled = torch.compile(copy.deepcopy(base))
-            timings["project + torch.compile"] = time_steps(compiled, batch, steps=args.steps,
-                                                            warmup=args.warmup + 1, amp=None, device=device)  # fmt: skip
+            timings["project + torch.compile"] = time_steps(
+                compiled, batch, steps=args.steps, warmup=args.warmup + 1, amp=None, device=device
+            )
         except Exception as e:  # noqa: BLE001 - a missing compiler is a result to report, not a crash
             print(f"torch.compile unavailable here: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 

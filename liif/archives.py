@@ -71,11 +71,15 @@ def _zip_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
             if kind not in (0, 0o100000, 0o040000):  # unset (DOS), regular file, directory
                 raise ArchiveError(f"{archive}: refusing entry {info.filename!r}: a link or special file")
             if info.file_size > limits.max_member_bytes:
-                raise ArchiveError(f"{archive}: refusing entry {info.filename!r}: declares {info.file_size} bytes, "
-                                   f"more than {limits.max_member_bytes} for one file of this dataset")  # fmt: skip
+                raise ArchiveError(
+                    f"{archive}: refusing entry {info.filename!r}: declares {info.file_size} bytes, "
+                    f"more than {limits.max_member_bytes} for one file of this dataset"
+                )
             if info.file_size > limits.max_ratio * max(info.compress_size, 4096):
-                raise ArchiveError(f"{archive}: refusing entry {info.filename!r}: {info.compress_size} bytes that "
-                                   f"expand to {info.file_size} (a decompression bomb?)")  # fmt: skip
+                raise ArchiveError(
+                    f"{archive}: refusing entry {info.filename!r}: {info.compress_size} bytes that "
+                    f"expand to {info.file_size} (a decompression bomb?)"
+                )
             members.append(Member(info.filename, info.is_dir(), info.file_size))
         _refuse_overlaps(archive, zf)
         try:
@@ -112,12 +116,21 @@ def _tar_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
             for info in tf:
                 _member_path(archive, info.name)
                 if not (info.isreg() or info.isdir()) or info.issparse():
-                    kind = ("a symbolic link" if info.issym() else "a hard link" if info.islnk() else
-                            "a sparse file" if info.issparse() else "a special file")  # fmt: skip
+                    kind = (
+                        "a symbolic link"
+                        if info.issym()
+                        else "a hard link"
+                        if info.islnk()
+                        else "a sparse file"
+                        if info.issparse()
+                        else "a special file"
+                    )
                     raise ArchiveError(f"{archive}: refusing entry {info.name!r}: {kind}")
                 if info.size > limits.max_member_bytes:
-                    raise ArchiveError(f"{archive}: refusing entry {info.name!r}: declares {info.size} bytes, "
-                                       f"more than {limits.max_member_bytes} for one file of this dataset")  # fmt: skip
+                    raise ArchiveError(
+                        f"{archive}: refusing entry {info.name!r}: declares {info.size} bytes, "
+                        f"more than {limits.max_member_bytes} for one file of this dataset"
+                    )
                 members.append(Member(info.name, info.isdir(), info.size))
                 if len(members) > limits.max_members:
                     raise ArchiveError(f"{archive}: more than the {limits.max_members} entries allowed")
@@ -129,8 +142,10 @@ def _tar_members(archive: Path, limits: ArchiveLimits) -> list[Member]:
         marker = f.read(1024)
         trailing = any(block.strip(b"\0") for block in iter(lambda: f.read(BLOCK), b""))
     if len(marker) < 1024 or marker.strip(b"\0"):
-        raise ArchiveError(f"{archive}: truncated tar archive (no end-of-archive marker after its last entry); "
-                           "delete it and download again")  # fmt: skip
+        raise ArchiveError(
+            f"{archive}: truncated tar archive (no end-of-archive marker after its last entry); "
+            "delete it and download again"
+        )
     if trailing:  # e.g. a zip appended to a tar: readers that look at the end would see another archive
         raise ArchiveError(f"{archive}: data after the tar's end-of-archive marker; refusing the archive")
     return members
@@ -144,8 +159,10 @@ def archive_kind(archive: Path) -> str:
         return "zip"
     if len(head) == 512 and head[257:262] == b"ustar" or _old_tar_header(head):
         return "tar"
-    raise ArchiveError(f"{archive}: neither a zip nor a tar archive (an error page, or a truncated download?); "
-                       "delete it and download again")  # fmt: skip
+    raise ArchiveError(
+        f"{archive}: neither a zip nor a tar archive (an error page, or a truncated download?); "
+        "delete it and download again"
+    )
 
 
 def check_archive(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> list[Member]:
@@ -154,8 +171,10 @@ def check_archive(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) 
     members = (_zip_members if archive_kind(archive) == "zip" else _tar_members)(archive, limits)
     declared, stored = sum(m.size for m in members), archive.stat().st_size
     if declared > limits.max_ratio * max(stored, 1 << 20):
-        raise ArchiveError(f"{archive}: {stored} bytes that declare {declared} once extracted (a decompression "
-                           "bomb?); refusing the archive")  # fmt: skip
+        raise ArchiveError(
+            f"{archive}: {stored} bytes that declare {declared} once extracted (a decompression "
+            "bomb?); refusing the archive"
+        )
     return members
 
 
@@ -206,8 +225,10 @@ def extract(archive: str | Path, target: str | Path, limits: ArchiveLimits = Arc
     target.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target.parent).free
     if declared > free:
-        raise ArchiveError(f"{archive}: needs {declared} bytes to extract, {free} free under {target.parent}; "
-                           "free some space and run again")  # fmt: skip
+        raise ArchiveError(
+            f"{archive}: needs {declared} bytes to extract, {free} free under {target.parent}; "
+            "free some space and run again"
+        )
     staging = target.with_name(f".{target.name}.extracting")
     if staging.exists():
         shutil.rmtree(staging)

@@ -62,5 +62,4 @@ def stop():
 
 def launch_command(nproc: int, script: str, args: list[str]) -> list[str]:
     """``torchrun --standalone --nproc-per-node N script args``, with this interpreter."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            script, *args]  # fmt: skip
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", script, *args]

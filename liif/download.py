@@ -30,9 +30,16 @@ class DownloadError(Exception):
     """A download or archive that cannot be used; the message names the URL or file and what to do."""
 
 
-def verify(path: Path, *, size: int | None = None, sha256: str | None = None, md5: str | None = None,
-           check: Callable[[Path], None] | None = None, source: str = "",
-           advice: str = "delete it and download again"):  # fmt: skip
+def verify(
+    path: Path,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    check: Callable[[Path], None] | None = None,
+    source: str = "",
+    advice: str = "delete it and download again",
+):
     """Raise DownloadError when ``path`` does not have the expected size, checksum or content.
 
     ``check`` (raising on bad content) runs only where no checksum vouches for the bytes.
@@ -82,8 +89,15 @@ def download(
     for fresh in (False, True) if leftover else (True,):
         _fetch_with_retries(url, part, size=size, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
         try:
-            verify(part, size=size, sha256=sha256, md5=md5, check=check, source=url,
-                   advice="the download was deleted; check the URL, or use a mirror or a local copy")  # fmt: skip
+            verify(
+                part,
+                size=size,
+                sha256=sha256,
+                md5=md5,
+                check=check,
+                source=url,
+                advice="the download was deleted; check the URL, or use a mirror or a local copy",
+            )
             break
         except DownloadError:
             part.unlink(missing_ok=True)
@@ -151,7 +165,7 @@ def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: 
                 desc=Path(url).name,
                 disable=not progress,
                 leave=False,
-            ) as bar,  # fmt: skip
+            ) as bar,
         ):
             while chunk := response.read(CHUNK):
                 f.write(chunk)

@@ -131,8 +131,13 @@ def evaluate_variant(
     )
     if recipe.get("task"):
         name, (lr_size, hr_size) = recipe["dataset"], recipe["task"]
-        scores = evaluate_task(model, prepared.sized(name, "test", lr_size), prepared.sized(name, "test", hr_size),
-                               device=device, desc=f"{config['variant']} {name} {lr_size}->{hr_size}")  # fmt: skip
+        scores = evaluate_task(
+            model,
+            prepared.sized(name, "test", lr_size),
+            prepared.sized(name, "test", hr_size),
+            device=device,
+            desc=f"{config['variant']} {name} {lr_size}->{hr_size}",
+        )
         metrics[name] = {f"{lr_size}-{hr_size}": _mean_psnr(scores)}
         rows += [f"{name}\t{lr_size}-{hr_size}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
         return metrics, rows
@@ -149,8 +154,15 @@ def evaluate_variant(
                         f"(spec section 4). Add {scale} to lr_scales of data.datasets.{name} (or data.lr_scales for "
                         f"the sample suite) and run dvc repro, or drop x{scale} from eval.datasets.{name}.scales"
                     )
-            scores = evaluate_pairs(model, hr_paths, scale=scale, protocol=spec["protocol"], lr_dir=lr_dir,
-                                    device=device, desc=f"{config['variant']} {name} x{scale}")  # fmt: skip
+            scores = evaluate_pairs(
+                model,
+                hr_paths,
+                scale=scale,
+                protocol=spec["protocol"],
+                lr_dir=lr_dir,
+                device=device,
+                desc=f"{config['variant']} {name} x{scale}",
+            )
             metrics[name][f"x{scale}"] = _mean_psnr(scores)
             rows += [f"{name}\t{scale}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
     return metrics, rows

@@ -62,8 +62,9 @@ def _save(fig, path: Path, caption: str) -> str:
     return caption
 
 
-def figure_method_grid(models: dict, images: dict[str, torch.Tensor], *, scales: list[float], crop: int,
-                       path: Path) -> str:  # fmt: skip
+def figure_method_grid(
+    models: dict, images: dict[str, torch.Tensor], *, scales: list[float], crop: int, path: Path
+) -> str:
     """Rows: each image at each scale; columns: each model's output and the ground truth, on the image's
     most detailed crop."""
     rows = [(name, hr, s) for name, hr in images.items() for s in scales]
@@ -76,14 +77,17 @@ def figure_method_grid(models: dict, images: dict[str, torch.Tensor], *, scales:
             out = hr if name == "ground truth" else upscale_at(models[name], hr, s)[0]
             title = f"{name} x{s:g}" if name != "ground truth" else f"ground truth ({side} px)"
             _show(axes[row][col], _crop(out, corner, side), f"{image_name}: {title}" if col == 0 else title)
-    return _save(fig, path, f"{', '.join(images)}: the {crop}x{crop} window with the most detail, enlarged by pixel "
-                 f"repetition; inputs are the photograph down-sampled by each scale (PIL bicubic). Look at edges and "
-                 f"fine texture against the ground truth; beyond x4, at how each method fills the space between "
-                 f"input pixels (paper Fig. 5: MetaSR turns blocky, LIIF stays continuous).")  # fmt: skip
+    return _save(
+        fig,
+        path,
+        f"{', '.join(images)}: the {crop}x{crop} window with the most detail, enlarged by pixel "
+        f"repetition; inputs are the photograph down-sampled by each scale (PIL bicubic). Look at edges and "
+        f"fine texture against the ground truth; beyond x4, at how each method fills the space between "
+        f"input pixels (paper Fig. 5: MetaSR turns blocky, LIIF stays continuous).",
+    )
 
 
-def figure_zoom_strip(model, hr: torch.Tensor, *, lr_crop: int, path: Path, image_name: str,
-                      scales=ZOOM_SCALES) -> str:  # fmt: skip
+def figure_zoom_strip(model, hr: torch.Tensor, *, lr_crop: int, path: Path, image_name: str, scales=ZOOM_SCALES) -> str:
     """One LR crop rendered at many (non-integer) scales by one model: the continuous representation."""
     lr, _ = downsample_for_test(hr, 4)
     lr_crop = min(lr_crop, *lr.shape[-2:])
@@ -95,13 +99,18 @@ def figure_zoom_strip(model, hr: torch.Tensor, *, lr_crop: int, path: Path, imag
         side = round(lr_crop * s)
         out = render_image(model, patch, (side, side))
         _show(ax, out.numpy(), f"x{s:g} ({side} px)")
-    return _save(fig, path, f"One {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x4) rendered by the "
-                 "same LIIF at scales from x1.5 to x30, each panel drawn at the same display size: detail "
-                 "stays continuous between and beyond the x1-x4 training scales.")  # fmt: skip
+    return _save(
+        fig,
+        path,
+        f"One {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x4) rendered by the "
+        "same LIIF at scales from x1.5 to x30, each panel drawn at the same display size: detail "
+        "stays continuous between and beyond the x1-x4 training scales.",
+    )
 
 
-def figure_cell_sizes(model, no_cell_model, hr: torch.Tensor, *, scale: float, lr_crop: int, path: Path,
-                      image_name: str) -> str:  # fmt: skip
+def figure_cell_sizes(
+    model, no_cell_model, hr: torch.Tensor, *, scale: float, lr_crop: int, path: Path, image_name: str
+) -> str:
     """Paper Fig. 6: one x``scale`` output decoded with the cells of 1/1, 1/2, 1/scale input pixels, and
     the model trained without cell decoding."""
     lr, _ = downsample_for_test(hr, scale)
@@ -109,19 +118,25 @@ def figure_cell_sizes(model, no_cell_model, hr: torch.Tensor, *, scale: float, l
     y, x = detailed_window(lr, lr_crop)
     patch = lr[:, y : y + lr_crop, x : x + lr_crop]
     side = round(lr_crop * scale)
-    panels = [(f"cell 1/{k:g} pixel", render_image(model, patch, (side, side), cell=(2 / lr_crop / k,) * 2))
-              for k in (1, 2, scale)]  # fmt: skip
+    panels = [
+        (f"cell 1/{k:g} pixel", render_image(model, patch, (side, side), cell=(2 / lr_crop / k,) * 2))
+        for k in (1, 2, scale)
+    ]
     if no_cell_model is not None:
         panels.append(("no cell decoding (-c)", render_image(no_cell_model, patch, (side, side))))
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(2.8 * (len(panels) + 1), 3))
     _show(axes[0], patch.permute(1, 2, 0).numpy(), f"input {lr_crop} px")
     for ax, (title, out) in zip(axes[1:], panels):
         _show(ax, out.numpy(), title)
-    return _save(fig, path, f"A {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x{scale:g}) rendered at "
-                 f"x{scale:g} by LIIF decoding each query with the cell of a whole, half and 1/{scale:g} input pixel "
-                 "(the last is what an x30 query asks for), and by the model trained without cell decoding. Look at "
-                 "sharpness: in the paper (Fig. 6) the cell of 1/30 pixel gives the sharpest output, a whole-pixel "
-                 "cell a blurred one, and the model without cell decoding artefacts.")  # fmt: skip
+    return _save(
+        fig,
+        path,
+        f"A {lr_crop}x{lr_crop} crop of {image_name} (down-sampled x{scale:g}) rendered at "
+        f"x{scale:g} by LIIF decoding each query with the cell of a whole, half and 1/{scale:g} input pixel "
+        "(the last is what an x30 query asks for), and by the model trained without cell decoding. Look at "
+        "sharpness: in the paper (Fig. 6) the cell of 1/30 pixel gives the sharpest output, a whole-pixel "
+        "cell a blurred one, and the model without cell decoding artefacts.",
+    )
 
 
 def figure_size_varied(pairs: list[tuple[str, torch.Tensor, dict]], path: Path) -> str:
@@ -132,8 +147,12 @@ def figure_size_varied(pairs: list[tuple[str, torch.Tensor, dict]], path: Path) 
         _show(axes[row][0], lr.permute(1, 2, 0).numpy(), f"{task}: input {lr.shape[-1]} px")
         for col, (name, image) in enumerate(outputs.items(), start=1):
             _show(axes[row][col], image.permute(1, 2, 0).clamp(0, 1).numpy(), name)
-    return _save(fig, path, "Size-varied study: the most detailed test input of each task, each model's output at the target size "
-                 "and the ground truth, enlarged by pixel repetition.")  # fmt: skip
+    return _save(
+        fig,
+        path,
+        "Size-varied study: the most detailed test input of each task, each model's output at the target size "
+        "and the ground truth, enlarged by pixel repetition.",
+    )
 
 
 def figure_heatmap(table, path: Path, *, title: str, noise=None) -> str:
@@ -178,8 +197,11 @@ def make_figures(study: Study, params: dict, models: Path, prepared: PreparedDat
             noise = study.noise(dataset)
             spread = ", ".join(f"x{s} {2 * noise[s]:.2f} dB" for s in noise.index if not np.isnan(noise[s]))
             captions[f"rq4_ablations_{dataset}.png"] = figure_heatmap(
-                diffs, out / f"rq4_ablations_{dataset}.png", title=f"ablation minus LIIF, {dataset} test set (dB)",
-                noise=spread or None)  # fmt: skip
+                diffs,
+                out / f"rq4_ablations_{dataset}.png",
+                title=f"ablation minus LIIF, {dataset} test set (dB)",
+                noise=spread or None,
+            )
     liif, bicubic, metasr = model("liif"), model("bicubic"), model("metasr")
     datasets = study.datasets()
     if liif is not None and datasets:
@@ -187,15 +209,25 @@ def make_figures(study: Study, params: dict, models: Path, prepared: PreparedDat
         images = {p.stem: load_image(p)[0] for p in paths}
         detail = sorted(images, key=lambda n: -detail_score(images[n]))
         methods = {k: m for k, m in (("Bicubic", bicubic), ("LIIF", liif)) if m is not None}
-        captions["rq1_textures_x4.png"] = figure_method_grid(methods, {n: images[n] for n in detail[:3]}, scales=[4],
-                                                             crop=96, path=out / "rq1_textures_x4.png")  # fmt: skip
+        captions["rq1_textures_x4.png"] = figure_method_grid(
+            methods, {n: images[n] for n in detail[:3]}, scales=[4], crop=96, path=out / "rq1_textures_x4.png"
+        )
         methods = {k: m for k, m in (("Bicubic", bicubic), ("MetaSR", metasr), ("LIIF", liif)) if m is not None}
-        captions["rq2_scales.png"] = figure_method_grid(methods, {detail[0]: images[detail[0]]}, scales=[4, 12, 30],
-                                                        crop=120, path=out / "rq2_scales.png")  # fmt: skip
-        captions["rq2_zoom.png"] = figure_zoom_strip(liif, images[detail[0]], lr_crop=24, path=out / "rq2_zoom.png",
-                                                     image_name=detail[0])  # fmt: skip
-        captions["rq4_cell.png"] = figure_cell_sizes(liif, model("liif-c"), images[detail[0]], scale=30, lr_crop=12,
-                                                     path=out / "rq4_cell.png", image_name=detail[0])  # fmt: skip
+        captions["rq2_scales.png"] = figure_method_grid(
+            methods, {detail[0]: images[detail[0]]}, scales=[4, 12, 30], crop=120, path=out / "rq2_scales.png"
+        )
+        captions["rq2_zoom.png"] = figure_zoom_strip(
+            liif, images[detail[0]], lr_crop=24, path=out / "rq2_zoom.png", image_name=detail[0]
+        )
+        captions["rq4_cell.png"] = figure_cell_sizes(
+            liif,
+            model("liif-c"),
+            images[detail[0]],
+            scale=30,
+            lr_crop=12,
+            path=out / "rq4_cell.png",
+            image_name=detail[0],
+        )
     pairs = size_varied_samples(params, models, prepared)
     if pairs:
         captions["rq3_samples.png"] = figure_size_varied(pairs, out / "rq3_samples.png")

@@ -89,15 +89,26 @@ def rq1(study: Study, ctx: Context) -> tuple[str, str]:
         if table.empty:
             continue
         answers.append(f"{dataset}: {_summary(table)} ({_detail(table)} dB vs Bicubic)")
-        lines += [f"## {dataset}: LIIF against Bicubic, x2-x4", "", markdown(table, index=False), "",
-                  f"LIIF scores above Bicubic on {wins(study, dataset, 'liif', 'bicubic', scales)} (test image, "
-                  "scale) pairs.", ""]  # fmt: skip
+        lines += [
+            f"## {dataset}: LIIF against Bicubic, x2-x4",
+            "",
+            markdown(table, index=False),
+            "",
+            f"LIIF scores above Bicubic on {wins(study, dataset, 'liif', 'bicubic', scales)} (test image, "
+            "scale) pairs.",
+            "",
+        ]
     lines += _figure(ctx, "rq1_textures_x4.png")
     answer = "; ".join(answers) or "no LIIF and Bicubic runs"
-    head = [f"# {QUESTIONS['rq1']}", "", f"**Verdict: does LIIF beat Bicubic in-distribution?** {answer}.", "",
-            "LIIF is the mean over its seeds; a difference within twice the seed-to-seed standard deviation reads "
-            f"\"within noise\". Test split: the test images of each dataset; tuning and validation used {ctx.validation}.",
-            ""]  # fmt: skip
+    head = [
+        f"# {QUESTIONS['rq1']}",
+        "",
+        f"**Verdict: does LIIF beat Bicubic in-distribution?** {answer}.",
+        "",
+        "LIIF is the mean over its seeds; a difference within twice the seed-to-seed standard deviation reads "
+        f'"within noise". Test split: the test images of each dataset; tuning and validation used {ctx.validation}.',
+        "",
+    ]
     return "\n".join(head + lines), answer
 
 
@@ -113,9 +124,14 @@ def rq2(study: Study, ctx: Context) -> tuple[str, str]:
                 lines += [f"### LIIF against {other} beyond the training scales", "", markdown(table, index=False), ""]
         single = differences(study, dataset, list(SINGLE_SCALE))
         if not single.empty:
-            lines += ["### Continuous x1-x4 training against single-scale training (T4)", "",
-                      "Each single-scale LIIF minus the x1-x4 LIIF (negative: single-scale training is worse):", "",
-                      markdown(with_noise(study, dataset, single)), ""]  # fmt: skip
+            lines += [
+                "### Continuous x1-x4 training against single-scale training (T4)",
+                "",
+                "Each single-scale LIIF minus the x1-x4 LIIF (negative: single-scale training is worse):",
+                "",
+                markdown(with_noise(study, dataset, single)),
+                "",
+            ]
     lines += _figure(ctx, "rq2_scales.png") + _figure(ctx, "rq2_zoom.png")
     answer = "; ".join(answers) or "no out-of-distribution scales evaluated"
     head = [f"# {QUESTIONS['rq2']}", "", f"**Verdicts.** {answer}.", ""]
@@ -129,15 +145,22 @@ def rq3(study: Study, ctx: Context) -> tuple[str, str]:
     noise = study.noise(study.datasets()[0]) if study.datasets() else pd.Series(dtype=float)
     sd = noise.get(2, float("nan"))
     table["LIIF is"] = [verdict(d, sd) for d in table["LIIF minus up-sampling"]]
-    answer = ", ".join(f"{r['task L-H']} {r['LIIF minus up-sampling']:+.2f} dB ({r['LIIF is']})" for _, r in
-                       table.iterrows())  # fmt: skip
-    lines = [f"# {QUESTIONS['rq3']}", "", f"**Verdict (LIIF minus the up-sampler trained on resized ground truths):** "
-             f"{answer}.", "",
-             "Spec 3.4: the input is always L x L; LIIF is supervised with ground truths of sizes spread from L to H "
-             "at their native sizes, the up-sampling baseline with the same ground truths resized to H x H. Both are "
-             "scored on the test split at H x H (RGB PSNR, no shave, epoch-best). The noise used for the verdict is "
-             "the x2 seed-to-seed spread of the main LIIF (the size-varied models have no seeds of their own).", "",
-             markdown(table, index=False), ""] + _figure(ctx, "rq3_samples.png")  # fmt: skip
+    answer = ", ".join(
+        f"{r['task L-H']} {r['LIIF minus up-sampling']:+.2f} dB ({r['LIIF is']})" for _, r in table.iterrows()
+    )
+    lines = [
+        f"# {QUESTIONS['rq3']}",
+        "",
+        f"**Verdict (LIIF minus the up-sampler trained on resized ground truths):** {answer}.",
+        "",
+        "Spec 3.4: the input is always L x L; LIIF is supervised with ground truths of sizes spread from L to H "
+        "at their native sizes, the up-sampling baseline with the same ground truths resized to H x H. Both are "
+        "scored on the test split at H x H (RGB PSNR, no shave, epoch-best). The noise used for the verdict is "
+        "the x2 seed-to-seed spread of the main LIIF (the size-varied models have no seeds of their own).",
+        "",
+        markdown(table, index=False),
+        "",
+    ] + _figure(ctx, "rq3_samples.png")
     return "\n".join(lines), answer
 
 
@@ -150,23 +173,38 @@ def rq4(study: Study, ctx: Context) -> tuple[str, str]:
         noise = study.noise(dataset)
         shown = with_noise(study, dataset, diffs)
         shown.index = [f"{v} ({ABLATIONS[v]})" for v in shown.index]
-        lines += [f"## {dataset}: each ablation minus LIIF (dB)", "",
-                  "Twice the seed-to-seed standard deviation per scale: "
-                  + ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s])) + ".", "",
-                  markdown(shown), ""] + _figure(ctx, f"rq4_ablations_{dataset}.png")  # fmt: skip
+        lines += [
+            f"## {dataset}: each ablation minus LIIF (dB)",
+            "",
+            "Twice the seed-to-seed standard deviation per scale: "
+            + ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s]))
+            + ".",
+            "",
+            markdown(shown),
+            "",
+        ] + _figure(ctx, f"rq4_ablations_{dataset}.png")
         for variant in diffs.index:
             mean_in = diffs.loc[variant, [f"x{s}" for s in IN_DISTRIBUTION if f"x{s}" in diffs.columns]]
             words = {verdict(-d, noise.get(int(k[1:]), float("nan"))).split(" (")[0] for k, d in mean_in.items()}
-            helps = "helps" if words == {"better"} else ("hurts" if "worse" in words and "better" not in words
-                                                         else "within noise or mixed")  # fmt: skip
+            helps = (
+                "helps"
+                if words == {"better"}
+                else ("hurts" if "worse" in words and "better" not in words else "within noise or mixed")
+            )
             if noise.isna().all():
                 helps += " (no noise estimate)"
-            answers.append(f"{ABLATIONS[variant].replace('no ', '').replace(' halved', '')}: {helps} in-distribution "
-                           f"({', '.join(f'{k} {-d:+.2f}' for k, d in mean_in.items())})")  # fmt: skip
+            answers.append(
+                f"{ABLATIONS[variant].replace('no ', '').replace(' halved', '')}: {helps} in-distribution "
+                f"({', '.join(f'{k} {-d:+.2f}' for k, d in mean_in.items())})"
+            )
     lines += _figure(ctx, "rq4_cell.png")
     answer = "; ".join(answers) or "no ablations in this profile"
-    head = [f"# {QUESTIONS['rq4']}", "",
-            f"**Verdicts (what each component adds: LIIF minus the ablation, x2-x4):** {answer}.", ""]  # fmt: skip
+    head = [
+        f"# {QUESTIONS['rq4']}",
+        "",
+        f"**Verdicts (what each component adds: LIIF minus the ablation, x2-x4):** {answer}.",
+        "",
+    ]
     return "\n".join(head + lines), answer
 
 
@@ -179,34 +217,52 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
         for name, scale in UPSAMPLERS.items():
             table = comparison(study, dataset, name, [scale] if scale in in_dist else [])
             if not table.empty:
-                answers.append(f"vs {name} at x{scale}: {table['LIIF minus'].iloc[0]:+.2f} dB "
-                               f"({table['LIIF is'].iloc[0]})")  # fmt: skip
-                lines += [f"### LIIF against the fixed-scale {name} at its own scale", "", markdown(table, index=False),
-                          ""]  # fmt: skip
+                answers.append(
+                    f"vs {name} at x{scale}: {table['LIIF minus'].iloc[0]:+.2f} dB ({table['LIIF is'].iloc[0]})"
+                )
+                lines += [
+                    f"### LIIF against the fixed-scale {name} at its own scale",
+                    "",
+                    markdown(table, index=False),
+                    "",
+                ]
         for part, scales in (("in-distribution", in_dist), ("out of distribution", ood)):
             table = comparison(study, dataset, "metasr", scales)
             if not table.empty:
                 answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against MetaSR, {part}", "", markdown(table, index=False), ""]
     answer = "; ".join(answers) or "no up-samplers or MetaSR in this profile"
-    head = [f"# {QUESTIONS['rq5']}", "",
-            "The paper: on par with the fixed-scale up-samplers and MetaSR in-distribution, ahead of MetaSR out of "
-            "distribution (T1, T2).", "", f"**Verdicts (LIIF minus the other method).** {answer}.", ""]  # fmt: skip
+    head = [
+        f"# {QUESTIONS['rq5']}",
+        "",
+        "The paper: on par with the fixed-scale up-samplers and MetaSR in-distribution, ahead of MetaSR out of "
+        "distribution (T1, T2).",
+        "",
+        f"**Verdicts (LIIF minus the other method).** {answer}.",
+        "",
+    ]
     return "\n".join(head + lines), answer
 
 
 def against_paper(study: Study, ctx: Context) -> str:
-    lines = [f"# {QUESTIONS['paper']}", "",
-             f"Profile: **{ctx.profile}**. A CPU run of the offline sample suite is a smoke test of the pipeline and of "
-             "the direction of each effect, not a reproduction of the paper's numbers: its models are smaller, "
-             "trained for minutes, and scored on other photographs. Absolute values are set side by side only on "
-             "the paper's own data and protocol; elsewhere the table compares differences from LIIF.", ""]  # fmt: skip
+    lines = [
+        f"# {QUESTIONS['paper']}",
+        "",
+        f"Profile: **{ctx.profile}**. A CPU run of the offline sample suite is a smoke test of the pipeline and of "
+        "the direction of each effect, not a reproduction of the paper's numbers: its models are smaller, "
+        "trained for minutes, and scored on other photographs. Absolute values are set side by side only on "
+        "the paper's own data and protocol; elsewhere the table compares differences from LIIF.",
+        "",
+    ]
     for dataset in study.datasets():
         rows = paper_rows(study, dataset, ctx.encoders)
         lines += [f"## {dataset} against {paper_table_name(dataset)}", ""]
         if rows.empty:
-            lines += ["No comparable rows: the paper's table for this set uses another encoder than our variants "
-                      f"(`{ctx.encoder}`) or another protocol.", ""]  # fmt: skip
+            lines += [
+                "No comparable rows: the paper's table for this set uses another encoder than our variants "
+                f"(`{ctx.encoder}`) or another protocol.",
+                "",
+            ]
         else:
             lines += [markdown(rows, index=False), ""]
     t5 = size_varied(study)
@@ -217,31 +273,56 @@ def against_paper(study: Study, ctx: Context) -> str:
 
 
 def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.DataFrame) -> str:
-    lines = ["# LIIF reproduction report", "",
-             f"Generated by `dvc repro` (profile **{ctx.profile}**, encoder `{ctx.encoder}`, code revision "
-             f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`. "
-             + ("Every verdict takes the seed-to-seed noise of the base model into account (`report.replicates`)."
-                if study.replicates else "This profile trains no seed replicates: verdicts say \"no noise estimate\".")
-             + f" Validation and tuning: {ctx.validation}.", "",
-             "## Answers", ""]  # fmt: skip
+    lines = [
+        "# LIIF reproduction report",
+        "",
+        f"Generated by `dvc repro` (profile **{ctx.profile}**, encoder `{ctx.encoder}`, code revision "
+        f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`. "
+        + (
+            "Every verdict takes the seed-to-seed noise of the base model into account (`report.replicates`)."
+            if study.replicates
+            else 'This profile trains no seed replicates: verdicts say "no noise estimate".'
+        )
+        + f" Validation and tuning: {ctx.validation}.",
+        "",
+        "## Answers",
+        "",
+    ]
     for key in ("rq1", "rq2", "rq3", "rq4", "rq5"):
-        lines.append(f"- [{QUESTIONS[key].split(':')[0]}]({key}.md): {QUESTIONS[key].split(': ', 1)[1]} "
-                     f"**{answers[key]}**")  # fmt: skip
+        lines.append(
+            f"- [{QUESTIONS[key].split(':')[0]}]({key}.md): {QUESTIONS[key].split(': ', 1)[1]} **{answers[key]}**"
+        )
     lines += ["- [Against the paper](paper.md): ours beside the paper's tables, comparable rows only.", ""]
     for dataset in study.datasets():
         lines += [f"## PSNR on the `{dataset}` test set (dB)", "", markdown(psnr_with_spread(study, dataset)), ""]
-    lines += ["## What was run", "", "Data (the `manifest.tsv` checksum pins every prepared file):", "",
-              markdown(ctx.sources, index=False), "",
-              "Experiments compared (overrides of the base `model` and `train` sections of `params.yaml`):", "",
-              markdown(pd.DataFrame([{"variant": k, "overrides": str(v or "(the base model)")}
-                                     for k, v in ctx.variants.items()]), index=False), "",
-              "Wall time per stage (seconds on this machine):", "", markdown(ctx.timings, digits=0, index=False),
-              ""]  # fmt: skip
+    lines += [
+        "## What was run",
+        "",
+        "Data (the `manifest.tsv` checksum pins every prepared file):",
+        "",
+        markdown(ctx.sources, index=False),
+        "",
+        "Experiments compared (overrides of the base `model` and `train` sections of `params.yaml`):",
+        "",
+        markdown(
+            pd.DataFrame([{"variant": k, "overrides": str(v or "(the base model)")} for k, v in ctx.variants.items()]),
+            index=False,
+        ),
+        "",
+        "Wall time per stage (seconds on this machine):",
+        "",
+        markdown(ctx.timings, digits=0, index=False),
+        "",
+    ]
     lines += _figure(ctx, "training.png")
     if not summaries.empty:
         cols = [c for c in ("variant", "epochs", "final_loss", "best_val_psnr", "train_seconds") if c in summaries]
-        lines += [f"Training summary (validation: {ctx.validation}):", "",
-                  markdown(summaries[cols], digits=3, index=False), ""]  # fmt: skip
+        lines += [
+            f"Training summary (validation: {ctx.validation}):",
+            "",
+            markdown(summaries[cols], digits=3, index=False),
+            "",
+        ]
     lines += ["## Browse the runs", "", ctx.mlflow_link or "MLflow tracking was off for this run.", ""]
     return "\n".join(lines)
 

@@ -33,8 +33,12 @@ def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: Pr
     if spec.get("catalogue", name) == "celeba-hq":
         src = root / "data1024x1024"
         names = [p.name for p in list_images(src)]
-        split = celeba_split(names, split_json=split_file(name, spec, raw_root),
-                             val_fraction=spec.get("val_fraction", 0.2), seed=spec.get("seed", 0))  # fmt: skip
+        split = celeba_split(
+            names,
+            split_json=split_file(name, spec, raw_root),
+            val_fraction=spec.get("val_fraction", 0.2),
+            seed=spec.get("seed", 0),
+        )
         prepare_celeba(src, prepared, name, split=split)
         prepared.split_record(name).write_text(json.dumps(split, indent=2) + "\n")
     elif spec["source"] == "sample":  # photos as HR + LR sets, or (sizes:) as square images like CelebA-HQ's
@@ -50,8 +54,9 @@ def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: Pr
     return write_manifest(out, prepared.manifest(name))
 
 
-def prepare_split(sources: list[Path], prepared: PreparedData, name: str, split: str, *, lr_scales,
-                  crop: int | None = None):  # fmt: skip
+def prepare_split(
+    sources: list[Path], prepared: PreparedData, name: str, split: str, *, lr_scales, crop: int | None = None
+):
     """HR as RGB PNG plus MATLAB-bicubic LR at each scale (HR cropped to a multiple of it first).
 
     ``crop``: keep only the central crop x crop pixels of each image (small smoke-test sets).
@@ -102,12 +107,16 @@ def _squares(rgb: np.ndarray, stem: str, tile: int | None) -> list[tuple[str, np
         side = min(rgb.shape[:2])
         top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
         return [(stem, rgb[top : top + side, left : left + side])]
-    return [(f"{stem}-{r:02d}-{c:02d}", rgb[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile])
-            for r in range(rgb.shape[0] // tile) for c in range(rgb.shape[1] // tile)]  # fmt: skip
+    return [
+        (f"{stem}-{r:02d}-{c:02d}", rgb[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile])
+        for r in range(rgb.shape[0] // tile)
+        for c in range(rgb.shape[1] // tile)
+    ]
 
 
-def prepare_squares(sources: list[Path], prepared: PreparedData, name: str, split: str, *, sizes,
-                    tile: int | None = None):  # fmt: skip
+def prepare_squares(
+    sources: list[Path], prepared: PreparedData, name: str, split: str, *, sizes, tile: int | None = None
+):
     """Each image as squares of every size: the largest from the central square with PIL bicubic (the
     whole image for CelebA-HQ's square faces), the smaller ones from the largest, as the paper does.
     ``tile``: cut each photograph into tile x tile squares instead (the size-varied study on the sample

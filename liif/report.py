@@ -23,8 +23,12 @@ import pandas as pd  # noqa: E402
 from liif.paper import CELEBA, DIV2K, benchmark_set, paper_benchmark, paper_div2k  # noqa: E402
 
 IN_DISTRIBUTION = (2, 3, 4)
-ABLATIONS = {"liif-c": "no cell decoding", "liif-u": "no feature unfolding", "liif-e": "no local ensemble",
-             "liif-d": "decoder depth halved"}  # fmt: skip
+ABLATIONS = {
+    "liif-c": "no cell decoding",
+    "liif-u": "no feature unfolding",
+    "liif-e": "no local ensemble",
+    "liif-d": "decoder depth halved",
+}
 SINGLE_SCALE = {"liif-x2": "trained at x2 only", "liif-x3": "trained at x3 only", "liif-x4": "trained at x4 only"}
 UPSAMPLERS = {"upsample-x2": 2, "upsample-x3": 3, "upsample-x4": 4}
 MAIN = ("liif", "bicubic", "metasr")
@@ -146,8 +150,16 @@ def comparison(study: Study, dataset: str, other: str, scales: list[int] | None 
         if s not in table.columns or pd.isna(table.loc[other, s]) or pd.isna(base.get(s)):
             continue
         diff = base[s] - table.loc[other, s]
-        rows.append({"scale": f"x{s}", "LIIF": base[s], other: table.loc[other, s], "LIIF minus": diff,
-                     "2 x seed sd": 2 * noise.get(s, np.nan), "LIIF is": verdict(diff, noise.get(s, np.nan))})  # fmt: skip
+        rows.append(
+            {
+                "scale": f"x{s}",
+                "LIIF": base[s],
+                other: table.loc[other, s],
+                "LIIF minus": diff,
+                "2 x seed sd": 2 * noise.get(s, np.nan),
+                "LIIF is": verdict(diff, noise.get(s, np.nan)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -208,9 +220,16 @@ def size_varied(study: Study) -> pd.DataFrame:
         up = next((v for k, v in values.items() if "upsample" in k), np.nan)
         liif = next((v for k, v in values.items() if "upsample" not in k), np.nan)
         paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
-        rows.append({"dataset": dataset, "task L-H": task, "up-sampling (GTs resized)": up, "LIIF (native GTs)": liif,
-                     "LIIF minus up-sampling": liif - up,
-                     "paper (CelebA-HQ)": f"{paper['liif'] - paper['upsample']:+.2f}" if paper else "–"})  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset,
+                "task L-H": task,
+                "up-sampling (GTs resized)": up,
+                "LIIF (native GTs)": liif,
+                "LIIF minus up-sampling": liif - up,
+                "paper (CelebA-HQ)": f"{paper['liif'] - paper['upsample']:+.2f}" if paper else "–",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -253,12 +272,24 @@ def plot_psnr_vs_scale(study: Study, dataset: str, path: Path, variants: list[st
     for variant in variants:
         values = study.base(dataset, variant) if variant in study.replicates else table.loc[variant]
         style = "-o" if variant in MAIN else "--."
-        ax.plot(scales, [values[s] for s in scales], style, label=variant, color=palette[variant],
-                linewidth=2.2 if variant == "liif" else 1.2)  # fmt: skip
+        ax.plot(
+            scales,
+            [values[s] for s in scales],
+            style,
+            label=variant,
+            color=palette[variant],
+            linewidth=2.2 if variant == "liif" else 1.2,
+        )
         if variant in study.replicates:
             sd = study.noise(dataset, variant)
-            ax.fill_between(scales, [values[s] - 2 * sd[s] for s in scales], [values[s] + 2 * sd[s] for s in scales],
-                            color=palette[variant], alpha=0.2, linewidth=0)  # fmt: skip
+            ax.fill_between(
+                scales,
+                [values[s] - 2 * sd[s] for s in scales],
+                [values[s] + 2 * sd[s] for s in scales],
+                color=palette[variant],
+                alpha=0.2,
+                linewidth=0,
+            )
     ax.axvspan(min(scales) * 0.9, 4.2, color="0.92", zorder=0, label="training range (x1-x4)")
     ax.set_xscale("log")
     ax.set_xticks(scales, [f"x{s}" for s in scales])

@@ -56,8 +56,10 @@ class EpochBatches(torch.utils.data.Sampler):
         self.n, self.batch_size, self.seed, self.shuffle, self.epoch = n, batch_size, seed, shuffle, 0
         self.rank, self.world = rank, world
         if world > 1 and (batch_size < world or 0 < n % batch_size < world):
-            raise ValueError(f"a batch of {batch_size} (and the last of {n % batch_size}) cannot be shared by "
-                             f"{world} processes; choose train.batch_size and repeat so every process gets samples")  # fmt: skip
+            raise ValueError(
+                f"a batch of {batch_size} (and the last of {n % batch_size}) cannot be shared by "
+                f"{world} processes; choose train.batch_size and repeat so every process gets samples"
+            )
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
@@ -284,14 +286,31 @@ def make_training_sets(
     val_name, val_split = t.get("val_dataset") or name, t["val_split"]
     if t["samples"] == "uniform-varied":  # spec 3.4: L x L inputs, ground truths from the H x H faces
         lr_size, hr_size = t["task"]
-        load = {(split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
-                for split in ("train", val_split) for size in (lr_size, hr_size)}  # fmt: skip
+        load = {
+            (split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
+            for split in ("train", val_split)
+            for size in (lr_size, hr_size)
+        }
         common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
-        train = UniformVariedPairs(load["train", lr_size], load["train", hr_size], augment=t["augment"],
-                                   repeat=t["repeat"], gt_resize=t["gt_resize"], seed=seed,
-                                   channel_shuffle=t.get("channel_shuffle", False), **common)  # fmt: skip
-        val = UniformVariedPairs(load[val_split, lr_size][:n_val], load[val_split, hr_size][:n_val], augment=False,
-                                 varied=False, repeat=t["val_repeat"], seed=seed + 1, **common)  # fmt: skip
+        train = UniformVariedPairs(
+            load["train", lr_size],
+            load["train", hr_size],
+            augment=t["augment"],
+            repeat=t["repeat"],
+            gt_resize=t["gt_resize"],
+            seed=seed,
+            channel_shuffle=t.get("channel_shuffle", False),
+            **common,
+        )
+        val = UniformVariedPairs(
+            load[val_split, lr_size][:n_val],
+            load[val_split, hr_size][:n_val],
+            augment=False,
+            varied=False,
+            repeat=t["val_repeat"],
+            seed=seed + 1,
+            **common,
+        )
         return train, val
     train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
     val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[:n_val]
@@ -299,15 +318,30 @@ def make_training_sets(
         s = t["scale_min"]
         train_lr = load_images(prepared.lr(name, "train", s), desc=f"{name}/train x{s}")
         val_lr = load_images(prepared.lr(val_name, val_split, s), desc=f"{val_name}/{val_split} x{s}")[:n_val]
-        train = PairedPatches(train_hr, train_lr, scale=s, inp_size=t["inp_size"], augment=t["augment"],
-                              repeat=t["repeat"], seed=seed, channel_shuffle=t.get("channel_shuffle", False))  # fmt: skip
-        val = PairedPatches(val_hr, val_lr, scale=s, inp_size=t["inp_size"], augment=False, repeat=t["val_repeat"],
-                            seed=seed + 1)  # fmt: skip
+        train = PairedPatches(
+            train_hr,
+            train_lr,
+            scale=s,
+            inp_size=t["inp_size"],
+            augment=t["augment"],
+            repeat=t["repeat"],
+            seed=seed,
+            channel_shuffle=t.get("channel_shuffle", False),
+        )
+        val = PairedPatches(
+            val_hr, val_lr, scale=s, inp_size=t["inp_size"], augment=False, repeat=t["val_repeat"], seed=seed + 1
+        )
         return train, val
     if t["samples"] != "downsampled":
         raise ValueError(f"train.samples {t['samples']!r}: expected downsampled, paired or uniform-varied")
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    train = DownsampledPatches(train_hr, augment=t["augment"], repeat=t["repeat"], seed=seed,
-                               channel_shuffle=t.get("channel_shuffle", False), **common)  # fmt: skip
+    train = DownsampledPatches(
+        train_hr,
+        augment=t["augment"],
+        repeat=t["repeat"],
+        seed=seed,
+        channel_shuffle=t.get("channel_shuffle", False),
+        **common,
+    )
     val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=seed + 1, **common)
     return train, val

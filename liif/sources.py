@@ -32,8 +32,22 @@ class SourceError(Exception):
 # Real photographs that ship inside installed packages, available offline: scikit-image's (the
 # skimage.data functions of these names), scikit-learn's two Flickr photographs (CC BY 2.0) and
 # matplotlib's portrait of Grace Hopper (public domain). Licences: README, "The sample suite".
-SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
-                  "immunohistochemistry", "moon", "retina", "rocket", "stereo_motorcycle")  # fmt: skip
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+)
 PACKAGE_FILES = {  # name -> (package, file inside it); read from the installed package without importing it
     "china": ("sklearn", "datasets/images/china.jpg"),
     "flower": ("sklearn", "datasets/images/flower.jpg"),
@@ -143,12 +157,23 @@ def _content_check(archive: Archive, entry: CatalogueEntry):
     return None
 
 
-def _fetch_archive(archive: Archive, entry: CatalogueEntry, *, source: str, mirror: str | None, raw: Path,
-                   sha256: str | None, trusted: Path | None) -> Path:  # fmt: skip
+def _fetch_archive(
+    archive: Archive,
+    entry: CatalogueEntry,
+    *,
+    source: str,
+    mirror: str | None,
+    raw: Path,
+    sha256: str | None,
+    trusted: Path | None,
+) -> Path:
     dest = raw / "archives" / archive.name
     check = _content_check(archive, entry)
-    advice = (f"it differs from the copy first trusted, recorded in {trusted}; if this one is right, delete its "
-              f"line there" if sha256 and not archive.sha256 else "")  # fmt: skip
+    advice = (
+        f"it differs from the copy first trusted, recorded in {trusted}; if this one is right, delete its line there"
+        if sha256 and not archive.sha256
+        else ""
+    )
     if source == "official":
         if archive.url is None:
             raise SourceError(entry.notes.format(raw=raw / "archives"))
@@ -162,14 +187,21 @@ def _fetch_archive(archive: Archive, entry: CatalogueEntry, *, source: str, mirr
         raise SourceError(f"{src}: not found in the mirror directory {mirror}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():  # left by an earlier run: trusted only once it verifies again
-        verify(dest, size=archive.size, sha256=sha256, check=check,
-               advice=advice or f"delete {dest} to copy {src} again")  # fmt: skip
+        verify(
+            dest, size=archive.size, sha256=sha256, check=check, advice=advice or f"delete {dest} to copy {src} again"
+        )
     else:
         tmp = dest.with_name(dest.name + ".part")
         shutil.copyfile(src, tmp)
         try:
-            verify(tmp, size=archive.size, sha256=sha256, check=check, source=str(src),
-                   advice=advice or f"nothing was kept; replace it with the official {archive.name}")  # fmt: skip
+            verify(
+                tmp,
+                size=archive.size,
+                sha256=sha256,
+                check=check,
+                source=str(src),
+                advice=advice or f"nothing was kept; replace it with the official {archive.name}",
+            )
         except DownloadError:
             tmp.unlink()
             raise
@@ -208,8 +240,9 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw", trus
             continue  # optional: without it a deterministic split is made
         sha256 = archive.sha256 or known.get(archive.name)
         try:
-            path = _fetch_archive(archive, entry, source=source, mirror=spec.get("mirror"), raw=raw, sha256=sha256,
-                                  trusted=trusted)  # fmt: skip
+            path = _fetch_archive(
+                archive, entry, source=source, mirror=spec.get("mirror"), raw=raw, sha256=sha256, trusted=trusted
+            )
             if path.suffix in (".zip", ".tar"):
                 _merge(extract(path, raw / "staging" / path.stem, entry.limits), raw / "extracted")
         except (DownloadError, ArchiveError) as e:

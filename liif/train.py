@@ -41,16 +41,26 @@ from liif.variants import config_hash
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def make_loader(dataset, *, batch_size: int, seed: int, shuffle: bool, workers: int, pin_memory: bool = False,
-                ranks: distributed.Ranks | None = None):  # fmt: skip
+def make_loader(
+    dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    workers: int,
+    pin_memory: bool = False,
+    ranks: distributed.Ranks | None = None,
+):
     """A DataLoader whose batches are a pure function of (seed, epoch): ``workers`` processes make them
     ahead of the training step (0: in this process), and the weights do not depend on how many."""
     ranks = ranks or distributed.Ranks()
-    sampler = EpochBatches(len(dataset), batch_size=batch_size, seed=seed, shuffle=shuffle, rank=ranks.rank,
-                           world=ranks.world)  # fmt: skip
+    sampler = EpochBatches(
+        len(dataset), batch_size=batch_size, seed=seed, shuffle=shuffle, rank=ranks.rank, world=ranks.world
+    )
     extra = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                                       **extra)  # fmt: skip
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory, **extra
+    )
 
 
 def train_step(model, batch: dict, optimizer, *, amp_dtype=None, scaler=None, weight: float | None = None):
@@ -124,21 +134,46 @@ def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, 
     if config["train"] is None:  # Bicubic: nothing to learn, a parameterless checkpoint for evaluate
         out_dir.mkdir(parents=True, exist_ok=True)
         metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
-        save_checkpoint(out_dir / "epoch-last.pth", model=build_model(config["model"]),
-                        train_state={"epoch": 0, "history": []}, metadata=metadata)  # fmt: skip
+        save_checkpoint(
+            out_dir / "epoch-last.pth",
+            model=build_model(config["model"]),
+            train_state={"epoch": 0, "history": []},
+            metadata=metadata,
+        )
         tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"])
         tracker.log_params({"model": config["model"]})
         tracker.end()
         return _finish(out_dir, config, [], 0.0, tracker.run_id)
     train_set, val_set = make_training_sets(config, prepared)
-    return fit(config, train_set, val_set, out_dir, device=runtime["device"], save_every=runtime["save_every"],
-               workers=runtime["workers"], compile_model=runtime["compile"], channels_last=runtime["channels_last"],
-               tracking=tracking, inputs=train_inputs(config, prepared))  # fmt: skip
+    return fit(
+        config,
+        train_set,
+        val_set,
+        out_dir,
+        device=runtime["device"],
+        save_every=runtime["save_every"],
+        workers=runtime["workers"],
+        compile_model=runtime["compile"],
+        channels_last=runtime["channels_last"],
+        tracking=tracking,
+        inputs=train_inputs(config, prepared),
+    )
 
 
-def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = "auto", save_every: int = 0,
-        workers: int | str = 0, compile_model: bool = False, channels_last: bool = False, tracking: dict | None = None,
-        inputs: str = "") -> dict:  # fmt: skip
+def fit(
+    config: dict,
+    train_set,
+    val_set,
+    out_dir: str | Path,
+    *,
+    device: str = "auto",
+    save_every: int = 0,
+    workers: int | str = 0,
+    compile_model: bool = False,
+    channels_last: bool = False,
+    tracking: dict | None = None,
+    inputs: str = "",
+) -> dict:
     """The training loop of a resolved variant on the given sets.
 
     Resumes from ``epoch-last.pth`` when it was written for the same configuration and ``inputs``
@@ -163,12 +198,17 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
     amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
     scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
-    history, best, start_epoch, run_id = _resume(out_dir / "epoch-last.pth", config, metadata, model, optimizer,
-                                                 scheduler, scaler, ranks)  # fmt: skip
+    history, best, start_epoch, run_id = _resume(
+        out_dir / "epoch-last.pth", config, metadata, model, optimizer, scheduler, scaler, ranks
+    )
 
     tracking = tracking or {"enabled": False, "experiment": ""}
-    tracker = Tracker(enabled=tracking["enabled"] and ranks.main, experiment=tracking["experiment"],
-                      run_name=config["variant"], run_id=run_id)  # fmt: skip
+    tracker = Tracker(
+        enabled=tracking["enabled"] and ranks.main,
+        experiment=tracking["experiment"],
+        run_name=config["variant"],
+        run_id=run_id,
+    )
     marker = out_dir / "mlflow-run.txt"  # the run in progress: a kill before the first epoch leaves it RUNNING
     if ranks.main and marker.is_file():
         tracker.close_stale(marker.read_text().strip(), status="KILLED")
@@ -178,10 +218,20 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
 
     pin, workers = device.type == "cuda", resolve_workers(workers, device, ranks.world)
-    train_loader = make_loader(train_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=True, workers=workers,
-                               pin_memory=pin, ranks=ranks)  # fmt: skip
-    val_loader = make_loader(val_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=False, workers=workers,
-                             pin_memory=pin) if ranks.main else None  # fmt: skip
+    train_loader = make_loader(
+        train_set,
+        batch_size=t["batch_size"],
+        seed=t["seed"],
+        shuffle=True,
+        workers=workers,
+        pin_memory=pin,
+        ranks=ranks,
+    )
+    val_loader = (
+        make_loader(val_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=False, workers=workers, pin_memory=pin)
+        if ranks.main
+        else None
+    )
     step_model = model
     if ranks.world > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if pin else None)
@@ -192,8 +242,13 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         began = time.perf_counter()
         total, count = 0.0, 0
         train_loader.batch_sampler.set_epoch(epoch)
-        bar = tqdm(train_loader, desc=f"{config['variant']} epoch {epoch}/{t['epochs']}", unit="batch", leave=False,
-                   disable=not ranks.main)  # fmt: skip
+        bar = tqdm(
+            train_loader,
+            desc=f"{config['variant']} epoch {epoch}/{t['epochs']}",
+            unit="batch",
+            leave=False,
+            disable=not ranks.main,
+        )
         for step, batch in enumerate(bar):
             batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
             if channels_last:
@@ -216,14 +271,25 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         if not ranks.main:
             continue
         val_psnr = validate(model, val_loader, device=device)
-        record = {"epoch": epoch, "loss": total / max(count, 1), "val_psnr": val_psnr, "lr": lr_now,
-                  "seconds": time.perf_counter() - began}  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "loss": total / max(count, 1),
+            "val_psnr": val_psnr,
+            "lr": lr_now,
+            "seconds": time.perf_counter() - began,
+        }
         history.append(record)
         is_best = val_psnr > best
         best = max(best, val_psnr)
-        state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict() if scaler else None, "history": history, "best_val_psnr": best,
-                 "mlflow_run_id": tracker.run_id}  # fmt: skip
+        state = {
+            "epoch": epoch,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "history": history,
+            "best_val_psnr": best,
+            "mlflow_run_id": tracker.run_id,
+        }
         if is_best:
             save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
         if save_every and epoch % save_every == 0:
@@ -231,8 +297,11 @@ def fit(config: dict, train_set, val_set, out_dir: str | Path, *, device: str = 
         save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
         _write_history(history, out_dir)
         tracker.log_metrics({"train_loss": record["loss"], "val_psnr": val_psnr, "lr": lr_now}, step=epoch)
-        print(f"{config['variant']} epoch {epoch}: loss {record['loss']:.4f}, val PSNR {val_psnr:.2f} dB, "
-              f"{record['seconds']:.1f} s", file=sys.stderr)  # fmt: skip
+        print(
+            f"{config['variant']} epoch {epoch}: loss {record['loss']:.4f}, val PSNR {val_psnr:.2f} dB, "
+            f"{record['seconds']:.1f} s",
+            file=sys.stderr,
+        )
     distributed.stop()
     if not ranks.main:
         return {}
@@ -261,12 +330,16 @@ def _resume(last: Path, config: dict, metadata: dict, model, optimizer, schedule
         if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
             scaler.load_state_dict(state["scaler"])
         if ranks.main:
-            print(f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
+                file=sys.stderr,
+            )
         return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
     if ranks.main:
-        print(f"{last} was written under another configuration or from other training code or data: starting over",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{last} was written under another configuration or from other training code or data: starting over",
+            file=sys.stderr,
+        )
         for old in last.parent.glob("epoch-*.pth"):
             old.unlink()
     return [], -math.inf, 1, None

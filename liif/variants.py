@@ -19,12 +19,26 @@ AMP_CHOICES = ("fp32", "bf16", "fp16")  # autocast dtypes of liif.train
 ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
 
 RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
-    "common": {"dataset", "val_dataset", "val_split", "epochs", "batch_size", "repeat", "lr", "milestones", "gamma", "val_images",
-               "val_repeat", "seed", "augment", "amp"},
+    "common": {
+        "dataset",
+        "val_dataset",
+        "val_split",
+        "epochs",
+        "batch_size",
+        "repeat",
+        "lr",
+        "milestones",
+        "gamma",
+        "val_images",
+        "val_repeat",
+        "seed",
+        "augment",
+        "amp",
+    },
     "downsampled": {"inp_size", "scale_min", "scale_max", "sample_q", "channel_shuffle"},
     "paired": {"inp_size", "scale_min", "scale_max", "channel_shuffle"},
     "uniform-varied": {"task", "sample_q", "gt_resize", "channel_shuffle"},
-}  # fmt: skip
+}
 
 
 def merge_model(base: dict, override: dict) -> dict:

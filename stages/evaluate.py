@@ -27,8 +27,13 @@ def main() -> int:
     config = json.loads(Path(args.config).read_text())
     began = time.perf_counter()
     try:
-        metrics, rows = evaluate_variant(config, model_dir=args.models, prepared=PreparedData(args.data),
-                                         evaluation=params["eval"], device=runtime["device"])  # fmt: skip
+        metrics, rows = evaluate_variant(
+            config,
+            model_dir=args.models,
+            prepared=PreparedData(args.data),
+            evaluation=params["eval"],
+            device=runtime["device"],
+        )
     except (ImageError, CheckpointError, ValueError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
@@ -38,8 +43,13 @@ def main() -> int:
     Path(args.per_image).write_text("\n".join(["dataset\tscale\timage\tpsnr\tssim", *rows]) + "\n")
     tracking = runtime["tracking"]
     summary = json.loads((Path(args.models) / "summary.json").read_text())
-    tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name=config["variant"],
-                      run_id=summary.get("mlflow_run_id"), stage=f"evaluate@{config['variant']}")  # fmt: skip
+    tracker = Tracker(
+        enabled=tracking["enabled"],
+        experiment=tracking["experiment"],
+        run_name=config["variant"],
+        run_id=summary.get("mlflow_run_id"),
+        stage=f"evaluate@{config['variant']}",
+    )
     # psnr/<dataset>/x2 ... sort and group by dataset in the MLflow compare view
     tracker.log_metrics({f"psnr/{d}/{k}": v for d, per in metrics.items() for k, v in per.items()})
     tracker.log_metrics({"eval_seconds": time.perf_counter() - began})

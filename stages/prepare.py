@@ -17,8 +17,9 @@ def main() -> int:
     data = load_params()["data"]
     for name, spec in data["datasets"].items():
         try:
-            manifest = prepare_dataset(name, spec, raw_root=args.raw, prepared=PreparedData(args.out),
-                                       sample_lr_scales=data["lr_scales"])  # fmt: skip
+            manifest = prepare_dataset(
+                name, spec, raw_root=args.raw, prepared=PreparedData(args.out), sample_lr_scales=data["lr_scales"]
+            )
         except (ImageError, ValueError, KeyError) as e:
             print(f"prepare: {e}", file=sys.stderr)
             return 2

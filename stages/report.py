@@ -26,10 +26,20 @@ def data_sources(params: dict, prepared: PreparedData) -> pd.DataFrame:
         for split in ("train", "val", "test"):
             root = prepared.split(name, split)
             if root.is_dir():
-                count = len({p.name for p in root.rglob("*.png")}) if not (root / "HR").is_dir() else len(
-                    list_images(root / "HR"))  # fmt: skip
-                rows.append({"dataset": name, "source": spec["source"], "split": split, "images": count,
-                             "manifest sha256": digest})  # fmt: skip
+                count = (
+                    len({p.name for p in root.rglob("*.png")})
+                    if not (root / "HR").is_dir()
+                    else len(list_images(root / "HR"))
+                )
+                rows.append(
+                    {
+                        "dataset": name,
+                        "source": spec["source"],
+                        "split": split,
+                        "images": count,
+                        "manifest sha256": digest,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -53,8 +63,13 @@ def validation_words(params: dict) -> str:
 def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
     rows = []
     for _, s in summaries.iterrows():
-        rows.append({"variant": s["variant"], "train (s)": s.get("train_seconds"),
-                     "evaluate (s)": eval_seconds.get(s["variant"])})  # fmt: skip
+        rows.append(
+            {
+                "variant": s["variant"],
+                "train (s)": s.get("train_seconds"),
+                "evaluate (s)": eval_seconds.get(s["variant"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -115,9 +130,11 @@ def main() -> int:
     variants = list(params["variants"])
     settings = params.get("report") or {}
     metrics_dir, models, out = Path(args.metrics), Path(args.models), Path(args.out)
-    study = report.Study(scores=report.load_scores(metrics_dir, variants),
-                         per_image=report.load_per_image(metrics_dir, variants),
-                         replicates=settings.get("replicates") or {})  # fmt: skip
+    study = report.Study(
+        scores=report.load_scores(metrics_dir, variants),
+        per_image=report.load_per_image(metrics_dir, variants),
+        replicates=settings.get("replicates") or {},
+    )
     summaries = report.load_summaries(models, variants)
     history = report.load_history(models, variants)
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -128,16 +145,16 @@ def main() -> int:
     # report.figures: false skips the rendered figures (the smoke profiles, whose models are untrained)
     captions = figures.make_figures(study, params, models, prepared, out / "figures") if settings["figures"] else {}
     if not history.empty:
-        captions["training.png"] = report.plot_training(history, out / "figures" / "training.png",
-                                                        validation=validation)  # fmt: skip
+        captions["training.png"] = report.plot_training(
+            history, out / "figures" / "training.png", validation=validation
+        )
     write_plots(study, history, out / "plots")
     Path(args.headline).parent.mkdir(parents=True, exist_ok=True)
     Path(args.headline).write_text(json.dumps(report.headline(study), indent=2) + "\n")
 
     tracking = runtime["tracking"]
     run_ids = [r for r in summaries.get("mlflow_run_id", pd.Series(dtype=str)).dropna()]
-    tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name="report",
-                      stage="report")  # fmt: skip
+    tracker = Tracker(enabled=tracking["enabled"], experiment=tracking["experiment"], run_name="report", stage="report")
     link = tracker.experiment_link()
     runs = variant_runs(run_ids, tracking["enabled"])
     ctx = Context(
@@ -156,7 +173,7 @@ def main() -> int:
             "`dvc exp` runs side by side)"
         )
         if link
-        else "",  # fmt: skip
+        else "",
         variants=params["variants"],
     )
     pages = write_pages(out, study, ctx, summaries)
@@ -165,8 +182,9 @@ def main() -> int:
     tracker.log_params({"profile": ctx.profile, "variants": ",".join(variants)})
     tracker.log_metrics(report.headline(study))
     for dataset in study.datasets():
-        tracker.log_table(study.table(dataset).rename(columns=lambda s: f"x{s}").reset_index(),
-                          f"tables/psnr_{dataset}.json")  # fmt: skip
+        tracker.log_table(
+            study.table(dataset).rename(columns=lambda s: f"x{s}").reset_index(), f"tables/psnr_{dataset}.json"
+        )
         for other in ("bicubic", "metasr"):
             frame = report.comparison(study, dataset, other)
             if not frame.empty:

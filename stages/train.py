@@ -33,8 +33,11 @@ def main() -> int:
     if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
         code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]))
         if code:
-            print(f"train: {config['variant']}: the {nproc}-process run failed (exit {code}); the failing rank "
-                  "said why above", file=sys.stderr)  # fmt: skip
+            print(
+                f"train: {config['variant']}: the {nproc}-process run failed (exit {code}); the failing rank "
+                "said why above",
+                file=sys.stderr,
+            )
         return code
     try:
         summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out, runtime=runtime)

@@ -33,8 +33,16 @@ def datasets_dir() -> Path:
 
 
 TINY_ENCODER = {"name": "edsr-baseline", "n_resblocks": 2, "n_feats": 8}
-CPU_RUNTIME = {"device": "cpu", "threads": 0, "workers": 0, "nproc": 1, "compile": False, "channels_last": False,
-               "save_every": 0, "tracking": {"enabled": False, "experiment": "t"}}  # fmt: skip
+CPU_RUNTIME = {
+    "device": "cpu",
+    "threads": 0,
+    "workers": 0,
+    "nproc": 1,
+    "compile": False,
+    "channels_last": False,
+    "save_every": 0,
+    "tracking": {"enabled": False, "experiment": "t"},
+}
 
 
 def tiny_liif(**switches):

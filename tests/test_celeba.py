@@ -65,13 +65,34 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
 
     _, out, _ = faces
     params = {
-        "model": {"name": "liif", "encoder": TINY_ENCODER, "decoder_hidden": [16], "feat_unfold": True,
-                  "local_ensemble": True, "cell_decode": True, "predictor_hidden": 16, "scale": 2},
-        "train": {"dataset": "celeba", "task": [32, 256], "epochs": 2, "batch_size": 4, "repeat": 1, "sample_q": 256,
-                  "augment": True, "lr": 1e-3, "milestones": [1], "gamma": 0.1, "val_images": 2, "val_repeat": 1,
-                  "seed": 0, "val_split": "test"},
+        "model": {
+            "name": "liif",
+            "encoder": TINY_ENCODER,
+            "decoder_hidden": [16],
+            "feat_unfold": True,
+            "local_ensemble": True,
+            "cell_decode": True,
+            "predictor_hidden": 16,
+            "scale": 2,
+        },
+        "train": {
+            "dataset": "celeba",
+            "task": [32, 256],
+            "epochs": 2,
+            "batch_size": 4,
+            "repeat": 1,
+            "sample_q": 256,
+            "augment": True,
+            "lr": 1e-3,
+            "milestones": [1],
+            "gamma": 0.1,
+            "val_images": 2,
+            "val_repeat": 1,
+            "seed": 0,
+            "val_split": "test",
+        },
         "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
-    }  # fmt: skip
+    }
     runtime = CPU_RUNTIME
     for name in params["variants"]:
         config = resolve_variant(params, name)
@@ -83,5 +104,8 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
     scores = evaluate_task(model, out / "test" / "32", out / "test" / "256", device="cpu", progress=False)
     assert len(scores) == 2 and all(np.isfinite(s.psnr) for s in scores)
     up = FixedScaleSR(encoder=TINY_ENCODER, scale=8)
-    assert torch.isfinite(torch.tensor([s.psnr for s in evaluate_task(up, out / "test" / "32", out / "test" / "256",
-                                                                      device="cpu", progress=False)])).all()  # fmt: skip
+    assert torch.isfinite(
+        torch.tensor(
+            [s.psnr for s in evaluate_task(up, out / "test" / "32", out / "test" / "256", device="cpu", progress=False)]
+        )
+    ).all()

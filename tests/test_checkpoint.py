@@ -175,9 +175,11 @@ def test_a_declared_architecture_is_checked_before_it_is_built(tmp_path, args, m
     raw = torch.load(path, weights_only=True)
     raw["model"]["args"].update(args)
     torch.save(raw, path)
-    code = ("import resource, sys\nfrom liif.checkpoint import CheckpointError, load_checkpoint\n"
-            f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")  # fmt: skip
+    code = (
+        "import resource, sys\nfrom liif.checkpoint import CheckpointError, load_checkpoint\n"
+        f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     *message_lines, peak_mb = proc.stdout.strip().splitlines()
     assert re.search(message, " ".join(message_lines)), proc.stdout + proc.stderr

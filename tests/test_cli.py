@@ -22,8 +22,9 @@ def run(*args):
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     history = [{"epoch": 7, "loss": 0.1, "val_psnr": 25.5, "lr": 1e-4, "seconds": 1.0}]
-    save_checkpoint(d / "tiny.pth", model=tiny_liif(), train_state={"epoch": 7, "history": history,
-                                                                    "best_val_psnr": 26.1})  # fmt: skip
+    save_checkpoint(
+        d / "tiny.pth", model=tiny_liif(), train_state={"epoch": 7, "history": history, "best_val_psnr": 26.1}
+    )
     img = (random_image(20, 24).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     Image.fromarray(img).save(d / "rgb.png")
     Image.fromarray(img[..., 0]).save(d / "grey.png")
@@ -168,11 +169,24 @@ def test_a_huge_image_in_a_small_file_is_refused_from_its_header(workdir):
     """A 12000 x 12000 PNG of a few kB: the output guard must run before 5 GB of decoding."""
     Image.new("1", (12000, 12000)).save(workdir / "huge.png")
     assert (workdir / "huge.png").stat().st_size < 100_000
-    command = [sys.executable, "-m", "liif.cli", "upscale", str(workdir / "huge.png"), "-o",
-               str(workdir / "never.png"), "--scale", "2", "--checkpoint", "bicubic"]  # fmt: skip
-    watcher = ("import json, resource, subprocess\n"  # a fresh parent: its only child is the command
-               f"p = subprocess.run({command!r}, capture_output=True, text=True)\n"
-               "print(json.dumps([p.returncode, p.stderr, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "liif.cli",
+        "upscale",
+        str(workdir / "huge.png"),
+        "-o",
+        str(workdir / "never.png"),
+        "--scale",
+        "2",
+        "--checkpoint",
+        "bicubic",
+    ]
+    watcher = (
+        "import json, resource, subprocess\n"  # a fresh parent: its only child is the command
+        f"p = subprocess.run({command!r}, capture_output=True, text=True)\n"
+        "print(json.dumps([p.returncode, p.stderr, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+    )
     out = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True).stdout
     code, err, peak_kb = json.loads(out)
     assert code == 2 and "24000x24000 (576 MP) exceeds --max-megapixels 400" in err and "Traceback" not in err
@@ -185,8 +199,21 @@ def test_decompression_bombs_get_the_one_line_error(workdir, monkeypatch, capsys
     from liif.cli import main
 
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # the 20 x 24 test image is now a "bomb"
-    assert main(["upscale", str(workdir / "rgb.png"), "-o", str(workdir / "never.png"), "--scale", "2",
-                 "--checkpoint", "bicubic"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "upscale",
+                str(workdir / "rgb.png"),
+                "-o",
+                str(workdir / "never.png"),
+                "--scale",
+                "2",
+                "--checkpoint",
+                "bicubic",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "refused as a decompression bomb" in err and len(err.strip().splitlines()) == 1
 
@@ -209,8 +236,16 @@ def test_an_unwritable_output_folder_is_refused_before_rendering(workdir):
         pytest.skip(f"{readonly} is writable here")
     except OSError:
         pass
-    code, _, err = run("upscale", workdir / "rgb.png", "-o", f"{readonly}/out.png", "--scale", "2",
-                       "--checkpoint", workdir / "tiny.pth")  # fmt: skip
+    code, _, err = run(
+        "upscale",
+        workdir / "rgb.png",
+        "-o",
+        f"{readonly}/out.png",
+        "--scale",
+        "2",
+        "--checkpoint",
+        workdir / "tiny.pth",
+    )
     assert code == 2 and f"cannot write into {readonly}" in err and "Traceback" not in err
 
 

@@ -20,8 +20,11 @@ WORKER = str(Path(__file__).with_name("train_worker.py"))
 
 
 def start(out_dir: Path, config_path: Path, nproc: int) -> subprocess.Popen:
-    cmd = launch_command(nproc, WORKER, [str(out_dir), str(config_path)]) if nproc > 1 else [
-        sys.executable, WORKER, str(out_dir), str(config_path)]  # fmt: skip
+    cmd = (
+        launch_command(nproc, WORKER, [str(out_dir), str(config_path)])
+        if nproc > 1
+        else [sys.executable, WORKER, str(out_dir), str(config_path)]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
 
@@ -130,9 +133,23 @@ def test_the_train_stage_relaunches_itself_under_torchrun(tmp_path):
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
     write_tree(PreparedData(tmp_path / "prepared"), "sample", {"train": 2, "val": 1})
     (tmp_path / "liif.json").write_text(json.dumps(resolve_variant(params, "liif")))
-    proc = subprocess.run([sys.executable, str(root / "stages" / "train.py"), "--config", "liif.json", "--data",
-                           "prepared", "--out", "models/liif"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "stages" / "train.py"),
+            "--config",
+            "liif.json",
+            "--data",
+            "prepared",
+            "--out",
+            "models/liif",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "torch.distributed.run" not in proc.stderr and '"epochs": 2' in proc.stderr  # rank 0's summary
     assert read_checkpoint(tmp_path / "models" / "liif" / "epoch-last.pth")["train_state"]["epoch"] == 2

@@ -95,8 +95,9 @@ def sha(data: bytes) -> str:
 def test_full_download_is_verified_and_idempotent(server, tmp_path):
     data = make_zip({"benchmark/Set5/HR/baby.png": b"x" * 5000})
     server.files["benchmark.zip"] = data
-    dest = download(f"{server.url}/benchmark.zip", tmp_path / "benchmark.zip", size=len(data), sha256=sha(data),
-                    progress=False)  # fmt: skip
+    dest = download(
+        f"{server.url}/benchmark.zip", tmp_path / "benchmark.zip", size=len(data), sha256=sha(data), progress=False
+    )
     assert dest.read_bytes() == data
     n = len(server.requests)
     download(f"{server.url}/benchmark.zip", dest, size=len(data), sha256=sha(data), progress=False)

@@ -37,14 +37,20 @@ def prepared(tmp_path):
             (prepared.lr("set", "test", s)).mkdir(parents=True, exist_ok=True)
             Image.fromarray(lr).save(prepared.lr("set", "test", s) / f"im{i}x{s}.png")
     model_dir = tmp_path / "models" / "bicubic"
-    save_checkpoint(model_dir / "epoch-last.pth", model=Bicubic(),
-                    metadata={"variant": "bicubic", "config_hash": config_hash(CONFIG)})  # fmt: skip
+    save_checkpoint(
+        model_dir / "epoch-last.pth",
+        model=Bicubic(),
+        metadata={"variant": "bicubic", "config_hash": config_hash(CONFIG)},
+    )
     return prepared, model_dir
 
 
 def evaluation(scales):
-    return {"checkpoint": "epoch-last.pth", "task_checkpoint": "epoch-best.pth",
-            "datasets": {"set": {"protocol": "div2k", "scales": scales}}}  # fmt: skip
+    return {
+        "checkpoint": "epoch-last.pth",
+        "task_checkpoint": "epoch-best.pth",
+        "datasets": {"set": {"protocol": "div2k", "scales": scales}},
+    }
 
 
 def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
@@ -53,21 +59,24 @@ def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
     decoy.mkdir(parents=True)
     for name in ("im0x6.png", "im1x6.png"):
         Image.fromarray(np.zeros((6, 7, 3), np.uint8)).save(decoy / name)
-    metrics, rows = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6]),
-                                     device="cpu")  # fmt: skip
+    metrics, rows = evaluate_variant(
+        CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6]), device="cpu"
+    )
     assert set(metrics["set"]) == {"x2", "x6"} and len(rows) == 4
     expected = {2: [], 6: []}
     for hr_path in list_images(data.hr("set", "test")):
         hr, _ = load_image(hr_path)
         lr, _ = load_image(data.lr("set", "test", 2) / f"{hr_path.stem}x2.png")  # the shipped file, as given
         crop = hr[:, : lr.shape[1] * 2, : lr.shape[2] * 2]
-        expected[2].append(psnr(Bicubic().resize(lr, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k",
-                                scale=2))  # fmt: skip
+        expected[2].append(
+            psnr(Bicubic().resize(lr, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k", scale=2)
+        )
         h6, w6 = hr.shape[1] // 6, hr.shape[2] // 6  # x6: HR cropped to a multiple of 6, PIL-bicubic down-sampled
         crop = hr[:, : h6 * 6, : w6 * 6]
         made = pil_bicubic(crop, (h6, w6))
-        expected[6].append(psnr(Bicubic().resize(made, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k",
-                                scale=6))  # fmt: skip
+        expected[6].append(
+            psnr(Bicubic().resize(made, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k", scale=6)
+        )
     for s in (2, 6):
         assert metrics["set"][f"x{s}"] == pytest.approx(sum(expected[s]) / 2, abs=1e-4)
 
@@ -83,7 +92,8 @@ def test_weights_of_another_variant_or_configuration_are_refused(prepared):
     other = {**CONFIG, "variant": "liif"}
     with pytest.raises(CheckpointError, match="trained as variant 'bicubic'.*not 'liif'"):
         evaluate_variant(other, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
-    save_checkpoint(model_dir / "epoch-last.pth", model=Bicubic(), metadata={"variant": "bicubic",
-                                                                           "config_hash": "0123"})  # fmt: skip
+    save_checkpoint(
+        model_dir / "epoch-last.pth", model=Bicubic(), metadata={"variant": "bicubic", "config_hash": "0123"}
+    )
     with pytest.raises(CheckpointError, match="configuration 0123"):
         evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")

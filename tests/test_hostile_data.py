@@ -74,21 +74,29 @@ def symlink_zip_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
 
 HOSTILE_ARCHIVES = {
     "cve-2025-4517-path-max-chain": cve_2025_4517_tar,
-    "nested-symlink-chain": lambda: tar_bytes([
-        info("a", tarfile.SYMTYPE, linkname="b"), info("b", tarfile.SYMTYPE, linkname="c"),
-        info("c", tarfile.SYMTYPE, linkname="../../../outside"), info("a/x.png", size=3)], {"a/x.png": b"png"}),
-    "symlink-inside-only": lambda: tar_bytes([info("x.png", size=3), info("y.png", tarfile.SYMTYPE, linkname="x.png")],
-                                             {"x.png": b"png"}),
+    "nested-symlink-chain": lambda: tar_bytes(
+        [
+            info("a", tarfile.SYMTYPE, linkname="b"),
+            info("b", tarfile.SYMTYPE, linkname="c"),
+            info("c", tarfile.SYMTYPE, linkname="../../../outside"),
+            info("a/x.png", size=3),
+        ],
+        {"a/x.png": b"png"},
+    ),
+    "symlink-inside-only": lambda: tar_bytes(
+        [info("x.png", size=3), info("y.png", tarfile.SYMTYPE, linkname="x.png")], {"x.png": b"png"}
+    ),
     "hardlink-out": lambda: tar_bytes([info("h", tarfile.LNKTYPE, linkname="../../etc/passwd")]),
-    "hardlink-inside": lambda: tar_bytes([info("x.png", size=3), info("y.png", tarfile.LNKTYPE, linkname="x.png")],
-                                         {"x.png": b"png"}),
+    "hardlink-inside": lambda: tar_bytes(
+        [info("x.png", size=3), info("y.png", tarfile.LNKTYPE, linkname="x.png")], {"x.png": b"png"}
+    ),
     "fifo": lambda: tar_bytes([info("pipe", tarfile.FIFOTYPE)]),
     "char-device": lambda: tar_bytes([info("dev", tarfile.CHRTYPE)]),
     "zip-symlink": lambda: zip_with([symlink_zip_entry("link", "../../outside")]),
     "zip-dotdot-backslash": lambda: zip_with([(zipfile.ZipInfo("ok\\..\\..\\evil.txt"), b"x")]),
     "sparse-member": lambda: sparse_tar(),
     "overlapping-zip-entries": lambda: overlapping_zip(),
-}  # fmt: skip
+}
 
 
 def sparse_tar() -> bytes:
@@ -243,8 +251,10 @@ class Misbehaving:
             conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + page)
             return
         if rng and start >= len(data):
-            conn.sendall(f"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len(data)}\r\n"
-                         "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())  # fmt: skip
+            conn.sendall(
+                f"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len(data)}\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
             return
         if rng and mode not in ("ignore-range",):
             shown = start + 7 if mode == "wrong-range" else start
@@ -279,8 +289,9 @@ def archive_payload() -> bytes:
 
 
 def fetch(server, tmp_path, name="a.zip", **kwargs):
-    return download(f"{server.url}/{name}", tmp_path / name, check=check_archive, backoff=0.01, progress=False,
-                    **kwargs)  # fmt: skip
+    return download(
+        f"{server.url}/{name}", tmp_path / name, check=check_archive, backoff=0.01, progress=False, **kwargs
+    )
 
 
 @pytest.mark.parametrize("mode", ["short", "chunked-cut", "wrong-range"])
@@ -341,8 +352,9 @@ def test_trust_on_first_use_records_only_a_checked_archive_and_survives_dvc(tmp_
     import shutil
 
     shutil.rmtree(tmp_path / "raw")  # what DVC does before re-running download
-    (mirror / "data1024x1024.zip").write_bytes(zip_with([(zipfile.ZipInfo("data1024x1024/00001.png"),
-                                                          png_bytes(40, 40, 99))]))  # fmt: skip
+    (mirror / "data1024x1024.zip").write_bytes(
+        zip_with([(zipfile.ZipInfo("data1024x1024/00001.png"), png_bytes(40, 40, 99))])
+    )
     with pytest.raises(SourceError, match="sha256 mismatch.*first trusted"):
         fetch_dataset("celeba-hq", spec, raw_root=tmp_path / "raw", trusted=trusted)
 
@@ -352,6 +364,7 @@ def test_published_checksum_guards_a_benchmark_mirror(tmp_path):
     mirror.mkdir()
     (mirror / "benchmark.tar").write_bytes(benchmark_tar())
     with pytest.raises(SourceError, match="expected 250112000"):
-        fetch_dataset("set5", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw",
-                      trusted=tmp_path / "t.json")  # fmt: skip
+        fetch_dataset(
+            "set5", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw", trusted=tmp_path / "t.json"
+        )
     assert not (tmp_path / "t.json").exists() and not Path(tmp_path / "raw" / "set5" / "extracted").exists()

@@ -35,8 +35,16 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     assert "| liif " in readme and "(2 seeds)" in readme and "](rq4.md)" in readme
     for page in ("rq1", "rq2", "rq3", "rq4", "rq5", "paper"):
         assert (reports / f"{page}.md").stat().st_size > 300
-    for figure in ("psnr_vs_scale_sample", "rq1_textures_x4", "rq2_scales", "rq2_zoom", "rq3_samples", "rq4_cell",
-                   "rq4_ablations_sample", "training"):  # fmt: skip
+    for figure in (
+        "psnr_vs_scale_sample",
+        "rq1_textures_x4",
+        "rq2_scales",
+        "rq2_zoom",
+        "rq3_samples",
+        "rq4_cell",
+        "rq4_ablations_sample",
+        "training",
+    ):
         assert (reports / "figures" / f"{figure}.png").stat().st_size > 5000, figure
     runs = mlflow_runs(repo)
     assert sorted(runs["tags.variant"]) == sorted(variants + tasks + ["report"])
@@ -58,8 +66,15 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     )
     out = sh("dvc", "exp", "show", "--md", "--no-pager", "--drop", ".*", "--keep", "Experiment|liif_x|vs_", cwd=repo)
     header = [c.strip() for c in out.splitlines()[0].split("|")[1:-1]]
-    assert header == ["Experiment", "liif_x2", "vs_bicubic_x2", "vs_metasr_x2", "liif_x5", "vs_bicubic_x5",
-                      "vs_metasr_x5"]  # fmt: skip
+    assert header == [
+        "Experiment",
+        "liif_x2",
+        "vs_bicubic_x2",
+        "vs_metasr_x2",
+        "liif_x5",
+        "vs_bicubic_x5",
+        "vs_metasr_x5",
+    ]
     plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo))
     psnr = plots["data"]["reports/plots/psnr/sample.csv"][0]["content"]["data"]["values"]
     assert {row["variant"] for row in psnr} == set(variants)  # no variant named in dvc.yaml, all plotted

@@ -14,8 +14,14 @@ from PIL import Image
 
 pytestmark = needs_dvc
 PUBLISHED_SET5 = {"x2": 33.66, "x3": 30.39, "x4": 28.42}  # ../shared/datasets/README.md
-VARIANTS = ["bicubic", "celeba-liif-32-256", "celeba-liif-64-128", "celeba-upsample-32-256",
-            "celeba-upsample-64-128", "liif"]  # fmt: skip
+VARIANTS = [
+    "bicubic",
+    "celeba-liif-32-256",
+    "celeba-liif-64-128",
+    "celeba-upsample-32-256",
+    "celeba-upsample-64-128",
+    "liif",
+]
 
 
 @pytest.fixture(scope="module")

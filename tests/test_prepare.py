@@ -78,8 +78,9 @@ def test_squares_cut_photographs_into_whole_tiles(tmp_path):
     prepare_squares([src], prepared, "squares", "train", sizes=[128, 32], tile=128)
     tiles = sorted(p.name for p in prepared.sized("squares", "train", 128).iterdir())
     assert tiles == [f"photo-{r:02d}-{c:02d}.png" for r in range(2) for c in range(3)]  # 300 x 420 -> 2 x 3 whole tiles
-    assert np.array_equal(np.asarray(Image.open(prepared.sized("squares", "train", 128) / "photo-01-02.png")),
-                          rgb[128:256, 256:384])  # fmt: skip
+    assert np.array_equal(
+        np.asarray(Image.open(prepared.sized("squares", "train", 128) / "photo-01-02.png")), rgb[128:256, 256:384]
+    )
     small = Image.open(prepared.sized("squares", "train", 32) / "photo-01-02.png")
     expected = Image.fromarray(rgb[128:256, 256:384]).resize((32, 32), Image.Resampling.BICUBIC)
     assert small.size == (32, 32) and np.array_equal(np.asarray(small), np.asarray(expected))

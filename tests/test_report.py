@@ -55,8 +55,11 @@ def metrics_dir(tmp_path):
 
 @pytest.fixture
 def study(metrics_dir):
-    return Study(scores=load_scores(metrics_dir, list(METRICS)), per_image=load_per_image(metrics_dir, list(METRICS)),
-                 replicates=REPLICATES)  # fmt: skip
+    return Study(
+        scores=load_scores(metrics_dir, list(METRICS)),
+        per_image=load_per_image(metrics_dir, list(METRICS)),
+        replicates=REPLICATES,
+    )
 
 
 def test_verdict_is_within_noise_up_to_twice_the_seed_deviation():
@@ -94,10 +97,21 @@ def test_size_varied_rows_and_headline(study):
 
 def test_paper_rows_only_where_encoder_and_protocol_match():
     scores = pd.DataFrame(
-        [{"variant": v, "dataset": d, "scale": 2, "psnr": p} for v, d, p in
-         [("liif", "set5", 37.0), ("metasr", "set5", 36.9), ("rdn-liif", "set5", 37.5), ("rdn-metasr", "set5", 37.4),
-          ("liif", "div2k-valid", 34.0), ("metasr", "div2k-valid", 33.9), ("rdn-liif", "div2k-valid", 34.5),
-          ("liif", "sample", 30.0), ("metasr", "sample", 30.2)]])  # fmt: skip
+        [
+            {"variant": v, "dataset": d, "scale": 2, "psnr": p}
+            for v, d, p in [
+                ("liif", "set5", 37.0),
+                ("metasr", "set5", 36.9),
+                ("rdn-liif", "set5", 37.5),
+                ("rdn-metasr", "set5", 37.4),
+                ("liif", "div2k-valid", 34.0),
+                ("metasr", "div2k-valid", 33.9),
+                ("rdn-liif", "div2k-valid", 34.5),
+                ("liif", "sample", 30.0),
+                ("metasr", "sample", 30.2),
+            ]
+        ]
+    )
     study = Study(scores=scores, per_image=pd.DataFrame())
     encoders = {"liif": "edsr-baseline", "metasr": "edsr-baseline", "rdn-liif": "rdn", "rdn-metasr": "rdn"}
     t2 = paper_rows(study, "set5", encoders).set_index("variant")
@@ -114,16 +128,19 @@ def test_paper_rows_only_where_encoder_and_protocol_match():
 
 
 def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
-    study = Study(scores=load_scores(metrics_dir, ["liif", "bicubic", "liif-c"]),
-                  per_image=load_per_image(metrics_dir, ["liif", "bicubic", "liif-c"]))  # fmt: skip
+    study = Study(
+        scores=load_scores(metrics_dir, ["liif", "bicubic", "liif-c"]),
+        per_image=load_per_image(metrics_dir, ["liif", "bicubic", "liif-c"]),
+    )
     assert comparison(study, "sample", "bicubic", []).empty  # no scales asked: none compared
     ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
     pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
     assert "**sample: yes (no noise estimate)" in pages["README"].read_text()
     assert "cell decoding: helps (no noise estimate)" in pages["rq4"].read_text()  # x2 +1.00: helps, unjudged
     assert "no seed replicates" in pages["README"].read_text()
-    one_scale = Study(scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(),
-                      replicates={"liif": ["liif-seed9"]})  # fmt: skip
+    one_scale = Study(
+        scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(), replicates={"liif": ["liif-seed9"]}
+    )
     assert one_scale.table("sample").shape[1] == 1 and len(psnr_with_spread(one_scale, "sample")) == 3
     assert headline(Study(scores=study.scores[study.scores["variant"] != "liif"], per_image=pd.DataFrame())) == {}
 
@@ -135,8 +152,14 @@ def test_paper_benchmark_maps_our_variants_to_t2_rows():
 
 
 def test_pages_answer_each_question_from_the_numbers(study, tmp_path):
-    ctx = Context(profile="test", encoder="edsr-baseline", revision="abc", sources=pd.DataFrame([{"dataset": "s"}]),
-                  timings=pd.DataFrame([{"variant": "liif", "train (s)": 1.0}]), variants={"liif": {}})  # fmt: skip
+    ctx = Context(
+        profile="test",
+        encoder="edsr-baseline",
+        revision="abc",
+        sources=pd.DataFrame([{"dataset": "s"}]),
+        timings=pd.DataFrame([{"variant": "liif", "train (s)": 1.0}]),
+        variants={"liif": {}},
+    )
     pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
     assert set(pages) == {"rq1", "rq2", "rq3", "rq4", "rq5", "paper", "README"}
     readme = pages["README"].read_text()

@@ -118,8 +118,7 @@ def test_uniform_varied_ground_truths_follow_spec_3_4(gt_resize):
     L, H, n = 8, 32, 5
     hr = [coded_image(H, H, seed=10 + i) for i in range(n)]
     lr = [coded_image(L, L, seed=20 + i) for i in range(n)]
-    ds = UniformVariedPairs(lr, hr, lr_size=L, hr_size=H, sample_q=10**6, augment=True, gt_resize=gt_resize,
-                            repeat=4)  # fmt: skip
+    ds = UniformVariedPairs(lr, hr, lr_size=L, hr_size=H, sample_q=10**6, augment=True, gt_resize=gt_resize, repeat=4)
     flips = set()
     for index in range(len(ds)):
         i = index % n
@@ -143,8 +142,9 @@ def test_uniform_varied_ground_truths_follow_spec_3_4(gt_resize):
 def test_channel_shuffle_reorders_lr_and_hr_alike_and_is_off_by_default():
     image = coded_image(96, 96, seed=2)
     plain = DownsampledPatches([image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None, repeat=40)
-    shuffled = DownsampledPatches([image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None,
-                                  repeat=40, channel_shuffle=True)  # fmt: skip
+    shuffled = DownsampledPatches(
+        [image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None, repeat=40, channel_shuffle=True
+    )
     orders = set()
     for index in range(40):
         a, b = plain[index], shuffled[index]  # same crop: the permutation is drawn after it
@@ -152,8 +152,9 @@ def test_channel_shuffle_reorders_lr_and_hr_alike_and_is_off_by_default():
         assert torch.equal(b["inp"], a["inp"][order]) and torch.equal(b["gt"], a["gt"][:, order])
         orders.add(tuple(order))
     assert len(orders) == 6  # every channel order occurs
-    off = DownsampledPatches([image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None, repeat=40,
-                             channel_shuffle=False)  # fmt: skip
+    off = DownsampledPatches(
+        [image], inp_size=16, scale_min=2, scale_max=2, augment=False, sample_q=None, repeat=40, channel_shuffle=False
+    )
     assert all(torch.equal(plain[i]["gt"], off[i]["gt"]) for i in range(5))  # off is the default
 
 
@@ -176,8 +177,9 @@ def test_uniform_varied_pairs_shuffle_channels_alike():
     orders = set()
     for index in range(12):
         item, i = shuffled[index], index % 4
-        order = [next(c for c in range(3) if torch.equal(item["inp"][k], lrs[i][c].float() / 255 * 2 - 1))
-                 for k in range(3)]  # fmt: skip
+        order = [
+            next(c for c in range(3) if torch.equal(item["inp"][k], lrs[i][c].float() / 255 * 2 - 1)) for k in range(3)
+        ]
         side, ij, values = queries(item)  # the ground truth the queries read, in the same channel order
         assert torch.equal(values, shuffled.gt[i][order][:, ij[:, 0], ij[:, 1]].T)
         orders.add(tuple(order))

@@ -83,8 +83,9 @@ def test_local_benchmark_is_verified_in_place_and_reproduces_bicubic(datasets_di
     prepare_official(root, lookup("set5"), prepared, "set5", "test", scales=(2, 3, 4))
     hr = list_images(prepared.hr("set5", "test"))
     for s, published in zip((2, 3, 4), (33.66, 30.39, 28.42)):
-        scores = evaluate_pairs(Bicubic(), hr, scale=s, protocol="benchmark", lr_dir=prepared.lr("set5", "test", s),
-                                progress=False)  # fmt: skip
+        scores = evaluate_pairs(
+            Bicubic(), hr, scale=s, protocol="benchmark", lr_dir=prepared.lr("set5", "test", s), progress=False
+        )
         assert abs(sum(x.psnr for x in scores) / len(scores) - published) <= 0.02
 
 
@@ -166,13 +167,15 @@ def test_celeba_directory_mirror_with_split_json(tmp_path):
             zf.writestr(f"data1024x1024/{name}", png_bytes(32, 32, i))  # Pillow reads by content, not suffix
     (mirror / "split.json").write_text(json.dumps({"train": ["00001", "00003.png", "99999"], "val": ["000004"]}))
     trusted = tmp_path / "dataset-checksums.json"
-    root = fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw",
-                         trusted=trusted)  # fmt: skip
+    root = fetch_dataset(
+        "celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw", trusted=trusted
+    )
     assert sorted(p.name for p in (root / "data1024x1024").iterdir()) == sorted(names)
     recorded = json.loads(trusted.read_text())
     assert set(recorded) == {"data1024x1024.zip", "split.json"}  # trusted from now on
-    split = celeba_split(names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json",
-                         val_fraction=0.2, seed=0)  # fmt: skip
+    split = celeba_split(
+        names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json", val_fraction=0.2, seed=0
+    )
     assert (split["train"], split["val"]) == (["00001.png", "00003.png"], ["000004.jpg"])  # unknown ids dropped
 
 
@@ -180,5 +183,6 @@ def test_a_damaged_trust_file_is_an_error_not_a_traceback(tmp_path):
     trusted = tmp_path / "dataset-checksums.json"
     trusted.write_text("[1, 2]")
     with pytest.raises(SourceError, match="expected an object of archive name -> SHA-256; restore it from git"):
-        fetch_dataset("celeba-hq", {"source": "mirror", "mirror": str(tmp_path)}, raw_root=tmp_path / "raw",
-                      trusted=trusted)  # fmt: skip
+        fetch_dataset(
+            "celeba-hq", {"source": "mirror", "mirror": str(tmp_path)}, raw_root=tmp_path / "raw", trusted=trusted
+        )

@@ -16,16 +16,24 @@ print('stage went on', t.enabled)
 
 
 def run_stage(cwd):
-    return subprocess.run([sys.executable, "-c", STAGE], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)}, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", STAGE],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        timeout=120,
+    )
 
 
 def refuse_writes(database):
     """A store that reads but cannot write, like a read-only database file (chmod does not stop root)."""
     with sqlite3.connect(database) as db:
         for table in ("runs", "metrics", "latest_metrics", "params", "tags", "experiments"):
-            db.execute(f"CREATE TRIGGER no_{table} BEFORE INSERT ON {table} "
-                       "BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END")  # fmt: skip
+            db.execute(
+                f"CREATE TRIGGER no_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END"
+            )
 
 
 @pytest.mark.parametrize("store", ["read-only", "not-a-file"])

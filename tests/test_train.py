@@ -22,13 +22,36 @@ WORKER = Path(__file__).with_name("train_worker.py")
 def tiny_config(epochs=3, **train):
     return {
         "variant": "tiny",
-        "model": {"name": "liif", "args": {"encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-                                           "decoder_hidden": [16, 16], "feat_unfold": True,
-                                           "local_ensemble": True, "cell_decode": True}},
-        "train": {"epochs": epochs, "batch_size": 4, "repeat": 4, "inp_size": 16, "scale_min": 1, "scale_max": 4,
-                  "sample_q": 64, "augment": True, "lr": 1e-3, "milestones": [2], "gamma": 0.5, "val_images": 1,
-                  "val_repeat": 2, "seed": 0, "val_split": "test", "samples": "downsampled", **train},
-    }  # fmt: skip
+        "model": {
+            "name": "liif",
+            "args": {
+                "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+                "decoder_hidden": [16, 16],
+                "feat_unfold": True,
+                "local_ensemble": True,
+                "cell_decode": True,
+            },
+        },
+        "train": {
+            "epochs": epochs,
+            "batch_size": 4,
+            "repeat": 4,
+            "inp_size": 16,
+            "scale_min": 1,
+            "scale_max": 4,
+            "sample_q": 64,
+            "augment": True,
+            "lr": 1e-3,
+            "milestones": [2],
+            "gamma": 0.5,
+            "val_images": 1,
+            "val_repeat": 2,
+            "seed": 0,
+            "val_split": "test",
+            "samples": "downsampled",
+            **train,
+        },
+    }
 
 
 def test_downsampled_patches_follow_the_spec():
@@ -61,8 +84,11 @@ def test_paired_patches_supervise_every_pixel():
 
 
 def run_worker(out_dir, config_path):
-    return subprocess.Popen([sys.executable, str(WORKER), str(out_dir), str(config_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(out_dir), str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_resume_after_kill_ends_with_identical_weights(tmp_path):
@@ -102,9 +128,10 @@ def tiny_sets(config, images, val_images=None):
     """Training and validation sets of a tiny_config run (validation on ``val_images``, default the same)."""
     t = config["train"]
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    return (DownsampledPatches(images, augment=t["augment"], repeat=t["repeat"], seed=t["seed"], **common),
-            DownsampledPatches(val_images or images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1,
-                               **common))  # fmt: skip
+    return (
+        DownsampledPatches(images, augment=t["augment"], repeat=t["repeat"], seed=t["seed"], **common),
+        DownsampledPatches(val_images or images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1, **common),
+    )
 
 
 def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
@@ -129,7 +156,9 @@ def test_variants_override_the_base_and_see_base_changes():
     assert resolve_variant(params, "liif-c")["model"]["args"]["cell_decode"] is False
     assert resolve_variant(params, "liif-x3")["train"]["scale_min"] == 3
     assert resolve_variant(params, "upsample-x4")["model"] == {
-        "name": "fixed-scale", "args": {"encoder": params["model"]["encoder"], "scale": 4}}  # fmt: skip
+        "name": "fixed-scale",
+        "args": {"encoder": params["model"]["encoder"], "scale": 4},
+    }
     changed = apply_profile(params, {"model": {"feat_unfold": False}})
     assert resolve_variant(changed, "liif-c")["model"]["args"]["feat_unfold"] is False
     assert resolve_variant(changed, "liif")["model"]["args"]["feat_unfold"] is False
@@ -159,12 +188,26 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
     prepared = PreparedData(tmp_path)
     write_tree(prepared, "photos", {"train": 3, "test": 2})
     write_tree(prepared, "valset", {"test": 4}, seed=100)
-    params = {"model": {"name": "liif", "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-                        "decoder_hidden": [8], "feat_unfold": True, "local_ensemble": True, "cell_decode": True,
-                        "predictor_hidden": 8, "scale": 2},
-              "train": {**tiny_config()["train"], "dataset": "photos", "val_dataset": "valset", "val_images": 2,
-                        "inp_size": 12},
-              "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale"}}}}  # fmt: skip
+    params = {
+        "model": {
+            "name": "liif",
+            "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+            "decoder_hidden": [8],
+            "feat_unfold": True,
+            "local_ensemble": True,
+            "cell_decode": True,
+            "predictor_hidden": 8,
+            "scale": 2,
+        },
+        "train": {
+            **tiny_config()["train"],
+            "dataset": "photos",
+            "val_dataset": "valset",
+            "val_images": 2,
+            "inp_size": 12,
+        },
+        "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale"}}},
+    }
     del params["train"]["samples"]
     train_hr, val_hr = load_images(prepared.hr("photos", "train")), load_images(prepared.hr("valset", "test"))
     liif_train, liif_val = make_training_sets(resolve_variant(params, "liif"), prepared)

@@ -20,8 +20,19 @@ RECIPE_KEYS = {  # what each of the paper's wrappers reads (liif.samples.make_tr
     "paired": {"inp_size", "scale_min", "augment"},
     "uniform-varied": {"task", "sample_q", "augment", "gt_resize"},
 }
-COMMON_KEYS = {"dataset", "epochs", "batch_size", "repeat", "lr", "milestones", "gamma", "val_images", "val_repeat",
-               "seed", "amp"}  # fmt: skip
+COMMON_KEYS = {
+    "dataset",
+    "epochs",
+    "batch_size",
+    "repeat",
+    "lr",
+    "milestones",
+    "gamma",
+    "val_images",
+    "val_repeat",
+    "seed",
+    "amp",
+}
 
 
 def profile_params(profile: str) -> dict:
@@ -56,15 +67,49 @@ def test_every_variant_of_every_profile_resolves_and_builds(profile):
 def test_paper_profile_holds_the_spec_recipe():
     params = profile_params("profiles/paper.yaml")
     liif = resolve_variant(params, "liif")
-    assert liif["model"] == {"name": "liif", "args": {
-        "encoder": {"name": "edsr-baseline", "n_resblocks": 16, "n_feats": 64},
-        "decoder_hidden": [256, 256, 256, 256], "feat_unfold": True, "local_ensemble": True, "cell_decode": True}}  # fmt: skip
+    assert liif["model"] == {
+        "name": "liif",
+        "args": {
+            "encoder": {"name": "edsr-baseline", "n_resblocks": 16, "n_feats": 64},
+            "decoder_hidden": [256, 256, 256, 256],
+            "feat_unfold": True,
+            "local_ensemble": True,
+            "cell_decode": True,
+        },
+    }
     t = liif["train"]
-    assert {k: t[k] for k in ("lr", "milestones", "gamma", "epochs", "batch_size", "repeat", "sample_q", "inp_size",
-                              "scale_min", "scale_max", "augment", "val_images", "val_repeat")} == {
-        "lr": 1e-4, "milestones": [200, 400, 600, 800], "gamma": 0.5, "epochs": 1000, "batch_size": 16,
-        "repeat": 20, "sample_q": 2304, "inp_size": 48, "scale_min": 1, "scale_max": 4, "augment": True,
-        "val_images": 10, "val_repeat": 160}  # fmt: skip
+    assert {
+        k: t[k]
+        for k in (
+            "lr",
+            "milestones",
+            "gamma",
+            "epochs",
+            "batch_size",
+            "repeat",
+            "sample_q",
+            "inp_size",
+            "scale_min",
+            "scale_max",
+            "augment",
+            "val_images",
+            "val_repeat",
+        )
+    } == {
+        "lr": 1e-4,
+        "milestones": [200, 400, 600, 800],
+        "gamma": 0.5,
+        "epochs": 1000,
+        "batch_size": 16,
+        "repeat": 20,
+        "sample_q": 2304,
+        "inp_size": 48,
+        "scale_min": 1,
+        "scale_max": 4,
+        "augment": True,
+        "val_images": 10,
+        "val_repeat": 160,
+    }
     assert (t["samples"], t["dataset"], t["val_dataset"]) == ("downsampled", "div2k", "div2k-valid")
     assert params["eval"]["checkpoint"] == "epoch-last.pth"  # spec 3.1: report with epoch-last
     assert resolve_variant(params, "liif-d")["model"]["args"]["decoder_hidden"] == [256, 256]
@@ -86,11 +131,32 @@ def test_paper_profile_holds_the_spec_recipe():
         liif_task, up_task = (resolve_variant(params, f"celeba-{kind}-{name}") for kind in ("liif", "upsample"))
         for config in (liif_task, up_task):
             t = config["train"]
-            assert {k: t[k] for k in ("dataset", "task", "epochs", "batch_size", "lr", "milestones", "gamma",
-                                      "sample_q", "val_images", "samples")} == {
-                "dataset": "celeba", "task": list(task), "epochs": 200, "batch_size": 16, "lr": 1e-4,
-                "milestones": [100], "gamma": 0.1, "sample_q": 1024, "val_images": 100,
-                "samples": "uniform-varied"}  # fmt: skip
+            assert {
+                k: t[k]
+                for k in (
+                    "dataset",
+                    "task",
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "milestones",
+                    "gamma",
+                    "sample_q",
+                    "val_images",
+                    "samples",
+                )
+            } == {
+                "dataset": "celeba",
+                "task": list(task),
+                "epochs": 200,
+                "batch_size": 16,
+                "lr": 1e-4,
+                "milestones": [100],
+                "gamma": 0.1,
+                "sample_q": 1024,
+                "val_images": 100,
+                "samples": "uniform-varied",
+            }
         assert liif_task["model"]["args"]["decoder_hidden"] == [256] * 4 and liif_task["train"]["gt_resize"] is None
         assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]
     assert params["eval"]["task_checkpoint"] == "epoch-best.pth"  # spec 3.4: CelebA-HQ reported with epoch-best
@@ -102,11 +168,17 @@ def test_paper_profile_holds_the_spec_recipe():
 
 def test_an_encoder_of_another_kind_replaces_the_base_encoder():
     params = load_params(ROOT / "params.yaml")
-    params["variants"] = {"rdn": {"model": {"encoder": {"name": "rdn", "G0": 8, "n_blocks": 2, "n_convs": 2,
-                                                            "growth": 4}}},
-                          "wide": {"model": {"encoder": {"n_feats": 16}}}}  # fmt: skip
+    params["variants"] = {
+        "rdn": {"model": {"encoder": {"name": "rdn", "G0": 8, "n_blocks": 2, "n_convs": 2, "growth": 4}}},
+        "wide": {"model": {"encoder": {"n_feats": 16}}},
+    }
     assert resolve_variant(params, "rdn")["model"]["args"]["encoder"] == {
-        "name": "rdn", "G0": 8, "n_blocks": 2, "n_convs": 2, "growth": 4}  # fmt: skip
+        "name": "rdn",
+        "G0": 8,
+        "n_blocks": 2,
+        "n_convs": 2,
+        "growth": 4,
+    }
     model = build_model(resolve_variant(params, "rdn")["model"])
     assert model(torch.zeros(1, 3, 6, 6), torch.zeros(1, 5, 2), torch.full((1, 5, 2), 0.1)).shape == (1, 5, 3)
     wide = resolve_variant(params, "wide")["model"]["args"]["encoder"]  # same kind: merged, not replaced
@@ -115,8 +187,10 @@ def test_an_encoder_of_another_kind_replaces_the_base_encoder():
 
 def test_runtime_settings_are_not_part_of_any_identity():
     params = load_params(ROOT / "params.yaml")
-    changed = apply_profile(params, {"runtime": {"threads": 1, "workers": 3, "device": "cpu", "save_every": 5,
-                                                 "tracking": {"enabled": False}}})  # fmt: skip
+    changed = apply_profile(
+        params,
+        {"runtime": {"threads": 1, "workers": 3, "device": "cpu", "save_every": 5, "tracking": {"enabled": False}}},
+    )
     for variant in params["variants"]:
         config = resolve_variant(params, variant)
         assert config == resolve_variant(changed, variant)
