@@ -22,6 +22,7 @@ from PIL import Image
 from liif.checkpoint import load_checkpoint
 from liif.evaluate import evaluate_pairs
 from liif.models import LIIF
+from liif.protocol import DIV2K_SCALES
 
 SHARED_DIV2K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "div2k" / "DIV2K_train_HR"
 
@@ -43,7 +44,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="weights to score (default: random paper-size EDSR-baseline-LIIF)")
     parser.add_argument("--images", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--scales", type=float, nargs="+", default=[2, 3, 4, 6, 12, 18, 24, 30])
+    parser.add_argument("--scales", type=float, nargs="+", default=list(DIV2K_SCALES))
     args = parser.parse_args()
     if args.checkpoint:
         model, _ = load_checkpoint(args.checkpoint)

@@ -22,7 +22,7 @@ import torch
 
 from liif.device import resolve_device
 from liif.models import LIIF, make_coord
-from liif.train import AMP_DTYPES, train_step
+from liif.train import AMP_DTYPES, grad_scaler, train_step
 
 
 def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
@@ -63,7 +63,7 @@ def time_steps(model: torch.nn.Module, batch: dict, *, steps: int, warmup: int, 
     """Median seconds of a full training step (``liif.train.train_step``), after warm-up steps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     dtype = AMP_DTYPES[amp or "fp32"]
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    scaler = grad_scaler(dtype, device)
     times = []
     for i in range(warmup + steps):
         if device.type == "cuda":
@@ -84,7 +84,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per path (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", choices=["bf16", "fp16"], help="also time the project's path under autocast")
+    autocast = [name for name, dtype in AMP_DTYPES.items() if dtype is not None]
+    parser.add_argument("--amp", choices=autocast, help="also time the project's path under autocast")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     args = parser.parse_args()
     device = resolve_device(args.device)

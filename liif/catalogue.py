@@ -15,6 +15,7 @@ refused before extraction.
 from dataclasses import dataclass
 
 from liif.archives import ArchiveLimits
+from liif.protocol import SHIPPED_LR_SCALES
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
@@ -64,14 +65,14 @@ def _published(name: str, url: str) -> Archive:
 
 
 def _div2k(split: str) -> CatalogueEntry:
-    names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in (2, 3, 4)]
+    names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in SHIPPED_LR_SCALES]
     archives = [_published(n, DIV2K_URL + n) for n in names]
     return CatalogueEntry(
         name=f"div2k-{split}",
         archives=tuple(archives),
         hr_dir=f"DIV2K_{split}_HR",
         lr_dir=f"DIV2K_{split}_LR_bicubic/X{{s}}",
-        lr_scales=(2, 3, 4),
+        lr_scales=SHIPPED_LR_SCALES,
         limits=IMAGE_ARCHIVE,
     )
 
@@ -82,7 +83,7 @@ def _benchmark(name: str) -> CatalogueEntry:
         archives=(_published("benchmark.tar", EDSR_BENCHMARK_URL),),
         hr_dir=f"benchmark/{name}/HR",
         lr_dir=f"benchmark/{name}/LR_bicubic/X{{s}}",
-        lr_scales=(2, 3, 4),
+        lr_scales=SHIPPED_LR_SCALES,
         limits=IMAGE_ARCHIVE,
     )
 

@@ -35,14 +35,13 @@ def verify(
     *,
     size: int | None = None,
     sha256: str | None = None,
-    md5: str | None = None,
     check: Callable[[Path], None] | None = None,
     source: str = "",
     advice: str = "delete it and download again",
 ):
     """Raise DownloadError when ``path`` does not have the expected size, checksum or content.
 
-    ``check`` (raising on bad content) runs only where no checksum vouches for the bytes.
+    ``check`` (raising on bad content) runs only where no sha256 vouches for the bytes.
 
     The message names ``source`` (the URL or mirror file the bytes came from) and ends with ``advice``.
     """
@@ -52,13 +51,11 @@ def verify(
             f"{what}: {path.stat().st_size} bytes, expected {size}; it is truncated or not the official "
             f"archive: {advice}"
         )
-    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
-        if expected and file_digest(path, algorithm) != expected.lower():
-            raise DownloadError(
-                f"{what}: {algorithm} mismatch (expected {expected}); it is corrupted or not the official "
-                f"archive: {advice}"
-            )
-    if check is not None and not (sha256 or md5):
+    if sha256 and file_digest(path, "sha256") != sha256.lower():
+        raise DownloadError(
+            f"{what}: sha256 mismatch (expected {sha256}); it is corrupted or not the official archive: {advice}"
+        )
+    if check is not None and not sha256:
         try:
             check(path)
         except Exception as e:  # noqa: BLE001 - any refusal of the content, with its own message
@@ -71,7 +68,6 @@ def download(
     *,
     size: int | None = None,
     sha256: str | None = None,
-    md5: str | None = None,
     check: Callable[[Path], None] | None = None,
     retries: int = 4,
     backoff: float = 1.0,
@@ -82,7 +78,7 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
-        verify(dest, size=size, sha256=sha256, md5=md5, check=check, advice=f"delete {dest} to download {url} again")
+        verify(dest, size=size, sha256=sha256, check=check, advice=f"delete {dest} to download {url} again")
         return dest
     part = dest.with_name(dest.name + ".part")
     leftover = part.exists()  # from an interrupted run: resumed, but it may not be this file at all
@@ -93,7 +89,6 @@ def download(
                 part,
                 size=size,
                 sha256=sha256,
-                md5=md5,
                 check=check,
                 source=url,
                 advice="the download was deleted; check the URL, or use a mirror or a local copy",

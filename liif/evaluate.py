@@ -19,11 +19,10 @@ from liif.checkpoint import CheckpointError, load_checkpoint
 from liif.images import ImageError, list_images, load_image
 from liif.layout import PreparedData
 from liif.metrics import psnr, ssim
+from liif.protocol import PROTOCOL_SCALES, SHIPPED_LR_SCALES
 from liif.render import render_image
 from liif.resize import pil_bicubic
 from liif.variants import config_hash
-
-SHIPPED_LR_SCALES = (2, 3, 4)  # spec 4: these scales are evaluated on the pre-generated LR images
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -144,7 +143,7 @@ def evaluate_variant(
     for name, spec in evaluation["datasets"].items():
         hr_paths = list_images(prepared.hr(name, "test"))
         metrics[name] = {}
-        for scale in spec["scales"]:
+        for scale in spec.get("scales", PROTOCOL_SCALES[spec["protocol"]]):  # default: the paper's scales
             lr_dir = None
             if scale in SHIPPED_LR_SCALES:
                 lr_dir = prepared.lr(name, "test", scale)

@@ -24,6 +24,7 @@ from torch import nn
 
 from liif.encoders import make_encoder
 from liif.resize import matlab_bicubic_tensor
+from liif.schema import MODEL_ARGS
 
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
 CLAMP = 1 - 1e-6
@@ -343,6 +344,10 @@ class Bicubic(SRModel):
 
 
 MODEL_CLASSES = {"liif": LIIF, "metasr": MetaSR, "fixed-scale": FixedScaleSR, "bicubic": Bicubic}
+if MODEL_CLASSES.keys() != MODEL_ARGS.keys():  # the names of params.yaml's model.name, with the keys each one reads
+    raise ImportError(
+        f"liif.models.MODEL_CLASSES {sorted(MODEL_CLASSES)} != liif.schema.MODEL_ARGS {sorted(MODEL_ARGS)}"
+    )
 
 
 def build_model(spec: dict) -> nn.Module:

@@ -11,19 +11,19 @@ from pathlib import Path
 import pandas as pd
 
 from liif.report import (
-    ABLATIONS,
-    IN_DISTRIBUTION,
-    SINGLE_SCALE,
-    UPSAMPLERS,
     Study,
     comparison,
+    component_effects,
+    data_sources,
     differences,
     markdown,
     paper_rows,
     paper_table_name,
     psnr_with_spread,
     size_varied,
-    verdict,
+    summary_word,
+    timings,
+    validation_words,
     wins,
     with_noise,
 )
@@ -49,11 +49,34 @@ class Context:
     revision: str
     sources: pd.DataFrame  # dataset, split, images, manifest sha256
     timings: pd.DataFrame  # stage, seconds
-    encoders: dict = field(default_factory=dict)  # variant -> its encoder name (None for Bicubic)
     validation: str = "the validation split"  # where per-epoch validation and tuning read from, in words
     figures: dict[str, str] = field(default_factory=dict)  # figure file name -> caption
     mlflow_link: str = ""
-    variants: dict = field(default_factory=dict)  # name -> its overrides, as in params.yaml
+    variants: dict = field(default_factory=dict)  # name -> its role and overrides, as in params.yaml
+
+
+def run_context(
+    params: dict,
+    prepared,
+    summaries: pd.DataFrame,
+    eval_seconds: dict,
+    *,
+    figures: dict,
+    mlflow_link: str,
+    revision: str,
+) -> Context:
+    """The Context of a pipeline run from its params.yaml and what its stages left behind."""
+    return Context(
+        profile=params["report"]["profile"],
+        encoder=params["model"]["encoder"]["name"],
+        revision=revision,
+        sources=data_sources(params["data"]["datasets"], prepared),
+        timings=timings(summaries, eval_seconds),
+        validation=validation_words(params["train"]),
+        figures=figures,
+        mlflow_link=mlflow_link,
+        variants=params["variants"],
+    )
 
 
 def _figure(ctx: Context, name: str) -> list[str]:
@@ -62,17 +85,8 @@ def _figure(ctx: Context, name: str) -> list[str]:
     return [f"![{name}](figures/{name})", "", f"*{ctx.figures[name]}*", ""]
 
 
-def _summary(frame: pd.DataFrame, column: str = "LIIF is") -> str:
-    """One word for a column of verdicts: yes (all better), no (worse, none better), within noise, or mixed;
-    qualified when there was no noise estimate to judge by."""
-    if frame.empty:
-        return "not run"
-    words = frame[column]
-    found = set(words.str.replace(r" \(.*\)", "", regex=True))
-    word = {frozenset({"better"}): "yes", frozenset({"within noise"}): "within noise"}.get(frozenset(found))
-    if word is None:
-        word = "no" if "better" not in found and "worse" in found else "mixed"
-    return f"{word} (no noise estimate)" if words.str.contains("no noise estimate").any() else word
+def _summary(frame: pd.DataFrame) -> str:
+    return summary_word(frame["LIIF is"]) if not frame.empty else "not run"
 
 
 def _detail(frame: pd.DataFrame) -> str:
@@ -81,21 +95,31 @@ def _detail(frame: pd.DataFrame) -> str:
     return ", ".join(f"{r['scale']} {r['LIIF minus']:+.2f} ± {r['2 x seed sd']:.2f}" for _, r in frame.iterrows())
 
 
+def _range(scales: list[int]) -> str:
+    return f"x{min(scales)}-x{max(scales)}" if scales else "none"
+
+
+def _variant_row(name: str, entry: dict | None) -> dict:
+    entry = dict(entry or {})
+    role = entry.pop("role", None)
+    return {"variant": name, "role": str(role), "overrides": str(entry or "(the base model)")}
+
+
 def rq1(study: Study, ctx: Context) -> tuple[str, str]:
     lines, answers = [], []
     for dataset in study.datasets():
-        scales = [s for s in study.scales(dataset) if s in IN_DISTRIBUTION]
-        table = comparison(study, dataset, "bicubic", scales)
+        scales = study.in_distribution(dataset)
+        table = comparison(study, dataset, study.roles.bicubic, scales)
         if table.empty:
             continue
         answers.append(f"{dataset}: {_summary(table)} ({_detail(table)} dB vs Bicubic)")
+        won = wins(study, dataset, study.roles.base, study.roles.bicubic, scales)
         lines += [
-            f"## {dataset}: LIIF against Bicubic, x2-x4",
+            f"## {dataset}: LIIF against Bicubic, in-distribution ({_range(scales)})",
             "",
             markdown(table, index=False),
             "",
-            f"LIIF scores above Bicubic on {wins(study, dataset, 'liif', 'bicubic', scales)} (test image, "
-            "scale) pairs.",
+            f"LIIF scores above Bicubic on {won} (test image, scale) pairs.",
             "",
         ]
     lines += _figure(ctx, "rq1_textures_x4.png")
@@ -115,19 +139,20 @@ def rq1(study: Study, ctx: Context) -> tuple[str, str]:
 def rq2(study: Study, ctx: Context) -> tuple[str, str]:
     lines, answers = [], []
     for dataset in study.datasets():
-        ood = [s for s in study.scales(dataset) if s not in IN_DISTRIBUTION]
+        ood = study.out_of_distribution(dataset)
         lines += [f"## {dataset}", ""] + _figure(ctx, f"psnr_vs_scale_{dataset}.png")
-        for other in ("bicubic", "metasr"):
+        for other in (study.roles.bicubic, study.roles.metasr):
             table = comparison(study, dataset, other, ood)
             if not table.empty:
                 answers.append(f"{dataset} vs {other} out of distribution: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against {other} beyond the training scales", "", markdown(table, index=False), ""]
-        single = differences(study, dataset, list(SINGLE_SCALE))
+        single = differences(study, dataset, list(study.roles.single_scale()))
         if not single.empty:
+            low, high = study.roles.training_range()
             lines += [
-                "### Continuous x1-x4 training against single-scale training (T4)",
+                f"### Continuous x{low:g}-x{high:g} training against single-scale training (T4)",
                 "",
-                "Each single-scale LIIF minus the x1-x4 LIIF (negative: single-scale training is worse):",
+                f"Each single-scale LIIF minus the x{low:g}-x{high:g} LIIF (negative: single-scale training is worse):",
                 "",
                 markdown(with_noise(study, dataset, single)),
                 "",
@@ -142,9 +167,6 @@ def rq3(study: Study, ctx: Context) -> tuple[str, str]:
     table = size_varied(study)
     if table.empty:
         return f"# {QUESTIONS['rq3']}\n\nThis profile runs no size-varied study.\n", "not run"
-    noise = study.noise(study.datasets()[0]) if study.datasets() else pd.Series(dtype=float)
-    sd = noise.get(2, float("nan"))
-    table["LIIF is"] = [verdict(d, sd) for d in table["LIIF minus up-sampling"]]
     answer = ", ".join(
         f"{r['task L-H']} {r['LIIF minus up-sampling']:+.2f} dB ({r['LIIF is']})" for _, r in table.iterrows()
     )
@@ -155,8 +177,9 @@ def rq3(study: Study, ctx: Context) -> tuple[str, str]:
         "",
         "Spec 3.4: the input is always L x L; LIIF is supervised with ground truths of sizes spread from L to H "
         "at their native sizes, the up-sampling baseline with the same ground truths resized to H x H. Both are "
-        "scored on the test split at H x H (RGB PSNR, no shave, epoch-best). The noise used for the verdict is "
-        "the x2 seed-to-seed spread of the main LIIF (the size-varied models have no seeds of their own).",
+        "scored on the test split at H x H (RGB PSNR, no shave, epoch-best). A verdict is judged against the "
+        "seed-to-seed spread of the size-varied LIIF itself (its `seed_of` replicates); a task without them says "
+        '"no noise estimate" (the spread of another dataset and scale says nothing about this one).',
         "",
         markdown(table, index=False),
         "",
@@ -167,42 +190,30 @@ def rq3(study: Study, ctx: Context) -> tuple[str, str]:
 def rq4(study: Study, ctx: Context) -> tuple[str, str]:
     lines, answers = [], []
     for dataset in study.datasets():
-        diffs = differences(study, dataset, list(ABLATIONS))
-        if diffs.empty:
+        effects = component_effects(study, dataset)
+        if effects.empty:
             continue
         noise = study.noise(dataset)
-        shown = with_noise(study, dataset, diffs)
-        shown.index = [f"{v} ({ABLATIONS[v]})" for v in shown.index]
+        shown = with_noise(study, dataset, differences(study, dataset, list(effects["variant"])))
+        shown.index = [f"{r.variant} ({r.lacks})" for r in effects.itertuples()]
+        spread = ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s]))
         lines += [
             f"## {dataset}: each ablation minus LIIF (dB)",
             "",
-            "Twice the seed-to-seed standard deviation per scale: "
-            + ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s]))
-            + ".",
+            f"Twice the seed-to-seed standard deviation per scale: {spread}.",
             "",
             markdown(shown),
             "",
         ] + _figure(ctx, f"rq4_ablations_{dataset}.png")
-        for variant in diffs.index:
-            mean_in = diffs.loc[variant, [f"x{s}" for s in IN_DISTRIBUTION if f"x{s}" in diffs.columns]]
-            words = {verdict(-d, noise.get(int(k[1:]), float("nan"))).split(" (")[0] for k, d in mean_in.items()}
-            helps = (
-                "helps"
-                if words == {"better"}
-                else ("hurts" if "worse" in words and "better" not in words else "within noise or mixed")
-            )
-            if noise.isna().all():
-                helps += " (no noise estimate)"
-            answers.append(
-                f"{ABLATIONS[variant].replace('no ', '').replace(' halved', '')}: {helps} in-distribution "
-                f"({', '.join(f'{k} {-d:+.2f}' for k, d in mean_in.items())})"
-            )
+        for r in effects.itertuples():
+            added = ", ".join(f"x{s} {d:+.2f}" for s, d in r.added.items())
+            answers.append(f"{r.component}: {r.effect} in-distribution ({added})")
     lines += _figure(ctx, "rq4_cell.png")
     answer = "; ".join(answers) or "no ablations in this profile"
     head = [
         f"# {QUESTIONS['rq4']}",
         "",
-        f"**Verdicts (what each component adds: LIIF minus the ablation, x2-x4):** {answer}.",
+        f"**Verdicts (what each component adds: LIIF minus the ablation, in-distribution):** {answer}.",
         "",
     ]
     return "\n".join(head + lines), answer
@@ -212,9 +223,8 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
     lines, answers = [], []
     for dataset in study.datasets():
         lines += [f"## {dataset}", ""]
-        in_dist = [s for s in study.scales(dataset) if s in IN_DISTRIBUTION]
-        ood = [s for s in study.scales(dataset) if s not in IN_DISTRIBUTION]
-        for name, scale in UPSAMPLERS.items():
+        in_dist, ood = study.in_distribution(dataset), study.out_of_distribution(dataset)
+        for name, scale in study.roles.fixed_scale().items():
             table = comparison(study, dataset, name, [scale] if scale in in_dist else [])
             if not table.empty:
                 answers.append(
@@ -227,7 +237,7 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
                     "",
                 ]
         for part, scales in (("in-distribution", in_dist), ("out of distribution", ood)):
-            table = comparison(study, dataset, "metasr", scales)
+            table = comparison(study, dataset, study.roles.metasr, scales)
             if not table.empty:
                 answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against MetaSR, {part}", "", markdown(table, index=False), ""]
@@ -255,7 +265,7 @@ def against_paper(study: Study, ctx: Context) -> str:
         "",
     ]
     for dataset in study.datasets():
-        rows = paper_rows(study, dataset, ctx.encoders)
+        rows = paper_rows(study, dataset)
         lines += [f"## {dataset} against {paper_table_name(dataset)}", ""]
         if rows.empty:
             lines += [
@@ -279,7 +289,7 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
         f"Generated by `dvc repro` (profile **{ctx.profile}**, encoder `{ctx.encoder}`, code revision "
         f"`{ctx.revision}`). Every number below is computed from `metrics/eval/` and `models/`. "
         + (
-            "Every verdict takes the seed-to-seed noise of the base model into account (`report.replicates`)."
+            "Every verdict takes the seed-to-seed noise of the base model into account (its `seed_of` variants)."
             if study.replicates
             else 'This profile trains no seed replicates: verdicts say "no noise estimate".'
         )
@@ -302,12 +312,10 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
         "",
         markdown(ctx.sources, index=False),
         "",
-        "Experiments compared (overrides of the base `model` and `train` sections of `params.yaml`):",
+        "Experiments compared (each variant's role, and its overrides of the base `model` and `train` sections of "
+        "`params.yaml`):",
         "",
-        markdown(
-            pd.DataFrame([{"variant": k, "overrides": str(v or "(the base model)")} for k, v in ctx.variants.items()]),
-            index=False,
-        ),
+        markdown(pd.DataFrame([_variant_row(k, v) for k, v in ctx.variants.items()]), index=False),
         "",
         "Wall time per stage (seconds on this machine):",
         "",

@@ -1,6 +1,10 @@
-"""The paper's published PSNR (dB), for reports that put our numbers next to them (spec section 1)."""
+"""The paper's published PSNR (dB), for reports that put our numbers next to them (spec section 1).
 
-DIV2K_SCALES = (2, 3, 4, 6, 12, 18, 24, 30)
+Rows are keyed by the paper's own names (``liif-c``, ``rdn-metasr``); ``paper_row`` maps a variant's
+declared role to its row; the scales of each table are those of ``liif.protocol``.
+"""
+
+from liif.protocol import BENCHMARK_SCALES, DIV2K_SCALES
 
 # T1, T3, T4: DIV2K validation, RGB PSNR, EDSR-baseline encoder unless named otherwise.
 DIV2K = {
@@ -22,7 +26,6 @@ DIV2K = {
 }
 
 # T2: benchmarks, Y PSNR, RDN encoder; scales x2 x3 x4 x6 x8 (None: not reported).
-BENCHMARK_SCALES = (2, 3, 4, 6, 8)
 BENCHMARK = {
     "Set5": {
         "rdn": (38.24, 34.71, 32.47, None, None),
@@ -62,13 +65,39 @@ def benchmark_set(dataset: str) -> str | None:
     return next((name for name in BENCHMARK if name.lower() == dataset.lower()), None)
 
 
-def paper_benchmark(dataset: str, variant: str, scale: int) -> float | None:
-    """T2's number for our variant: LIIF and MetaSR map to the RDN rows, ``upsample-x<k>`` to per-scale RDN at x<k>."""
+def paper_benchmark(dataset: str, row: str, scale: int) -> float | None:
+    """T2's number for a paper row (``paper_row``): ``rdn-upsample-x<k>`` is the per-scale RDN at x<k>."""
     table = BENCHMARK.get(benchmark_set(dataset) or "")
     if table is None or scale not in BENCHMARK_SCALES:
         return None
-    if variant.startswith("upsample-x"):
-        row = table["rdn"] if variant == f"upsample-x{scale}" else None
-    else:
-        row = table.get({"liif": "rdn-liif", "metasr": "rdn-metasr"}.get(variant, variant))
-    return None if row is None else row[BENCHMARK_SCALES.index(scale)]
+    if row.startswith("rdn-upsample-x"):
+        row = "rdn" if row == f"rdn-upsample-x{scale}" else None
+    values = table.get(row) if row else None
+    return None if values is None else values[BENCHMARK_SCALES.index(scale)]
+
+
+ABLATION_ROWS = {
+    "cell_decode": "liif-c",
+    "feat_unfold": "liif-u",
+    "local_ensemble": "liif-e",
+    "decoder_depth": "liif-d",
+}
+ENCODER_PREFIX = {"edsr-baseline": "", "rdn": "rdn-"}  # the encoders of the paper's tables
+
+
+def paper_row(role) -> str | None:
+    """The paper's row for a variant's role (``liif.roles.Role``) and encoder, None where the paper has none."""
+    prefix = ENCODER_PREFIX.get(role.encoder)
+    if role.kind == "bicubic":
+        return "bicubic"
+    if prefix is None:
+        return None
+    name = {
+        "base": "liif",
+        "liif": "liif",
+        "metasr": "metasr",
+        "ablation": ABLATION_ROWS.get(role.component),
+        "single-scale": f"liif-x{role.scale}",
+        "fixed-scale": f"upsample-x{role.scale}",
+    }.get(role.kind)
+    return prefix + name if name else None

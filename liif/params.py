@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+SOURCES = ("official", "mirror", "local", "sample")  # where a dataset comes from (liif.sources)
+ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
 RUNTIME_KEYS = {"device", "threads", "workers", "nproc", "compile", "channels_last", "save_every", "tracking"}
 
 
@@ -27,26 +29,12 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def runtime_settings(params: dict) -> dict:
-    """The ``runtime`` section: how a stage runs, never what it computes, so no result depends on it
-    (it is not a DVC parameter and not part of a variant's identity). Checked: a misspelt key would
-    otherwise be ignored without a word."""
-    runtime = params.get("runtime") or {}
-    if set(runtime) != RUNTIME_KEYS:
-        raise ValueError(f"params.yaml runtime: expected the keys {sorted(RUNTIME_KEYS)}, found {sorted(runtime)}")
-    checks = {
-        "threads": lambda v: isinstance(v, int) and v >= 0,
-        "workers": lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-        "nproc": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "save_every": lambda v: isinstance(v, int) and v >= 0,
-        "compile": lambda v: isinstance(v, bool),
-        "channels_last": lambda v: isinstance(v, bool),
-    }
-    for key, ok in checks.items():
-        if not ok(runtime[key]):
-            raise ValueError(
-                f"params.yaml runtime.{key}: {runtime[key]!r} is not a valid value (see the comments there)"
-            )
-    return runtime
+    """The ``runtime`` section, checked (``liif.schema.Runtime``): how a stage runs, never what it computes, so no
+    result depends on it (it is not a DVC parameter and not part of a variant's identity)."""
+    from liif.schema import check_params  # the schema reads this module's constants
+
+    check_params(params, sections=("runtime",))
+    return params["runtime"]
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -60,9 +48,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def apply_profile(params: dict, profile: dict) -> dict:
-    """``params`` with a profile's values: sections deep-merged; the lists of variants, of datasets
-    (``data.datasets``, ``eval.datasets``) and of seed replicates (``report.replicates``) replaced, since a
-    profile names all of them.
+    """``params`` with a profile's values: sections deep-merged; the lists of variants and of datasets
+    (``data.datasets``, ``eval.datasets``) replaced, since a profile names all of them.
 
     ``every_variant`` (model/train overrides) is merged into each variant's own overrides, winning over
     them: ``profiles/paper-smoke.yaml`` shortens the training of every paper variant this way.
@@ -74,7 +61,18 @@ def apply_profile(params: dict, profile: dict) -> dict:
         out["variants"] = {
             name: deep_merge(own or {}, profile["every_variant"]) for name, own in out["variants"].items()
         }
-    for section, key in (("data", "datasets"), ("eval", "datasets"), ("report", "replicates")):
+    for section, key in (("data", "datasets"), ("eval", "datasets")):
         if key in profile.get(section, {}):
             out[section][key] = copy.deepcopy(profile[section][key])
     return out
+
+
+def merge_model(base: dict, override: dict) -> dict:
+    """``deep_merge`` except that an encoder of another family replaces the base encoder block:
+    an RDN has none of EDSR's ``n_resblocks``/``n_feats``."""
+    merged = deep_merge(base, override)
+    encoder = override.get("encoder") or {}
+    family = ENCODER_FAMILY.get(encoder.get("name", base["encoder"]["name"]))
+    if family != ENCODER_FAMILY.get(base["encoder"]["name"]):
+        merged["encoder"] = copy.deepcopy(encoder)
+    return merged

@@ -1,52 +1,54 @@
-"""The reports under ``reports/``: one page per research question, tables from DataFrames, verdicts with noise.
+"""The report's numbers and verdicts: results loaded into pandas, every comparison judged against the seed noise.
 
-Results are loaded into pandas from the DVC metrics (``metrics/eval/<variant>.json``
-and the per-image ``.tsv``) and the training summaries. Every verdict is computed:
-a difference counts only when it exceeds twice the seed-to-seed standard deviation
-of the base model at that scale (``report.replicates``: the base model trained
-again with other seeds); otherwise it reads "within noise". Absolute numbers of a
-CPU profile on the sample suite are not the paper's; the direction of each effect
-is what the pages compare.
+Results come from the DVC metrics (``metrics/eval/<variant>.json`` and the per-image
+``.tsv``) and the training summaries. Which variant is what comes from the roles
+declared in ``params.yaml`` (``liif.roles``), never from names. A difference counts
+only when it exceeds twice the seed-to-seed standard deviation of the base model at
+that scale (its ``seed_of`` replicates); otherwise it reads "within noise". This
+module draws nothing (``liif.charts``) and renders nothing (``liif.renders``).
 """
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from liif.paper import CELEBA, DIV2K, benchmark_set, paper_benchmark, paper_div2k  # noqa: E402
-
-IN_DISTRIBUTION = (2, 3, 4)
-ABLATIONS = {
-    "liif-c": "no cell decoding",
-    "liif-u": "no feature unfolding",
-    "liif-e": "no local ensemble",
-    "liif-d": "decoder depth halved",
-}
-SINGLE_SCALE = {"liif-x2": "trained at x2 only", "liif-x3": "trained at x3 only", "liif-x4": "trained at x4 only"}
-UPSAMPLERS = {"upsample-x2": 2, "upsample-x3": 3, "upsample-x4": 4}
-MAIN = ("liif", "bicubic", "metasr")
-
+from liif.images import list_images
+from liif.layout import PreparedData
+from liif.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
+from liif.roles import Roles
 
 # ---------------------------------------------------------------- loading
 
 
+class ReportError(ValueError):
+    """An input the report cannot stand behind (a missing or non-numeric metric); one line saying what to rerun."""
+
+
 def load_scores(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
-    """Long table ``variant, dataset, scale, psnr`` (scale: 2, 3, ... or a task ``"32-64"``)."""
+    """Long table ``variant, dataset, scale, psnr`` (scale: 2, 3, ... or a task ``"32-64"``). Every variant must
+    have its metrics file, and every value must be a finite number: the report never prints nan or silently
+    drops a variant."""
     rows = []
     for variant in variants:
         path = metrics_dir / f"{variant}.json"
-        if path.is_file():
-            for dataset, per in json.loads(path.read_text()).items():
-                for key, value in per.items():
-                    scale = int(key[1:]) if key.startswith("x") else key
-                    rows.append({"variant": variant, "dataset": dataset, "scale": scale, "psnr": value})
+        if not path.is_file():
+            raise ReportError(f"{path}: missing; run dvc repro evaluate@{variant} (or remove {variant} from variants)")
+        try:
+            metrics = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{path}: not JSON ({e.msg}); rerun dvc repro -f evaluate@{variant}") from None
+        for dataset, per in metrics.items() if isinstance(metrics, dict) else [("?", metrics)]:
+            for key, value in per.items() if isinstance(per, dict) else [("?", per)]:
+                if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                    raise ReportError(
+                        f"{path}: {dataset} {key} is {value!r}, not a finite PSNR; rerun dvc repro -f evaluate@{variant}"
+                    )
+                scale = int(key[1:]) if key.startswith("x") else key
+                rows.append({"variant": variant, "dataset": dataset, "scale": scale, "psnr": value})
     return pd.DataFrame(rows, columns=["variant", "dataset", "scale", "psnr"])
 
 
@@ -93,7 +95,11 @@ class Study:
 
     scores: pd.DataFrame
     per_image: pd.DataFrame
-    replicates: dict[str, list[str]] = field(default_factory=dict)  # base variant -> its extra-seed variants
+    roles: Roles = field(default_factory=lambda: Roles({}))
+
+    @property
+    def replicates(self) -> dict[str, list[str]]:
+        return self.roles.replicates()
 
     def datasets(self) -> list[str]:
         scaled = self.scores[self.scores["scale"].map(lambda s: isinstance(s, int))]
@@ -102,6 +108,13 @@ class Study:
     def scales(self, dataset: str) -> list[int]:
         s = self.scores[(self.scores["dataset"] == dataset) & self.scores["scale"].map(lambda v: isinstance(v, int))]
         return sorted(set(s["scale"]))
+
+    def in_distribution(self, dataset: str) -> list[int]:
+        return self.roles.in_distribution(self.scales(dataset))
+
+    def out_of_distribution(self, dataset: str) -> list[int]:
+        inside = set(self.in_distribution(dataset))
+        return [s for s in self.scales(dataset) if s not in inside]
 
     def table(self, dataset: str) -> pd.DataFrame:
         """PSNR, variants x scales."""
@@ -112,20 +125,24 @@ class Study:
     def seeds(self, variant: str) -> list[str]:
         return [variant, *self.replicates.get(variant, [])]
 
-    def base(self, dataset: str, variant: str = "liif") -> pd.Series:
-        """The mean over a variant's seeds, per scale."""
+    def base(self, dataset: str, variant: str | None = None) -> pd.Series:
+        """The mean over a variant's seeds (the base model's by default), per scale."""
         table = self.table(dataset)
-        present = [v for v in self.seeds(variant) if v in table.index]
+        present = [v for v in self.seeds(variant or self.roles.base) if v in table.index]
         return table.loc[present].mean() if present else pd.Series(dtype=float)
 
-    def noise(self, dataset: str, variant: str = "liif") -> pd.Series:
+    def noise(self, dataset: str, variant: str | None = None) -> pd.Series:
         """Seed-to-seed standard deviation per scale (NaN with fewer than two seeds)."""
         table = self.table(dataset)
-        present = [v for v in self.seeds(variant) if v in table.index]
+        present = [v for v in self.seeds(variant or self.roles.base) if v in table.index]
         return table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
 
     def is_replicate(self, variant: str) -> bool:
         return any(variant in extra for extra in self.replicates.values())
+
+    def main(self) -> list[str]:
+        """The base model, Bicubic and MetaSR: the variants every figure shows first."""
+        return [v for v in (self.roles.base, self.roles.bicubic, self.roles.metasr) if v]
 
 
 def verdict(diff: float, noise: float) -> str:
@@ -139,7 +156,7 @@ def verdict(diff: float, noise: float) -> str:
     return "better" if diff > 0 else "worse"
 
 
-def comparison(study: Study, dataset: str, other: str, scales: list[int] | None = None) -> pd.DataFrame:
+def comparison(study: Study, dataset: str, other: str | None, scales: list[int] | None = None) -> pd.DataFrame:
     """LIIF (mean over seeds) minus ``other`` per scale, with twice the seed noise and the verdict for LIIF."""
     base, noise = study.base(dataset), study.noise(dataset)
     table = study.table(dataset)
@@ -188,6 +205,41 @@ def with_noise(study: Study, dataset: str, diffs: pd.DataFrame) -> pd.DataFrame:
     return diffs.apply(lambda col: [f"{d:+.2f} ({verdict(d, noise.get(col.name, np.nan))})" for d in col])
 
 
+def summary_word(verdicts: pd.Series) -> str:
+    """One word for a column of verdicts: yes (all better), no (worse, none better), within noise, or mixed;
+    qualified when there was no noise estimate to judge by."""
+    if verdicts.empty:
+        return "not run"
+    found = set(verdicts.str.replace(r" \(.*\)", "", regex=True))
+    word = {frozenset({"better"}): "yes", frozenset({"within noise"}): "within noise"}.get(frozenset(found))
+    if word is None:
+        word = "no" if "better" not in found and "worse" in found else "mixed"
+    return f"{word} (no noise estimate)" if verdicts.str.contains("no noise estimate").any() else word
+
+
+def component_effects(study: Study, dataset: str) -> pd.DataFrame:
+    """RQ4: what each ablated component adds in-distribution, LIIF minus the ablation (positive: it helps),
+    with its verdict: one row per ablation variant."""
+    ablations = study.roles.ablations()
+    diffs = differences(study, dataset, list(ablations))
+    noise = study.noise(dataset)
+    rows = []
+    for variant in diffs.index:
+        added = {s: -diffs.loc[variant, f"x{s}"] for s in study.in_distribution(dataset) if f"x{s}" in diffs}
+        words = {verdict(d, noise.get(s, np.nan)).split(" (")[0] for s, d in added.items()}
+        if words == {"better"}:
+            effect = "helps"
+        elif "worse" in words and "better" not in words:
+            effect = "hurts"
+        else:
+            effect = "within noise or mixed"
+        if noise.isna().all():
+            effect += " (no noise estimate)"
+        component, lacks = ablations[variant]
+        rows.append({"variant": variant, "component": component, "lacks": lacks, "effect": effect, "added": added})
+    return pd.DataFrame(rows, columns=["variant", "component", "lacks", "effect", "added"])
+
+
 def markdown(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
     if frame.empty:
         return "_(no such runs in this profile)_"
@@ -205,20 +257,25 @@ def psnr_with_spread(study: Study, dataset: str) -> pd.DataFrame:
             n = len([v for v in study.seeds(variant) if v in study.table(dataset).index])
             for s in table.columns:
                 shown.loc[variant, s] = f"{mean[s]:.2f} ± {sd[s]:.2f} ({n} seeds)"
-    order = [v for v in MAIN if v in shown.index] + [v for v in shown.index if v not in MAIN]
-    shown = shown.loc[order]
-    shown.columns = [f"x{s}" + ("" if s in IN_DISTRIBUTION else " (OOD)") for s in table.columns]
+    main = [v for v in study.main() if v in shown.index]
+    shown = shown.loc[main + [v for v in shown.index if v not in main]]
+    inside = set(study.in_distribution(dataset))
+    shown.columns = [f"x{s}" + ("" if s in inside else " (OOD)") for s in table.columns]
     return shown
 
 
 def size_varied(study: Study) -> pd.DataFrame:
-    """RQ3 / T5: per dataset and task L-H, the up-sampler (GTs resized) against LIIF (GTs at native sizes)."""
-    tasks = study.scores[study.scores["scale"].map(lambda s: isinstance(s, str))]
+    """RQ3 / T5: per dataset and task L-H, the up-sampler (GTs resized) against LIIF (GTs at native sizes), judged
+    against the seed noise of the size-varied LIIF itself (its ``seed_of`` replicates; without them, no estimate)."""
     rows = []
-    for (dataset, task), group in tasks.groupby(["dataset", "scale"], sort=False):
-        values = dict(zip(group["variant"], group["psnr"]))
-        up = next((v for k, v in values.items() if "upsample" in k), np.nan)
-        liif = next((v for k, v in values.items() if "upsample" not in k), np.nan)
+    for (dataset, (low, high)), methods in study.roles.size_varied().items():
+        task = f"{low}-{high}"
+        scores = study.scores[(study.scores["dataset"] == dataset) & (study.scores["scale"] == task)]
+        values = dict(zip(scores["variant"], scores["psnr"]))
+        liif_seeds = [v for v in study.seeds(methods.get("liif", "")) if v in values]
+        liif = np.mean([values[v] for v in liif_seeds]) if liif_seeds else np.nan
+        sd = np.std([values[v] for v in liif_seeds], ddof=1) if len(liif_seeds) > 1 else np.nan
+        up = values.get(methods.get("up-sampling"), np.nan)
         paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
         rows.append(
             {
@@ -227,6 +284,7 @@ def size_varied(study: Study) -> pd.DataFrame:
                 "up-sampling (GTs resized)": up,
                 "LIIF (native GTs)": liif,
                 "LIIF minus up-sampling": liif - up,
+                "LIIF is": verdict(liif - up, sd),
                 "paper (CelebA-HQ)": f"{paper['liif'] - paper['upsample']:+.2f}" if paper else "–",
             }
         )
@@ -238,116 +296,108 @@ def headline(study: Study) -> dict:
     (empty without a LIIF run; a value that cannot be computed is left out, never written as NaN)."""
     out = {}
     datasets = study.datasets()
-    if not datasets or "liif" not in study.table(datasets[0]).index:
+    if not datasets or study.roles.base not in study.table(datasets[0]).index:
         return out
     dataset = datasets[0]
     base, table, noise = study.base(dataset), study.table(dataset), study.noise(dataset)
     for s in study.scales(dataset):
         values = {f"liif_x{s}": base.get(s, np.nan), f"seed_sd_x{s}": noise.get(s, np.nan)}
-        for other, key in (("bicubic", "vs_bicubic"), ("metasr", "vs_metasr")):
+        for other, key in ((study.roles.bicubic, "vs_bicubic"), (study.roles.metasr, "vs_metasr")):
             if other in table.index:
                 values[f"{key}_x{s}"] = base.get(s, np.nan) - table.loc[other, s]
         out.update({k: round(float(v), 3) for k, v in values.items() if not pd.isna(v)})
     return dict(sorted(out.items(), key=lambda kv: (int(kv[0].rsplit("_x", 1)[1]), kv[0])))
 
 
-# ---------------------------------------------------------------- plots
+def tables(study: Study) -> dict[str, pd.DataFrame]:
+    """The report's tables by artifact name, for MLflow's table view."""
+    out = {}
+    for dataset in study.datasets():
+        out[f"tables/psnr_{dataset}.json"] = study.table(dataset).rename(columns=lambda s: f"x{s}").reset_index()
+        for kind, other in (("bicubic", study.roles.bicubic), ("metasr", study.roles.metasr)):
+            frame = comparison(study, dataset, other)
+            if not frame.empty:
+                out[f"tables/liif_vs_{kind}_{dataset}.json"] = frame
+        diffs = differences(study, dataset, list(study.roles.ablations()))
+        if not diffs.empty:
+            out[f"tables/ablations_{dataset}.json"] = diffs.reset_index()
+    sized = size_varied(study)
+    if not sized.empty:
+        out["tables/size_varied.json"] = sized
+    return out
 
 
-def colours(variants) -> dict:
-    """One colour per variant in every figure: strong colours first, LIIF, Bicubic and MetaSR first of all."""
-    tab20 = plt.get_cmap("tab20").colors
-    palette = tab20[0::2] + tab20[1::2]
-    main = [v for v in MAIN if v in variants]
-    order = main + sorted(v for v in variants if v not in main)
-    return {v: palette[i % len(palette)] for i, v in enumerate(order)}
+def plot_data(study: Study, history: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Long tables (one row per variant and x) for ``dvc plots``, by path under ``reports/plots``."""
+    out = {f"psnr/{d}.csv": study.table(d).stack().rename("psnr").reset_index() for d in study.datasets()}
+    out["val_psnr.csv"] = history[["variant", "epoch", "val_psnr"]]
+    return out
 
 
-def plot_psnr_vs_scale(study: Study, dataset: str, path: Path, variants: list[str] | None = None) -> str:
-    table = study.table(dataset)
-    variants = [v for v in (variants or table.index) if v in table.index and not study.is_replicate(v)]
-    scales = study.scales(dataset)
-    palette = colours(table.index)
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for variant in variants:
-        values = study.base(dataset, variant) if variant in study.replicates else table.loc[variant]
-        style = "-o" if variant in MAIN else "--."
-        ax.plot(
-            scales,
-            [values[s] for s in scales],
-            style,
-            label=variant,
-            color=palette[variant],
-            linewidth=2.2 if variant == "liif" else 1.2,
-        )
-        if variant in study.replicates:
-            sd = study.noise(dataset, variant)
-            ax.fill_between(
-                scales,
-                [values[s] - 2 * sd[s] for s in scales],
-                [values[s] + 2 * sd[s] for s in scales],
-                color=palette[variant],
-                alpha=0.2,
-                linewidth=0,
-            )
-    ax.axvspan(min(scales) * 0.9, 4.2, color="0.92", zorder=0, label="training range (x1-x4)")
-    ax.set_xscale("log")
-    ax.set_xticks(scales, [f"x{s}" for s in scales])
-    ax.minorticks_off()
-    ax.set_xlabel("up-sampling scale (log axis)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"PSNR against scale, {dataset} test set")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    band = " LIIF's band is its mean ± twice the seed-to-seed standard deviation." if study.replicates else ""
-    return f"Mean PSNR on the {dataset} test images per scale (log axis); grey: the x1-x4 training range.{band}"
+# ---------------------------------------------------------------- what was run
 
 
-def plot_training(history: pd.DataFrame, path: Path, *, validation: str) -> str:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.3))
-    palette = colours(list(dict.fromkeys(history["variant"])))
-    for variant, rows in history.groupby("variant", sort=False):
-        a.plot(rows["epoch"], rows["loss"], label=variant, color=palette[variant], linewidth=1)
-        b.plot(rows["epoch"], rows["val_psnr"], label=variant, color=palette[variant], linewidth=1)
-    a.set(xlabel="epoch", ylabel="L1 loss (normalised RGB)", title="training loss", yscale="log")
-    b.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR (each variant at its own training scales)")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-    b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"Training loss and validation PSNR per epoch; validation patches come from {validation}."
+def data_sources(datasets: dict, prepared: PreparedData) -> pd.DataFrame:
+    """Per dataset and split: its source, image count and the checksum of its manifest."""
+    rows = []
+    for name, spec in datasets.items():
+        manifest = prepared.manifest(name)
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "–"
+        for split in ("train", "val", "test"):
+            root = prepared.split(name, split)
+            if root.is_dir():
+                hr = root / "HR"
+                count = len(list_images(hr)) if hr.is_dir() else len({p.name for p in root.rglob("*.png")})
+                row = {"dataset": name, "source": spec["source"], "split": split, "images": count}
+                rows.append({**row, "manifest sha256": digest})
+    return pd.DataFrame(rows)
+
+
+def validation_words(train: dict) -> str:
+    """Where per-epoch validation and tuning read from, in words."""
+    name = train.get("val_dataset") or train["dataset"]
+    if train["val_split"] == "test":  # the paper's protocol: the first images of the test set
+        return f"the first images of the `{name}` test split, as the paper validates (so they are not held out)"
+    return f"the `{name}` {train['val_split']} split (held out of training and never tested)"
+
+
+def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
+    rows = [
+        {"variant": s["variant"], "train (s)": s.get("train_seconds"), "evaluate (s)": eval_seconds.get(s["variant"])}
+        for _, s in summaries.iterrows()
+    ]
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- paper
 
 
-def paper_rows(study: Study, dataset: str, encoders: dict[str, str | None]) -> pd.DataFrame:
-    """Ours beside the paper's, only where the paper has a row with the variant's encoder and our protocol.
+def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
+    """Ours beside the paper's, only where the paper has a row for the variant's role, encoder and our protocol.
 
-    ``encoders`` maps each variant to its encoder name (None for Bicubic). On DIV2K-protocol data a variant
-    is set against its own T1/T3/T4 row (``liif``, ``rdn-liif`` ...); on a benchmark set only RDN variants
-    are, against T2 (``rdn-metasr`` -> RDN-MetaSR, ``rdn-upsample-x2`` -> per-scale RDN). Differences are
-    taken from the LIIF with the same encoder. On data other than DIV2K only differences are shown.
+    On DIV2K-protocol data a variant is set against its own T1/T3/T4 row; on a benchmark set only RDN
+    variants are, against T2. Differences are taken from the LIIF with the same encoder. On data other than
+    DIV2K only differences are shown.
     """
-    table, base = study.table(dataset), study.base(dataset)
+    table, roles = study.table(dataset), study.roles
     t2 = benchmark_set(dataset)
+    liif_of = {roles.of[v].encoder: v for v in roles.kind("liif") + roles.kind("base")}
     rows = []
     for variant in table.index:
-        encoder = encoders.get(variant)
-        if study.is_replicate(variant) or (t2 and encoder != "rdn"):
+        role = roles.of.get(variant)
+        if role is None or study.is_replicate(variant) or (t2 and role.encoder != "rdn"):
             continue
-        reference = "rdn-liif" if encoder == "rdn" else "liif"
-        name = variant.removeprefix("rdn-") if t2 else variant
-        ours_reference = base if reference == "liif" else table.loc[reference] if reference in table.index else None
+        name, reference = paper_row(role), liif_of.get(role.encoder, roles.base)  # Bicubic: against the base
+        ours_reference = study.base(dataset, reference) if reference in table.index else None
+        theirs_name = paper_row(roles.of[reference]) if reference else None
         for s in study.scales(dataset):
-            ours = base[s] if variant == "liif" else table.loc[variant, s]
+            ours = study.base(dataset, variant)[s]
             theirs = paper_benchmark(dataset, name, s) if t2 else paper_div2k(name, s)
-            theirs_reference = paper_benchmark(dataset, "liif", s) if t2 else paper_div2k(reference, s)
+            theirs_reference = (
+                (paper_benchmark(dataset, theirs_name, s) if t2 else paper_div2k(theirs_name, s))
+                if theirs_name
+                else None
+            )
             if theirs is None or pd.isna(ours):
                 continue
             row = {"variant": variant, "scale": f"x{s}", "ours": ours, "paper": theirs}
@@ -367,4 +417,24 @@ def paper_table_name(dataset: str) -> str:
     return f"T2 ({t2}, RDN encoder, Y-PSNR)" if t2 else "T1/T3/T4 (DIV2K validation, EDSR-baseline, RGB PSNR)"
 
 
-__all__ = ["DIV2K", "Study", "comparison", "differences", "headline", "load_scores", "verdict"]
+def load_study(metrics_dir: Path, roles: Roles) -> Study:
+    variants = list(roles.of)
+    return Study(
+        scores=load_scores(metrics_dir, variants), per_image=load_per_image(metrics_dir, variants), roles=roles
+    )
+
+
+def write_headline(study: Study, path: Path) -> dict:
+    headline_metrics = headline(study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(headline_metrics, indent=2) + "\n")
+    return headline_metrics
+
+
+def write_plot_data(study: Study, history: pd.DataFrame, plots: Path):
+    """The ``dvc plots`` CSVs under ``plots``, stale per-dataset files removed first."""
+    (plots / "psnr").mkdir(parents=True, exist_ok=True)
+    for old in (plots / "psnr").glob("*.csv"):
+        old.unlink()
+    for name, frame in plot_data(study, history).items():
+        frame.to_csv(plots / name, index=False, float_format="%.4f")

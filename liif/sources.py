@@ -21,8 +21,7 @@ from liif.catalogue import Archive, CatalogueEntry, lookup
 from liif.download import DownloadError, download, verify
 from liif.files import atomic_write, file_digest
 from liif.images import ImageError, decode_image, list_images, write_png
-
-SOURCES = ("official", "mirror", "local", "sample")
+from liif.params import SOURCES
 
 
 class SourceError(Exception):

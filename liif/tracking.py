@@ -7,6 +7,12 @@ into the same store. Any tracking error is printed once, as one line, and
 tracking is then switched off for the rest of the stage: the DVC outputs are
 still written. MLflow's own logging (database set-up notices, SQLAlchemy
 tracebacks) is kept quiet while the tracker talks to it.
+
+The experiment is tagged ``mlflow.experimentKind = custom_model_development``,
+MLflow 3's mark of a model-training experiment (an untagged one counts as a
+GenAI project wherever MLflow reads the tag). MLflow 3.17's UI picks its GenAI
+or training views from a switch of its own instead, so the link the report
+prints (``Tracker.experiment_link``) also sets that switch.
 """
 
 import contextlib
@@ -17,6 +23,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas comes with the pipeline extra, as MLflow does; only the run look-ups need it
+    import pandas as pd
+
+# The experiment tag by which MLflow 3 tells a model-training experiment from a GenAI one.
+KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def repo_root() -> Path:
@@ -87,8 +100,14 @@ class Tracker:
             if database.exists() and not database.is_file():  # MLflow would retry for about 100 s, then fail
                 raise OSError(f"{database} is not a SQLite file; move it away to track runs")
             mlflow.set_tracking_uri(uri)
-            if mlflow.get_experiment_by_name(experiment) is None:
-                self._retry(lambda: mlflow.create_experiment(experiment, artifact_location=artifacts))
+            found = mlflow.get_experiment_by_name(experiment)
+            if found is None:
+                kind = {KIND_TAG: TRAINING_KIND}
+                self._retry(lambda: mlflow.create_experiment(experiment, artifact_location=artifacts, tags=kind))
+            elif KIND_TAG not in found.tags:  # a store made before the tag (a kind set in the UI stays)
+                self._retry(
+                    lambda: mlflow.MlflowClient().set_experiment_tag(found.experiment_id, KIND_TAG, TRAINING_KIND)
+                )
             mlflow.set_experiment(experiment)
             tags = {
                 "git_revision": git_revision(root),
@@ -175,12 +194,84 @@ class Tracker:
             self._call(tag)
 
     def experiment_link(self) -> str:
-        """Where the runs table of this run's experiment opens in ``mlflow ui`` (not the GenAI overview)."""
+        """Where the runs table of this run's experiment opens in ``mlflow ui`` (not the GenAI overview).
+
+        MLflow 3.17's UI takes GenAI or model-training views from a switch of its own (GenAI unless the
+        browser chose otherwise), not from the experiment's kind tag: ``workflowType`` sets it.
+        """
         if not self.run_id:
             return ""
         found = []
         self._call(lambda: found.append(self.mlflow.get_run(self.run_id).info.experiment_id))
-        return f"#/experiments/{found[0]}/runs" if found else ""
+        return f"#/experiments/{found[0]}/runs?workflowType=machine_learning" if found else ""
 
     def end(self, status: str = "FINISHED"):
         self._call(lambda: self.mlflow.end_run(status=status))
+
+
+def variant_runs(run_ids: list[str], *, enabled: bool) -> "pd.DataFrame":
+    """The MLflow runs (a ``search_runs`` DataFrame) with these ids, from every experiment of the store.
+
+    Empty when tracking is off, ``run_ids`` is empty or the store cannot be read: what callers take from
+    these runs (evaluation times, nesting) is a courtesy.
+    """
+    import pandas as pd
+
+    if not enabled or not run_ids:
+        return pd.DataFrame()
+    try:
+        import mlflow
+
+        with _quiet_mlflow():
+            mlflow.set_tracking_uri(store_paths()[0])
+            runs = mlflow.search_runs(search_all_experiments=True, max_results=5000)
+    except Exception:  # noqa: BLE001 - timings and nesting are a courtesy
+        return pd.DataFrame()
+    return runs[runs["run_id"].isin(run_ids)] if not runs.empty else runs
+
+
+def eval_times(runs: "pd.DataFrame") -> dict:
+    """Variant name -> ``eval_seconds`` metric of its run ({} when no run logged one)."""
+    if runs.empty or "metrics.eval_seconds" not in runs:
+        return {}
+    return dict(zip(runs["tags.variant"], runs["metrics.eval_seconds"]))
+
+
+def orphans(runs: "pd.DataFrame") -> list[str]:
+    """Runs no report has adopted yet: a variant that a later experiment reuses stays under the report that
+    first reported it, so earlier report runs keep their children."""
+    import pandas as pd
+
+    if runs.empty:
+        return []
+    parent = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
+    return list(runs.loc[parent.isna(), "run_id"])
+
+
+def report_tracker(settings: dict) -> Tracker:
+    """The MLflow run named ``report`` of the report stage (``settings``: the runtime.tracking section)."""
+    return Tracker(enabled=settings["enabled"], experiment=settings["experiment"], run_name="report", stage="report")
+
+
+def ui_instructions(tracker: Tracker) -> str:
+    """How to open this report's runs in ``mlflow ui``, in words ("" when tracking is off)."""
+    link = tracker.experiment_link()
+    if not link:
+        return ""
+    return (
+        f"`mlflow ui --backend-store-uri sqlite:///mlflow.db`, then open <http://127.0.0.1:5000/{link}> (the runs "
+        "table: one child run per variant under this report's run; tick two or more and press **Compare**, or group "
+        "by the `dvc_experiment` tag to set two `dvc exp` runs side by side)"
+    )
+
+
+def log_report(tracker: Tracker, *, params: dict, metrics: dict, tables: dict, figures: Path, pages: list[Path]):
+    """Log the report run's parameters, headline metrics, tables (MLflow's table view), figures and pages, and end it."""
+    tracker.log_params(params)
+    tracker.log_metrics(metrics)
+    for name, frame in tables.items():
+        tracker.log_table(frame, name)
+    tracker.log_artifacts(figures, artifact_path="figures")
+    for path in pages:
+        tracker.log_artifact(path, artifact_path="pages")
+    tracker.end()

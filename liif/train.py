@@ -35,10 +35,18 @@ from liif.device import resolve_device, resolve_workers
 from liif.layout import PreparedData
 from liif.models import build_model
 from liif.samples import EpochBatches, make_training_sets
+from liif.schema import AMP_CHOICES
 from liif.tracking import Tracker
 from liif.variants import config_hash
 
-AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The autocast dtype of each train.amp mode, named in liif.schema.AMP_CHOICES; fp32 runs without autocast.
+AMP_DTYPES = {name: getattr(torch, dtype) if dtype else None for name, dtype in AMP_CHOICES.items()}
+RUN_MARKER = "mlflow-run.txt"  # names the MLflow run in progress (see start_tracking)
+
+
+def grad_scaler(amp_dtype, device: torch.device):
+    """The gradient scaler fp16 autocast needs (its small range underflows gradients); None otherwise."""
+    return torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
 
 
 def make_loader(
@@ -63,6 +71,19 @@ def make_loader(
     )
 
 
+def make_loaders(train_set, val_set, *, batch_size: int, seed: int, workers: int | str, device, ranks):
+    """The training loader (this rank's share of every batch) and, on rank 0 alone, the validation loader;
+    ``workers`` is ``runtime.workers`` (``auto``: chosen for the device and number of ranks)."""
+    workers, pin = resolve_workers(workers, device, ranks.world), device.type == "cuda"
+    train_loader = make_loader(
+        train_set, batch_size=batch_size, seed=seed, shuffle=True, workers=workers, pin_memory=pin, ranks=ranks
+    )
+    if not ranks.main:
+        return train_loader, None
+    val_loader = make_loader(val_set, batch_size=batch_size, seed=seed, shuffle=False, workers=workers, pin_memory=pin)
+    return train_loader, val_loader
+
+
 def train_step(model, batch: dict, optimizer, *, amp_dtype=None, scaler=None, weight: float | None = None):
     """One optimisation step: ``model(inp, coord, cell)`` under autocast when ``amp_dtype`` is set, L1
     against ``gt`` (times ``weight``: a rank's share of a distributed batch), backward, optimizer step
@@ -80,6 +101,35 @@ def train_step(model, batch: dict, optimizer, *, amp_dtype=None, scaler=None, we
         scaled.backward()
         optimizer.step()
     return loss
+
+
+def train_one_epoch(
+    model, loader, optimizer, *, epoch: int, device, amp_dtype=None, scaler=None, channels_last=False, ranks, desc=""
+) -> tuple[float, float]:
+    """One pass over ``loader`` at ``epoch``, a ``train_step`` per batch. Returns the epoch's mean loss over every
+    rank's share and the learning rate it trained at (the scheduler steps after)."""
+    loader.batch_sampler.set_epoch(epoch)
+    global_sizes, pin = loader.batch_sampler.global_sizes(), device.type == "cuda"
+    began, total, count = time.perf_counter(), 0.0, 0
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not ranks.main)
+    for step, batch in enumerate(bar):
+        batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
+        if channels_last:
+            batch["inp"] = batch["inp"].contiguous(memory_format=torch.channels_last)
+        # DDP averages gradients over ranks: weight each share by its size, so the result is the
+        # gradient of the whole batch's mean loss whatever the number of processes.
+        weight = len(batch["inp"]) * ranks.world / global_sizes[step] if ranks.world > 1 else None
+        loss = train_step(model, batch, optimizer, amp_dtype=amp_dtype, scaler=scaler, weight=weight)
+        total += loss.item() * len(batch["inp"])
+        count += len(batch["inp"])
+        bar.set_postfix(
+            loss=f"{total / count:.4f}", samples_s=f"{count * ranks.world / (time.perf_counter() - began):.1f}"
+        )
+    if ranks.world > 1:  # the epoch's mean loss over every rank's share
+        sums = torch.tensor([total, count], dtype=torch.float64, device=device)  # NCCL reduces GPU tensors
+        torch.distributed.all_reduce(sums)
+        total, count = sums.tolist()
+    return total / max(count, 1), optimizer.param_groups[0]["lr"]
 
 
 def psnr_normalised(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -101,10 +151,147 @@ def validate(model, loader, *, device) -> float:
     return torch.cat(scores).mean().item()
 
 
+def build_training(config: dict, *, device, amp_dtype=None, channels_last=False):
+    """(model, optimizer, scheduler, scaler) of a resolved variant: the model initialised from ``train.seed``,
+    Adam, MultiStepLR and, for fp16, the gradient scaler."""
+    t = config["train"]
+    torch.manual_seed(t["seed"])
+    model = build_model(config["model"]).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
+    return model, optimizer, scheduler, grad_scaler(amp_dtype, device)
+
+
+def wrap_model(model, *, device, ranks, compile_model=False):
+    """The module the training steps call: ``model`` under DDP across ranks, compiled when asked (the weights
+    stay ``model``'s)."""
+    if ranks.world > 1:
+        cuda = device.type == "cuda"
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if compile_model:
+        model = torch.compile(model)
+    return model
+
+
+def resume(last: Path, model, optimizer, scheduler, scaler, *, config: dict, metadata: dict, ranks):
+    """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run;
+    otherwise the old checkpoints are removed (rank 0) and training starts over."""
+    raw = read_checkpoint(last) if ranks.main and last.is_file() else None
+    if ranks.world > 1:  # rank 0's file decides for every rank, also when machines do not share the folder
+        shared = [raw]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        raw = shared[0]
+    if raw is None:
+        return [], -math.inf, 1, None
+    state, stored = raw.get("train_state") or {}, raw.get("metadata") or {}
+    same = (stored.get("config_hash"), stored.get("inputs")) == (metadata["config_hash"], metadata["inputs"])
+    if same and state.get("epoch", 0) > 0:
+        model.load_state_dict(raw["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
+            scaler.load_state_dict(state["scaler"])
+        if ranks.main:
+            print(
+                f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
+                file=sys.stderr,
+            )
+        return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
+    if ranks.main:
+        print(
+            f"{last} was written under another configuration or from other training code or data: starting over",
+            file=sys.stderr,
+        )
+        for old in last.parent.glob("epoch-*.pth"):
+            old.unlink()
+    return [], -math.inf, 1, None
+
+
+def start_tracking(config: dict, *, out_dir: Path, tracking: dict | None, run_id: str | None, ranks) -> Tracker:
+    """The MLflow run (rank 0 alone): ``run_id``'s when resuming, else a new one that logs the configuration.
+    ``mlflow-run.txt`` names the run in progress; a kill before the first epoch leaves it RUNNING, and the
+    next start closes it as KILLED."""
+    tracking = tracking or {"enabled": False, "experiment": ""}
+    tracker = Tracker(
+        enabled=tracking["enabled"] and ranks.main,
+        experiment=tracking["experiment"],
+        run_name=config["variant"],
+        run_id=run_id,
+    )
+    marker = out_dir / RUN_MARKER
+    if ranks.main and marker.is_file():
+        tracker.close_stale(marker.read_text().strip(), status="KILLED")
+    if ranks.main and tracker.run_id:
+        marker.write_text(tracker.run_id + "\n")
+    if run_id is None:
+        tracker.log_params({"model": config["model"], "train": config["train"], "config_hash": config_hash(config)})
+    return tracker
+
+
+def train_state(optimizer, scheduler, scaler, *, history: list, best: float, run_id: str | None) -> dict:
+    """What a checkpoint holds besides the weights: enough to resume as if the run had never stopped."""
+    return {
+        "epoch": history[-1]["epoch"],
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler else None,
+        "history": history,
+        "best_val_psnr": best,
+        "mlflow_run_id": run_id,
+    }
+
+
+def save_epoch(out_dir: Path, model, *, state: dict, metadata: dict, is_best: bool, save_every: int):
+    """After an epoch (rank 0): ``epoch-best.pth`` when ``is_best``, ``epoch-<n>.pth`` every ``save_every``
+    epochs, ``epoch-last.pth`` (the resume point) and ``history.tsv``."""
+    epoch = state["epoch"]
+    if is_best:
+        save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
+    if save_every and epoch % save_every == 0:
+        save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
+    save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
+    _write_history(state["history"], out_dir)
+
+
+def log_epoch(tracker: Tracker, record: dict, *, variant: str):
+    """An epoch's MLflow metrics and its line on stderr."""
+    metrics = {"train_loss": record["loss"], "val_psnr": record["val_psnr"], "lr": record["lr"]}
+    tracker.log_metrics(metrics, step=record["epoch"])
+    print(
+        f"{variant} epoch {record['epoch']}: loss {record['loss']:.4f}, val PSNR {record['val_psnr']:.2f} dB, "
+        f"{record['seconds']:.1f} s",
+        file=sys.stderr,
+    )
+
+
+def end_tracking(tracker: Tracker, *, out_dir: Path):
+    """The run ended: the last checkpoint becomes its artifact, and no run is left in progress."""
+    tracker.log_artifact(out_dir / "epoch-last.pth", artifact_path="checkpoint")
+    tracker.end()
+    (out_dir / RUN_MARKER).unlink(missing_ok=True)
+
+
 def _write_history(history: list[dict], out_dir: Path):
     lines = ["epoch\tloss\tval_psnr\tlr\tseconds"]
     lines += [f"{h['epoch']}\t{h['loss']:.6f}\t{h['val_psnr']:.4f}\t{h['lr']:.3e}\t{h['seconds']:.2f}" for h in history]
     (out_dir / "history.tsv").write_text("\n".join(lines) + "\n")
+
+
+def _finish(out_dir: Path, config: dict, history: list, best: float, run_id: str | None) -> dict:
+    _write_history(history, out_dir)
+    summary = {
+        "variant": config["variant"],
+        "epochs": len(history),
+        "final_loss": history[-1]["loss"] if history else None,
+        "best_val_psnr": best if history else None,
+        "train_seconds": sum(h["seconds"] for h in history),
+        "mlflow_run_id": run_id,
+        "config_hash": config_hash(config),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def train_inputs(config: dict, prepared: PreparedData) -> str:
@@ -185,176 +372,57 @@ def fit(
     ranks = distributed.start(device)
     device = distributed.device_for(ranks, device)
     if ranks.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in out_dir.glob(".*.tmp"):  # a kill during a checkpoint save left it; DVC would hash it
-            stale.unlink()
-    digest = config_hash(config)
-    metadata = {"variant": config["variant"], "config_hash": digest, "inputs": inputs}
-    torch.manual_seed(t["seed"])
-    model = build_model(config["model"]).to(device).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t["milestones"], gamma=t["gamma"])
+        _prepare_out_dir(out_dir)
+    metadata = {"variant": config["variant"], "config_hash": config_hash(config), "inputs": inputs}
     amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
-    history, best, start_epoch, run_id = _resume(
-        out_dir / "epoch-last.pth", config, metadata, model, optimizer, scheduler, scaler, ranks
-    )
 
-    tracking = tracking or {"enabled": False, "experiment": ""}
-    tracker = Tracker(
-        enabled=tracking["enabled"] and ranks.main,
-        experiment=tracking["experiment"],
-        run_name=config["variant"],
-        run_id=run_id,
+    model, optimizer, scheduler, scaler = build_training(
+        config, device=device, amp_dtype=amp_dtype, channels_last=channels_last
     )
-    marker = out_dir / "mlflow-run.txt"  # the run in progress: a kill before the first epoch leaves it RUNNING
-    if ranks.main and marker.is_file():
-        tracker.close_stale(marker.read_text().strip(), status="KILLED")
-    if ranks.main and tracker.run_id:
-        marker.write_text(tracker.run_id + "\n")
-    if run_id is None:
-        tracker.log_params({"model": config["model"], "train": t, "config_hash": digest})
+    history, best, start_epoch, run_id = resume(
+        out_dir / "epoch-last.pth", model, optimizer, scheduler, scaler, config=config, metadata=metadata, ranks=ranks
+    )
+    tracker = start_tracking(config, out_dir=out_dir, tracking=tracking, run_id=run_id, ranks=ranks)
+    train_loader, val_loader = make_loaders(
+        train_set, val_set, batch_size=t["batch_size"], seed=t["seed"], workers=workers, device=device, ranks=ranks
+    )
+    step_model = wrap_model(model, device=device, ranks=ranks, compile_model=compile_model)
 
-    pin, workers = device.type == "cuda", resolve_workers(workers, device, ranks.world)
-    train_loader = make_loader(
-        train_set,
-        batch_size=t["batch_size"],
-        seed=t["seed"],
-        shuffle=True,
-        workers=workers,
-        pin_memory=pin,
-        ranks=ranks,
-    )
-    val_loader = (
-        make_loader(val_set, batch_size=t["batch_size"], seed=t["seed"], shuffle=False, workers=workers, pin_memory=pin)
-        if ranks.main
-        else None
-    )
-    step_model = model
-    if ranks.world > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if pin else None)
-    if compile_model:
-        step_model = torch.compile(step_model)
-    global_sizes = train_loader.batch_sampler.global_sizes()
     for epoch in range(start_epoch, t["epochs"] + 1):
         began = time.perf_counter()
-        total, count = 0.0, 0
-        train_loader.batch_sampler.set_epoch(epoch)
-        bar = tqdm(
+        loss, lr = train_one_epoch(
+            step_model,
             train_loader,
+            optimizer,
+            epoch=epoch,
+            device=device,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            channels_last=channels_last,
+            ranks=ranks,
             desc=f"{config['variant']} epoch {epoch}/{t['epochs']}",
-            unit="batch",
-            leave=False,
-            disable=not ranks.main,
         )
-        for step, batch in enumerate(bar):
-            batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
-            if channels_last:
-                batch["inp"] = batch["inp"].contiguous(memory_format=torch.channels_last)
-            # DDP averages gradients over ranks: weight each share by its size, so the result is the
-            # gradient of the whole batch's mean loss whatever the number of processes.
-            weight = len(batch["inp"]) * ranks.world / global_sizes[step] if ranks.world > 1 else None
-            loss = train_step(step_model, batch, optimizer, amp_dtype=amp_dtype, scaler=scaler, weight=weight)
-            total += loss.item() * len(batch["inp"])
-            count += len(batch["inp"])
-            bar.set_postfix(
-                loss=f"{total / count:.4f}", samples_s=f"{count * ranks.world / (time.perf_counter() - began):.1f}"
-            )
-        lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        if ranks.world > 1:  # the epoch's mean loss over every rank's share
-            sums = torch.tensor([total, count], dtype=torch.float64, device=device)  # NCCL reduces GPU tensors
-            torch.distributed.all_reduce(sums)
-            total, count = sums.tolist()
         if not ranks.main:
             continue
         val_psnr = validate(model, val_loader, device=device)
-        record = {
-            "epoch": epoch,
-            "loss": total / max(count, 1),
-            "val_psnr": val_psnr,
-            "lr": lr_now,
-            "seconds": time.perf_counter() - began,
-        }
-        history.append(record)
-        is_best = val_psnr > best
-        best = max(best, val_psnr)
-        state = {
-            "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None,
-            "history": history,
-            "best_val_psnr": best,
-            "mlflow_run_id": tracker.run_id,
-        }
-        if is_best:
-            save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
-        if save_every and epoch % save_every == 0:
-            save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
-        save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
-        _write_history(history, out_dir)
-        tracker.log_metrics({"train_loss": record["loss"], "val_psnr": val_psnr, "lr": lr_now}, step=epoch)
-        print(
-            f"{config['variant']} epoch {epoch}: loss {record['loss']:.4f}, val PSNR {val_psnr:.2f} dB, "
-            f"{record['seconds']:.1f} s",
-            file=sys.stderr,
+        history.append(
+            {"epoch": epoch, "loss": loss, "val_psnr": val_psnr, "lr": lr, "seconds": time.perf_counter() - began}
         )
+        is_best, best = val_psnr > best, max(best, val_psnr)
+        state = train_state(optimizer, scheduler, scaler, history=history, best=best, run_id=tracker.run_id)
+        save_epoch(out_dir, model, state=state, metadata=metadata, is_best=is_best, save_every=save_every)
+        log_epoch(tracker, history[-1], variant=config["variant"])
+
     distributed.stop()
     if not ranks.main:
         return {}
-    tracker.log_artifact(out_dir / "epoch-last.pth", artifact_path="checkpoint")
-    tracker.end()
-    marker.unlink(missing_ok=True)  # the run ended: nothing left to close
+    end_tracking(tracker, out_dir=out_dir)
     return _finish(out_dir, config, history, best, tracker.run_id)
 
 
-def _resume(last: Path, config: dict, metadata: dict, model, optimizer, scheduler, scaler, ranks: distributed.Ranks):
-    """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run;
-    otherwise the old checkpoints are removed (rank 0) and training starts over."""
-    raw = read_checkpoint(last) if ranks.main and last.is_file() else None
-    if ranks.world > 1:  # rank 0's file decides for every rank, also when machines do not share the folder
-        shared = [raw]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        raw = shared[0]
-    if raw is None:
-        return [], -math.inf, 1, None
-    state, stored = raw.get("train_state") or {}, raw.get("metadata") or {}
-    same = (stored.get("config_hash"), stored.get("inputs")) == (metadata["config_hash"], metadata["inputs"])
-    if same and state.get("epoch", 0) > 0:
-        model.load_state_dict(raw["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
-            scaler.load_state_dict(state["scaler"])
-        if ranks.main:
-            print(
-                f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
-                file=sys.stderr,
-            )
-        return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
-    if ranks.main:
-        print(
-            f"{last} was written under another configuration or from other training code or data: starting over",
-            file=sys.stderr,
-        )
-        for old in last.parent.glob("epoch-*.pth"):
-            old.unlink()
-    return [], -math.inf, 1, None
-
-
-def _finish(out_dir: Path, config: dict, history: list, best: float, run_id: str | None) -> dict:
-    _write_history(history, out_dir)
-    summary = {
-        "variant": config["variant"],
-        "epochs": len(history),
-        "final_loss": history[-1]["loss"] if history else None,
-        "best_val_psnr": best if history else None,
-        "train_seconds": sum(h["seconds"] for h in history),
-        "mlflow_run_id": run_id,
-        "config_hash": config_hash(config),
-    }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+def _prepare_out_dir(out_dir: Path):
+    """Create ``out_dir``; remove what a kill during a checkpoint save left in it (DVC would hash it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):
+        stale.unlink()

@@ -9,14 +9,11 @@ it. It is written to ``configs/<variant>.json``, training depends on that file,
 and its hash is stored in every checkpoint.
 """
 
-import copy
 import hashlib
 import json
 
-from liif.params import RUNTIME_KEYS, deep_merge
-
-AMP_CHOICES = ("fp32", "bf16", "fp16")  # autocast dtypes of liif.train
-ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
+from liif.params import RUNTIME_KEYS, deep_merge, merge_model
+from liif.schema import AMP_CHOICES, MODEL_ARGS
 
 RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
     "common": {
@@ -41,30 +38,15 @@ RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (lii
 }
 
 
-def merge_model(base: dict, override: dict) -> dict:
-    """``deep_merge`` except that an encoder of another family replaces the base encoder block:
-    an RDN has none of EDSR's ``n_resblocks``/``n_feats``."""
-    merged = deep_merge(base, override)
-    encoder = override.get("encoder") or {}
-    family = ENCODER_FAMILY.get(encoder.get("name", base["encoder"]["name"]))
-    if family != ENCODER_FAMILY.get(base["encoder"]["name"]):
-        merged["encoder"] = copy.deepcopy(encoder)
-    return merged
-
-
 def model_spec_from_section(model: dict) -> dict:
     """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec."""
     name = model["name"]
-    if name == "liif":
-        keys = ("encoder", "decoder_hidden", "feat_unfold", "local_ensemble", "cell_decode")
-        return {"name": "liif", "args": {k: model[k] for k in keys}}
-    if name == "metasr":
-        return {"name": "metasr", "args": {"encoder": model["encoder"], "predictor_hidden": model["predictor_hidden"]}}
+    if name not in MODEL_ARGS:
+        raise ValueError(f"model.name {name!r}: expected one of {', '.join(MODEL_ARGS)}")
+    args = {key: model[key] for key in MODEL_ARGS[name]}
     if name == "fixed-scale":
-        return {"name": "fixed-scale", "args": {"encoder": model["encoder"], "scale": int(model["scale"])}}
-    if name == "bicubic":
-        return {"name": "bicubic", "args": {}}
-    raise ValueError(f"model.name {name!r}: expected liif, metasr, fixed-scale or bicubic")
+        args["scale"] = int(args["scale"])
+    return {"name": name, "args": args}
 
 
 def training_recipe(model: dict, train: dict) -> dict | None:
@@ -96,11 +78,11 @@ def resolve_variant(params: dict, variant: str) -> dict:
     """The identity of one variant: base sections with the variant's overrides applied."""
     variants = params.get("variants") or {}
     if variant not in variants:
-        raise KeyError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
+        raise ValueError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
     override = variants[variant] or {}
-    unknown = set(override) - {"model", "train"}
+    unknown = set(override) - {"model", "train", "role"}  # the role (liif.roles) is not part of the identity
     if unknown:
-        raise ValueError(f"variants.{variant}: only model and train can be overridden, not {sorted(unknown)}")
+        raise ValueError(f"variants.{variant}: only role, model and train can be set, not {sorted(unknown)}")
     runtime_in_train = RUNTIME_KEYS & (set(params["train"]) | set(override.get("train", {})))
     if runtime_in_train:
         raise ValueError(f"train.{sorted(runtime_in_train)[0]} is a runtime setting: move it to the runtime section")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from liif.params import apply_profile, load_params  # noqa: E402
+from liif.params import apply_profile, load_params
+from liif.schema import ParamsError, check_params
 
 
 def main() -> int:
@@ -26,6 +26,11 @@ def main() -> int:
             print(f"{path}: no such profile (see profiles/)", file=sys.stderr)
             return 2
         params = apply_profile(params, yaml.safe_load(path.read_text()) or {})
+    try:
+        check_params(params)
+    except ParamsError as e:
+        print(f"{' + '.join(sys.argv[1:])}: {e}; params.yaml is unchanged", file=sys.stderr)
+        return 2
     names = " + ".join(sys.argv[1:])
     header = f"# params.yaml with {names} applied; `git checkout params.yaml` restores the default.\n"
     Path("params.yaml").write_text(header + yaml.safe_dump(params, sort_keys=False, default_flow_style=None))

@@ -1,7 +1,8 @@
-"""Stage configure@<variant>: resolve one variant's identity from params.yaml into its config file.
+"""Stage configure@<variant>: check params.yaml for one variant and resolve its identity into its config file.
 
 Training depends on this file rather than on params.yaml, so an override of the
 base model re-trains exactly the variants whose resolved configuration changes.
+A wrong key or value stops here, in one line, before any training stage runs.
 """
 
 import argparse
@@ -10,6 +11,9 @@ import sys
 from pathlib import Path
 
 from liif.params import load_params
+from liif.roles import role_of
+from liif.schema import check_params
+from liif.stage import run_stage
 from liif.variants import resolve_variant
 
 
@@ -18,11 +22,14 @@ def main() -> int:
     parser.add_argument("variant")
     parser.add_argument("--out", required=True, help="the resolved configuration, JSON")
     args = parser.parse_args()
-    config = resolve_variant(load_params(), args.variant)
+    params = load_params()
+    check_params(params, variants=[args.variant])
+    role_of(params, args.variant)
+    config = resolve_variant(params, args.variant)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("configure", main))

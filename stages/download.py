@@ -4,7 +4,9 @@ import argparse
 import sys
 
 from liif.params import load_params
-from liif.sources import SourceError, fetch_datasets
+from liif.schema import check_params
+from liif.sources import fetch_datasets
+from liif.stage import run_stage
 
 
 def main() -> int:
@@ -12,13 +14,11 @@ def main() -> int:
     parser.add_argument("--raw", required=True, help="folder for downloads and extracted archives")
     parser.add_argument("--trusted", required=True, help="trust-on-first-use checksums (a file tracked in git)")
     args = parser.parse_args()
-    try:
-        fetch_datasets(load_params()["data"]["datasets"], raw_root=args.raw, trusted=args.trusted)
-    except SourceError as e:
-        print(f"download: {e}", file=sys.stderr)
-        return 2
+    params = load_params()
+    check_params(params, sections=("data",))
+    fetch_datasets(params["data"]["datasets"], raw_root=args.raw, trusted=args.trusted)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("download", main))

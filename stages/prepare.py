@@ -3,10 +3,12 @@
 import argparse
 import sys
 
-from liif.images import ImageError
 from liif.layout import PreparedData
 from liif.params import load_params
 from liif.prepare import prepare_dataset
+from liif.protocol import SHIPPED_LR_SCALES
+from liif.schema import check_params
+from liif.stage import run_stage
 
 
 def main() -> int:
@@ -14,18 +16,16 @@ def main() -> int:
     parser.add_argument("--raw", required=True, help="where the download stage left the datasets")
     parser.add_argument("--out", required=True, help="the prepared data folder")
     args = parser.parse_args()
-    data = load_params()["data"]
-    for name, spec in data["datasets"].items():
-        try:
-            manifest = prepare_dataset(
-                name, spec, raw_root=args.raw, prepared=PreparedData(args.out), sample_lr_scales=data["lr_scales"]
-            )
-        except (ImageError, ValueError, KeyError) as e:
-            print(f"prepare: {e}", file=sys.stderr)
-            return 2
+    params = load_params()
+    check_params(params, sections=("data",))
+    scales = params["data"].get("lr_scales", SHIPPED_LR_SCALES)  # the sample suite's LR sets (test inputs)
+    for name, spec in params["data"]["datasets"].items():
+        manifest = prepare_dataset(
+            name, spec, raw_root=args.raw, prepared=PreparedData(args.out), sample_lr_scales=scales
+        )
         print(f"{name}: prepared ({manifest})", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("prepare", main))

@@ -2,13 +2,16 @@
 rows set against the paper only where encoder and protocol match."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from liif.pages import Context, write_pages
-from liif.paper import BENCHMARK, DIV2K, paper_benchmark
+from liif.paper import BENCHMARK, DIV2K, paper_benchmark, paper_row
+from liif.params import apply_profile, load_params
 from liif.report import (
     Study,
     comparison,
@@ -20,6 +23,7 @@ from liif.report import (
     size_varied,
     verdict,
 )
+from liif.roles import study_roles
 
 METRICS = {  # the shape of metrics/eval/<variant>.json
     "liif": {"sample": {"x2": 30.00, "x4": 27.00, "x12": 24.00}},
@@ -32,7 +36,15 @@ METRICS = {  # the shape of metrics/eval/<variant>.json
     "sized-liif-32-64": {"squares": {"32-64": 31.00}},
     "sized-upsample-32-64": {"squares": {"32-64": 30.50}},
 }
-REPLICATES = {"liif": ["liif-seed1", "liif-seed2"]}
+
+
+def roles_of(names, *, profile: str | None = None, extra: dict | None = None):
+    """The declared roles of these variants of params.yaml (with a profile applied), plus ``extra`` entries."""
+    params = load_params()
+    if profile:
+        params = apply_profile(params, yaml.safe_load(Path(profile).read_text()))
+    variants = {name: params["variants"][name] for name in names}
+    return study_roles({**params, "variants": {**variants, **(extra or {})}})
 
 
 @pytest.fixture
@@ -58,7 +70,7 @@ def study(metrics_dir):
     return Study(
         scores=load_scores(metrics_dir, list(METRICS)),
         per_image=load_per_image(metrics_dir, list(METRICS)),
-        replicates=REPLICATES,
+        roles=roles_of(list(METRICS)),
     )
 
 
@@ -112,25 +124,27 @@ def test_paper_rows_only_where_encoder_and_protocol_match():
             ]
         ]
     )
-    study = Study(scores=scores, per_image=pd.DataFrame())
-    encoders = {"liif": "edsr-baseline", "metasr": "edsr-baseline", "rdn-liif": "rdn", "rdn-metasr": "rdn"}
-    t2 = paper_rows(study, "set5", encoders).set_index("variant")
+    roles = roles_of(["liif", "metasr", "rdn-liif", "rdn-metasr"], profile="profiles/paper.yaml")
+    study = Study(scores=scores, per_image=pd.DataFrame(), roles=roles)
+    t2 = paper_rows(study, "set5").set_index("variant")
     assert sorted(t2.index) == ["rdn-liif", "rdn-metasr"]  # T2 has RDN rows only: EDSR variants are left out
     assert t2.loc["rdn-liif", "paper"] == BENCHMARK["Set5"]["rdn-liif"][0]
     assert t2.loc["rdn-metasr", "ours minus LIIF"] == pytest.approx(-0.1)  # from the RDN LIIF, not the EDSR one
-    div2k = paper_rows(study, "div2k-valid", encoders).set_index("variant")
+    div2k = paper_rows(study, "div2k-valid").set_index("variant")
     assert div2k.loc["metasr", "paper"] == DIV2K["metasr"][0] and div2k.loc["liif", "ours"] == 34.0
     assert div2k.loc["rdn-liif", "paper"] == DIV2K["rdn-liif"][0]
-    sample = paper_rows(study, "sample", encoders)
+    sample = paper_rows(study, "sample")
     assert "ours" not in sample.columns and list(sample["variant"]) == ["metasr"]  # other data: differences only
     assert sample.iloc[0]["ours minus LIIF"] == pytest.approx(0.2)
-    assert paper_rows(study, "set5", {"liif": "edsr-baseline", "metasr": "edsr-baseline"}).empty
+    edsr_only = roles_of(["liif", "metasr"], profile="profiles/paper.yaml")
+    assert paper_rows(Study(scores=scores, per_image=pd.DataFrame(), roles=edsr_only), "set5").empty
 
 
 def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
     study = Study(
         scores=load_scores(metrics_dir, ["liif", "bicubic", "liif-c"]),
         per_image=load_per_image(metrics_dir, ["liif", "bicubic", "liif-c"]),
+        roles=roles_of(["liif", "bicubic", "liif-c"]),
     )
     assert comparison(study, "sample", "bicubic", []).empty  # no scales asked: none compared
     ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
@@ -138,17 +152,35 @@ def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
     assert "**sample: yes (no noise estimate)" in pages["README"].read_text()
     assert "cell decoding: helps (no noise estimate)" in pages["rq4"].read_text()  # x2 +1.00: helps, unjudged
     assert "no seed replicates" in pages["README"].read_text()
-    one_scale = Study(
-        scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(), replicates={"liif": ["liif-seed9"]}
-    )
+    one_scale = Study(scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(), roles=study.roles)
     assert one_scale.table("sample").shape[1] == 1 and len(psnr_with_spread(one_scale, "sample")) == 3
-    assert headline(Study(scores=study.scores[study.scores["variant"] != "liif"], per_image=pd.DataFrame())) == {}
+    no_liif = study.scores[study.scores["variant"] != "liif"]
+    assert headline(Study(scores=no_liif, per_image=pd.DataFrame(), roles=study.roles)) == {}
 
 
-def test_paper_benchmark_maps_our_variants_to_t2_rows():
-    assert paper_benchmark("set5", "liif", 6) == BENCHMARK["Set5"]["rdn-liif"][3]
-    assert paper_benchmark("set14", "upsample-x3", 3) == BENCHMARK["Set14"]["rdn"][1]
-    assert paper_benchmark("set14", "upsample-x3", 2) is None and paper_benchmark("set5", "bicubic", 2) is None
+def test_paper_rows_come_from_roles_and_encoders_not_names():
+    roles = roles_of(list(ROLE_NAMES), profile="profiles/paper.yaml")
+    rows = {variant: paper_row(role) for variant, role in roles.of.items()}
+    assert rows == ROLE_NAMES
+    assert paper_benchmark("set5", rows["rdn-liif"], 6) == BENCHMARK["Set5"]["rdn-liif"][3]
+    assert paper_benchmark("set14", rows["rdn-upsample-x3"], 3) == BENCHMARK["Set14"]["rdn"][1]
+    assert paper_benchmark("set14", rows["rdn-upsample-x3"], 2) is None
+    assert paper_benchmark("set5", rows["bicubic"], 2) is None
+
+
+ROLE_NAMES = {  # paper profile variant -> its paper row; the names happen to agree, the lookup never reads them
+    "liif": "liif",
+    "liif-c": "liif-c",
+    "liif-d": "liif-d",
+    "liif-x3": "liif-x3",
+    "metasr": "metasr",
+    "upsample-x4": "upsample-x4",
+    "bicubic": "bicubic",
+    "rdn-liif": "rdn-liif",
+    "rdn-metasr": "rdn-metasr",
+    "rdn-upsample-x3": "rdn-upsample-x3",
+    "celeba-liif-64-128": None,
+}
 
 
 def test_pages_answer_each_question_from_the_numbers(study, tmp_path):
@@ -173,6 +205,6 @@ def test_pages_answer_each_question_from_the_numbers(study, tmp_path):
     rq4 = pages["rq4"].read_text()
     assert "cell decoding: within noise or mixed in-distribution (x2 +1.00, x4 +0.02)" in rq4
     assert "| liif-c (no cell decoding) | -1.00 (worse)" in rq4.replace("  ", " ")
-    assert "32-64 +0.50 dB (better)" in pages["rq3"].read_text()
+    assert "32-64 +0.50 dB (better (no noise estimate))" in pages["rq3"].read_text()  # no size-varied seeds
     assert "vs upsample-x2 at x2: -0.02 dB (within noise)" in pages["rq5"].read_text()
     assert "LIIF scores above Bicubic on 4 of 4 (test image, scale) pairs" in pages["rq1"].read_text()

@@ -1,0 +1,215 @@
+"""What each variant *is* in the study, declared once in ``params.yaml`` (``variants.<v>.role``).
+
+The report, its pages, figures and the paper comparison read variants through
+these roles, never through their names: rename ``upsample-x2`` or add
+``liif-noshuffle`` and every verdict still finds them. A role is not part of a
+variant's identity (``liif.variants.resolve_variant`` leaves it out), so
+declaring or changing one retrains nothing. What a role implies is read from
+the variant's resolved configuration, not written twice: the scale of a
+fixed-scale up-sampler is its ``model.scale``, that of single-scale training
+its ``train.scale_min``, a size-varied task its ``train.task``.
+
+Roles, as written in ``params.yaml``::
+
+    role: base                     # the study's LIIF: every difference is taken from it (exactly one)
+    role: liif                     # LIIF with another encoder (paper: RDN-LIIF)
+    role: bicubic                  # the bicubic baseline
+    role: metasr                   # the MetaSR baseline
+    role: fixed-scale              # a fixed-scale up-sampler, at its model.scale
+    role: single-scale             # LIIF trained at one scale only (train.scale_min = scale_max)
+    role: size-varied              # a size-varied ground-truth task (LIIF, or the up-sampler on resized GTs)
+    role: {ablation: cell_decode}  # the base without one component (see ABLATIONS)
+    role: {seed_of: liif}          # the named variant again with another seed: the noise of every verdict
+    role: other                    # a variant of your own: in the tables and plots, in no verdict
+"""
+
+from dataclasses import dataclass
+
+from liif.variants import resolve_variant
+
+ABLATIONS = {  # component -> (its name, what the ablated model lacks), in the report's words
+    "cell_decode": ("cell decoding", "no cell decoding"),
+    "feat_unfold": ("feature unfolding", "no feature unfolding"),
+    "local_ensemble": ("local ensemble", "no local ensemble"),
+    "decoder_depth": ("decoder depth", "decoder depth halved"),
+}
+KINDS = (
+    "base",
+    "liif",
+    "bicubic",
+    "metasr",
+    "fixed-scale",
+    "single-scale",
+    "size-varied",
+    "ablation",
+    "seed_of",
+    "other",
+)
+MODEL_OF_KIND = {  # the model a role requires
+    "base": "liif",
+    "liif": "liif",
+    "bicubic": "bicubic",
+    "metasr": "metasr",
+    "fixed-scale": "fixed-scale",
+    "single-scale": "liif",
+    "ablation": "liif",
+}
+
+
+class RoleError(ValueError):
+    """A role that is missing, unknown or contradicts the variant's configuration."""
+
+
+@dataclass(frozen=True)
+class Role:
+    kind: str
+    model: str  # the resolved model name (liif, metasr, fixed-scale, bicubic)
+    encoder: str | None  # the encoder name (None for Bicubic)
+    scale: int | None = None  # fixed-scale and single-scale: the one scale it is for
+    component: str | None = None  # ablation: the component removed
+    of: str | None = None  # seed_of: the variant it replicates
+    task: tuple[int, int] | None = None  # size-varied: (L, H)
+    dataset: str | None = None  # size-varied: the dataset of its task
+    scale_range: tuple[float, float] | None = None  # the training scales of a LIIF (scale_min, scale_max)
+
+
+def _parse(declared, variant: str) -> tuple[str, str | None]:
+    """(kind, argument) of a role as written in params.yaml."""
+    where = f"params.yaml variants.{variant}.role"
+    if declared is None:
+        raise RoleError(f"{where}: missing; declare what the variant is, one of {', '.join(KINDS)} (README 'Variants')")
+    if isinstance(declared, str):
+        if declared in ("ablation", "seed_of"):
+            raise RoleError(
+                f"{where}: write {{{declared}: ...}} naming the {'component' if declared == 'ablation' else 'variant'}"
+            )
+        if declared not in KINDS:
+            raise RoleError(f"{where}: {declared!r} is not a role; expected one of {', '.join(KINDS)}")
+        return declared, None
+    if isinstance(declared, dict) and len(declared) == 1:
+        ((kind, argument),) = declared.items()
+        if kind in ("ablation", "seed_of") and isinstance(argument, str):
+            return kind, argument
+    raise RoleError(
+        f"{where}: {declared!r} is not a role; expected a name or {{ablation: <component>}} / {{seed_of: <variant>}}"
+    )
+
+
+def role_of(params: dict, variant: str) -> Role:
+    """The checked role of one variant, with what it implies read from its resolved configuration."""
+    kind, argument = _parse((params["variants"][variant] or {}).get("role"), variant)
+    config = resolve_variant(params, variant)
+    model, train = config["model"], config["train"] or {}
+    encoder = (model["args"].get("encoder") or {}).get("name")
+    where = f"params.yaml variants.{variant}.role {kind}"
+    required = MODEL_OF_KIND.get(kind)
+    if required and model["name"] != required:
+        raise RoleError(f"{where}: needs model.name {required}, the variant resolves to {model['name']}")
+    role = Role(kind=kind, model=model["name"], encoder=encoder)
+    if model["name"] == "liif" and "scale_min" in train:
+        role = _with(role, scale_range=(train["scale_min"], train["scale_max"]))
+    if kind == "fixed-scale":
+        return _with(role, scale=int(model["args"]["scale"]))
+    if kind == "single-scale":
+        if train["scale_min"] != train["scale_max"]:
+            raise RoleError(
+                f"{where}: needs train.scale_min = scale_max, found {train['scale_min']}-{train['scale_max']}"
+            )
+        return _with(role, scale=int(train["scale_min"]))
+    if kind == "size-varied":
+        if not train.get("task"):
+            raise RoleError(f"{where}: needs train.task [L, H]")
+        return _with(role, task=tuple(int(s) for s in train["task"]), dataset=train["dataset"])
+    if kind == "ablation":
+        if argument not in ABLATIONS:
+            raise RoleError(f"{where}: {argument!r} is not a component; expected one of {', '.join(ABLATIONS)}")
+        return _with(role, component=argument)
+    if kind == "seed_of":
+        if argument not in params["variants"]:
+            raise RoleError(f"{where}: {argument!r} is not a variant of params.yaml")
+        return _with(role, of=argument)
+    return role
+
+
+def _with(role: Role, **changes) -> Role:
+    return Role(**{**role.__dict__, **changes})
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Every variant's role, and the questions the report asks of them."""
+
+    of: dict[str, Role]
+
+    def kind(self, kind: str) -> list[str]:
+        return [v for v, r in self.of.items() if r.kind == kind]
+
+    def one(self, kind: str) -> str | None:
+        found = self.kind(kind)
+        return found[0] if found else None
+
+    @property
+    def base(self) -> str | None:
+        return self.one("base")
+
+    @property
+    def bicubic(self) -> str | None:
+        return self.one("bicubic")
+
+    @property
+    def metasr(self) -> str | None:
+        """The MetaSR with the base model's encoder (the one LIIF is compared with)."""
+        return next((v for v in self.kind("metasr") if self.of[v].encoder == self.base_encoder), None)
+
+    @property
+    def base_encoder(self) -> str | None:
+        return self.of[self.base].encoder if self.base else None
+
+    def replicates(self) -> dict[str, list[str]]:
+        """Variant -> its extra-seed variants."""
+        out: dict[str, list[str]] = {}
+        for variant in self.kind("seed_of"):
+            out.setdefault(self.of[variant].of, []).append(variant)
+        return out
+
+    def ablations(self) -> dict[str, tuple[str, str]]:
+        """Ablation variant -> (the component's name, what the variant lacks), in words."""
+        return {v: ABLATIONS[self.of[v].component] for v in self.kind("ablation")}
+
+    def single_scale(self) -> dict[str, int]:
+        return {v: self.of[v].scale for v in self.kind("single-scale")}
+
+    def fixed_scale(self) -> dict[str, int]:
+        """The fixed-scale up-samplers with the base encoder -> their scale (size-varied ones excluded)."""
+        return {v: self.of[v].scale for v in self.kind("fixed-scale") if self.of[v].encoder == self.base_encoder}
+
+    def in_distribution(self, scales) -> list:
+        """The scales within the base model's training range (train.scale_min to scale_max)."""
+        low, high = self.training_range()
+        return [s for s in scales if low <= s <= high]
+
+    def training_range(self) -> tuple[float, float]:
+        role = self.of.get(self.base) if self.base else None
+        if role is None or role.scale_range is None:
+            return (1, 4)  # no base LIIF in this profile: the paper's range
+        return role.scale_range
+
+    def size_varied(self) -> dict[tuple[str, tuple[int, int]], dict[str, str]]:
+        """(dataset, task) -> {"liif": variant, "up-sampling": variant} for each size-varied task."""
+        out: dict = {}
+        for variant in self.kind("size-varied"):
+            role = self.of[variant]
+            method = "up-sampling" if role.model == "fixed-scale" else "liif"
+            out.setdefault((role.dataset, role.task), {})[method] = variant
+        return out
+
+
+def study_roles(params: dict) -> Roles:
+    """The roles of every variant of ``params``, checked: one base at most, seeds of existing non-seed variants."""
+    roles = Roles({variant: role_of(params, variant) for variant in params["variants"]})
+    if len(roles.kind("base")) > 1:
+        raise RoleError(f"params.yaml variants: {', '.join(roles.kind('base'))} all declare role base; keep one")
+    for variant in roles.kind("seed_of"):
+        if roles.of[roles.of[variant].of].kind == "seed_of":
+            raise RoleError(f"params.yaml variants.{variant}.role: seed_of names another seed replicate")
+    return roles

@@ -1,0 +1,318 @@
+"""The schema of ``params.yaml``: every key, its type, its range and what it means, in one place.
+
+Every stage checks its sections against it before it does anything, so a wrong
+value costs one line naming the key and the valid range, never a trained model:
+``configure@v`` checks the base sections and variant ``v``, ``train@v`` its
+resolved configuration before it touches ``models/<v>``, ``report`` everything.
+An unknown key (a misspelt ablation switch would otherwise train plain LIIF) is
+refused with the closest valid key. The schema is written with pydantic
+(``extra="forbid"``, strict types, declared ranges): it checks; the stages keep
+reading the plain dictionaries, so no identity or hash depends on it.
+"""
+
+import difflib
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from liif.params import RUNTIME_KEYS, SOURCES, deep_merge, merge_model
+
+AMP_CHOICES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}  # train.amp -> torch autocast dtype (liif.train)
+MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (liif.models.MODEL_CLASSES)
+    "liif": ("encoder", "decoder_hidden", "feat_unfold", "local_ensemble", "cell_decode"),
+    "metasr": ("encoder", "predictor_hidden"),
+    "fixed-scale": ("encoder", "scale"),
+    "bicubic": (),
+}
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a DVC foreach key: no dots, spaces, slashes or '@'
+CHECKPOINT_NAME = re.compile(r"epoch-(last|best|\d+)\.pth")
+Positive = Annotated[int, Field(ge=1)]
+
+
+class ParamsError(ValueError):
+    """A value of params.yaml (or of a resolved configuration) that no stage can run with; one line."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EdsrEncoder(Section):
+    name: Literal["edsr-baseline", "edsr"]  # EDSR-baseline (paper: 16 blocks, 64 channels) or the full EDSR
+    n_resblocks: Positive = 16
+    n_feats: Positive = 64
+    res_scale: Annotated[float, Field(gt=0)] = 1.0
+
+
+class RdnEncoder(Section):
+    name: Literal["rdn"]  # RDN, config B of the paper (G0 64, 16 blocks of 8 convs, growth 64)
+    G0: Positive = 64
+    kernel_size: Positive = 3
+    n_blocks: Positive = 16
+    n_convs: Positive = 8
+    growth: Positive = 64
+
+
+ENCODERS = {"edsr-baseline": EdsrEncoder, "edsr": EdsrEncoder, "rdn": RdnEncoder}
+
+
+class Model(Section):
+    name: Literal[tuple(MODEL_ARGS)]  # liif | metasr | fixed-scale | bicubic
+    encoder: EdsrEncoder | RdnEncoder = Field(discriminator="name")
+    decoder_hidden: Annotated[list[Positive], Field(min_length=1)]  # LIIF's MLP widths (paper: 4 x 256)
+    feat_unfold: bool
+    local_ensemble: bool
+    cell_decode: bool
+    predictor_hidden: Positive  # MetaSR's weight predictor width
+    scale: Positive  # fixed-scale up-sampler only
+
+    @field_validator("scale")
+    @classmethod
+    def _sub_pixel(cls, scale: int) -> int:
+        if scale != 3 and (scale < 2 or scale & (scale - 1)):
+            raise ValueError(f"{scale} is not a scale of the sub-pixel up-sampler: 2, 3, 4, 8, 16, ...")
+        return scale
+
+
+class Train(Section):
+    dataset: str  # training images: data/prepared/<dataset>/train
+    val_dataset: str | None = None
+    val_split: Literal["train", "val", "test"]
+    epochs: Positive
+    batch_size: Positive
+    repeat: Positive
+    inp_size: Annotated[int, Field(ge=2)]
+    scale_min: Annotated[float, Field(ge=1)]
+    scale_max: Annotated[float, Field(ge=1)]
+    sample_q: Positive
+    augment: bool
+    channel_shuffle: bool
+    lr: Annotated[float, Field(gt=0, le=1)]
+    milestones: list[Positive]
+    gamma: Annotated[float, Field(gt=0, le=1)]
+    val_images: Positive
+    val_repeat: Positive
+    seed: Annotated[int, Field(ge=0)]
+    amp: Literal[tuple(AMP_CHOICES)]
+    task: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = None  # size-varied [L, H]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min {self.scale_min} > scale_max {self.scale_max}: scale_min ≤ scale_max")
+        if self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"milestones {self.milestones}: epochs in increasing order")
+        if self.task and self.task[0] >= self.task[1]:
+            raise ValueError(f"task {self.task}: [L, H] with L < H")
+        if not math.isfinite(self.lr):
+            raise ValueError("lr: a finite learning rate")
+        return self
+
+
+class EvalDataset(Section):
+    protocol: Literal["div2k", "benchmark", "none"]
+    scales: Annotated[list[Positive], Field(min_length=1)] | None = None  # integers: HR is cropped to a multiple
+
+    @field_validator("scales")
+    @classmethod
+    def _unique(cls, scales):
+        if scales is not None and len(set(scales)) != len(scales):
+            raise ValueError(f"{scales}: each scale once")
+        return scales
+
+
+class Eval(Section):
+    checkpoint: str  # epoch-last.pth (the paper's DIV2K and benchmarks), epoch-best.pth or epoch-<n>.pth
+    task_checkpoint: str  # for the size-varied tasks (the paper: epoch-best.pth)
+    datasets: dict[str, EvalDataset]
+
+    @field_validator("checkpoint", "task_checkpoint")
+    @classmethod
+    def _checkpoint(cls, name: str) -> str:
+        if not CHECKPOINT_NAME.fullmatch(name):
+            raise ValueError(f"{name!r}: epoch-last.pth, epoch-best.pth or epoch-<n>.pth")
+        return name
+
+
+class DatasetSpec(Section):
+    source: Literal[tuple(SOURCES)]
+    catalogue: str | None = None
+    split: str | None = None
+    mirror: str | None = None
+    path: str | None = None
+    lr_scales: list[Positive] | None = None
+    train: list[str] | None = None
+    val: list[str] | None = None
+    test: list[str] | None = None
+    sizes: list[Positive] | None = None
+    tile: Positive | None = None
+    crop: Positive | None = None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None  # CelebA-HQ without split.json: test share
+    seed: Annotated[int, Field(ge=0)] | None = None  # ... and the seed of its shuffle
+
+
+class Data(Section):
+    datasets: dict[str, DatasetSpec]
+    lr_scales: list[Positive] | None = None  # LR sets prepare makes for the sample suite (default: x2-x4)
+
+
+class Report(Section):
+    profile: str  # how the report names this run
+    figures: bool  # render the qualitative figures from the checkpoints
+
+
+class Tracking(Section):
+    enabled: bool
+    experiment: str
+
+
+class Runtime(Section):
+    device: str  # auto | cpu | cuda[:N]
+    threads: Annotated[int, Field(ge=0)]
+    workers: Literal["auto"] | Annotated[int, Field(ge=0)]
+    nproc: Positive
+    compile: bool
+    channels_last: bool
+    save_every: Annotated[int, Field(ge=0)]
+    tracking: Tracking
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError(f"{device!r}: auto, cpu, cuda or cuda:<n>")
+        return device
+
+
+assert set(Runtime.model_fields) == RUNTIME_KEYS
+SECTIONS = {
+    "data": Data,
+    "model": None,
+    "train": None,
+    "eval": Eval,
+    "variants": None,
+    "report": Report,
+    "runtime": Runtime,
+}
+
+
+def _closest(key: str, valid) -> str:
+    match = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]}?" if match else f"; valid keys: {', '.join(valid)}"
+
+
+def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
+    """One pydantic error as one line naming the key and what it accepts."""
+    location = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "edsr", "rdn"))]
+    key = ".".join([where, *location]) if location else where
+    if error["type"] == "extra_forbidden":
+        parent = schema
+        for part in location[:-1]:
+            field = parent.model_fields.get(part)
+            parent = _nested(field) if field else None
+            if parent is None:
+                break
+        valid = list(parent.model_fields) if parent else []
+        if not valid and schema is Data and len(location) == 3:  # data.datasets.<name>.<key>
+            valid = list(DatasetSpec.model_fields)
+        return f"params.yaml {key}: unknown key{_closest(location[-1], valid)}"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f"{value!r}: "
+    hint = ""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+        hint = f" (YAML reads {value} as text: write it with a dot, {float(value):.1e})"
+    return f"params.yaml {key}: {shown}{error['msg'].removeprefix('Value error, ')}{hint}"
+
+
+def _nested(field) -> type[BaseModel] | None:
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _check(schema: type[BaseModel], value: Any, where: str):
+    if not isinstance(value, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(value).__name__}")
+    if schema is Model and isinstance(value.get("encoder"), dict):
+        encoder = ENCODERS.get(value["encoder"].get("name"))
+        unknown = set(value["encoder"]) - set(encoder.model_fields) if encoder else set()
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ParamsError(f"params.yaml {where}.encoder.{key}: unknown key{_closest(key, encoder.model_fields)}")
+    try:
+        schema.model_validate(value)
+    except ValidationError as e:
+        raise ParamsError(_describe(e.errors()[0], where, schema)) from None
+
+
+def check_keys(override: dict, schema: type[BaseModel], where: str):
+    """An override's keys (before merging) against a section's: a misspelt key is named where it was written."""
+    if not isinstance(override, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(override).__name__}")
+    for key in override:
+        if key not in schema.model_fields:
+            raise ParamsError(f"params.yaml {where}.{key}: unknown key{_closest(key, schema.model_fields)}")
+
+
+def check_variant(params: dict, variant: str):
+    """One variant: its name, its keys, and its merged model and train sections."""
+    if not VARIANT_NAME.fullmatch(str(variant)):
+        raise ParamsError(
+            f"params.yaml variants.{variant!r}: a variant name is a DVC stage name: letters, digits, - and _ "
+            "(no dots, spaces or slashes), starting with a letter or digit"
+        )
+    entry = params["variants"][variant] or {}
+    where = f"variants.{variant}"
+    if not isinstance(entry, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping with role, model and train")
+    for key in entry:
+        if key not in ("role", "model", "train"):
+            raise ParamsError(f"params.yaml {where}.{key}: unknown key{_closest(key, ['role', 'model', 'train'])}")
+    check_keys(entry.get("model") or {}, Model, f"{where}.model")
+    check_keys(entry.get("train") or {}, Train, f"{where}.train")
+    model = merge_model(params["model"], entry.get("model") or {})
+    train = deep_merge(params["train"], entry.get("train") or {})
+    _check(Model, model, f"{where}.model")  # the base sections passed already: what fails here, the override set
+    _check(Train, train, f"{where}.train")
+    _check_queries(model, train, f"{where}.train")
+
+
+def _check_queries(model: dict, train: dict, where: str):
+    """LIIF and MetaSR sample ``sample_q`` pixels of each patch: the patch must have that many."""
+    if model["name"] in ("liif", "metasr"):
+        pixels = train["task"][0] ** 2 if train.get("task") else train["inp_size"] ** 2
+        if train["sample_q"] > pixels:
+            size = f"task L {train['task'][0]}" if train.get("task") else f"inp_size {train['inp_size']}"
+            raise ParamsError(
+                f"params.yaml {where}.sample_q: {train['sample_q']} queries per patch need as many pixels; the "
+                f"{size} patch has {pixels}: sample_q ≤ {pixels}"
+            )
+
+
+def check_params(params: dict, *, variants: list[str] | None = None, sections=tuple(SECTIONS)):
+    """The named sections of params.yaml (all by default) and variants (all when None); raises ParamsError,
+    one line naming the key and what it accepts."""
+    if not isinstance(params, dict):
+        raise ParamsError("params.yaml: expected a mapping of sections")
+    for section in params:
+        if section not in SECTIONS:
+            raise ParamsError(f"params.yaml {section}: unknown section{_closest(section, SECTIONS)}")
+    for section in sections:
+        if section not in params:
+            raise ParamsError(f"params.yaml: the {section} section is missing")
+        if SECTIONS[section] is not None:
+            _check(SECTIONS[section], params[section], section)
+    if "variants" not in sections:
+        return
+    _check(Model, params["model"], "model")
+    _check(Train, params["train"], "train")
+    _check_queries(params["model"], params["train"], "train")
+    if not isinstance(params["variants"], dict) or not params["variants"]:
+        raise ParamsError("params.yaml variants: expected a mapping of at least one variant")
+    for variant in params["variants"] if variants is None else variants:
+        if variant not in params["variants"]:
+            raise ParamsError(f"params.yaml variants.{variant}: no such variant{_closest(variant, params['variants'])}")
+        check_variant(params, variant)
