@@ -8,12 +8,15 @@ Its sections: ``data`` (datasets and where they come from), ``model`` and
 """
 
 import copy
+import json
+import os
 from pathlib import Path
 
 import yaml
 
 SOURCES = ("official", "mirror", "local", "sample")  # where a dataset comes from (liif.sources)
 ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
+RUNTIME_ENV = "LIIF_RUNTIME"  # a JSON object of runtime keys for one process (liif repro --jobs)
 RUNTIME_KEYS = {"device", "threads", "workers", "nproc", "compile", "channels_last", "save_every", "tracking"}
 
 
@@ -30,9 +33,22 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 def runtime_settings(params: dict) -> dict:
     """The ``runtime`` section, checked (``liif.schema.Runtime``): how a stage runs, never what it computes, so no
-    result depends on it (it is not a DVC parameter and not part of a variant's identity)."""
-    from liif.schema import check_params  # the schema reads this module's constants
+    result depends on it (it is not a DVC parameter and not part of a variant's identity).
 
+    ``LIIF_RUNTIME``, a JSON object in the environment, overrides its keys for one process: ``liif repro`` gives
+    each parallel job its share of the cores this way (``{"threads": 1}``) without touching params.yaml.
+    """
+    from liif.schema import ParamsError, check_params  # the schema reads this module's constants
+
+    override = os.environ.get(RUNTIME_ENV)
+    if override:
+        try:
+            values = json.loads(override)
+        except json.JSONDecodeError as e:
+            raise ParamsError(f"{RUNTIME_ENV}={override!r}: not a JSON object ({e.msg})") from None
+        if not isinstance(values, dict):
+            raise ParamsError(f"{RUNTIME_ENV}={override!r}: expected a JSON object of runtime keys")
+        params = {**params, "runtime": deep_merge(params.get("runtime") or {}, values)}
     check_params(params, sections=("runtime",))
     return params["runtime"]
 

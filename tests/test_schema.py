@@ -1,0 +1,229 @@
+"""A wrong parameter costs one line: every case of the hostile review, checked against liif/schema.py and
+through the stage scripts themselves (exit code 2, one line, nothing written)."""
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from liif.params import apply_profile, load_params
+from liif.report import ReportError, load_scores
+from liif.roles import RoleError, study_roles
+from liif.schema import ParamsError, check_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = [[], ["paper"], ["paper", "paper-smoke"], ["tiny"], ["shared-local"], ["shared-local-tiny"]]
+
+
+def default():
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: "+".join(p) or "default")
+def test_every_profile_fits_the_schema(profiles):
+    params = default()
+    for name in profiles:
+        params = apply_profile(params, yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text()))
+    check_params(params)
+    study_roles(params)
+
+
+def _set(path: str, value):
+    """A mutation of params: ``path`` is dotted (``variants.liif-c.model.cell_decod``); ``value`` None deletes."""
+
+    def mutate(params):
+        *parents, last = path.split(".")
+        node = params
+        for key in parents:
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+        node[last] = value
+
+    return mutate
+
+
+CASES = {  # the hostile review's cases: (mutation, the line that must come out)
+    "misspelt ablation key": (
+        _set("variants.liif-c.model.cell_decod", False),
+        "variants.liif-c.model.cell_decod: unknown key; did you mean cell_decode?",
+    ),
+    "dvc exp run -S +model.cel_decode": (
+        _set("model.cel_decode", False),
+        "model.cel_decode: unknown key; did you mean cell_decode?",
+    ),
+    "lr 0": (_set("train.lr", 0), "train.lr: 0: Input should be greater than 0"),
+    "lr 1000": (_set("train.lr", 1000), "train.lr: 1000: Input should be less than or equal to 1"),
+    "epochs 0": (_set("train.epochs", 0), "train.epochs: 0: Input should be greater than or equal to 1"),
+    "batch_size 0": (_set("train.batch_size", 0), "train.batch_size: 0: Input should be greater than or equal to 1"),
+    "scale_min > scale_max": (_set("train.scale_min", 5), "train: scale_min 5.0 > scale_max 4.0"),
+    "scale_max 0.5": (_set("train.scale_max", 0.5), "train.scale_max: 0.5: Input should be greater than or equal to 1"),
+    "inp_size 1": (_set("train.inp_size", 1), "train.inp_size: 1: Input should be greater than or equal to 2"),
+    "sample_q 0": (_set("train.sample_q", 0), "train.sample_q: 0: Input should be greater than or equal to 1"),
+    "sample_q above the patch": (
+        _set("train.inp_size", 8),
+        "train.sample_q: 256 queries per patch need as many pixels",
+    ),
+    "eval scales [0]": (
+        _set("eval.datasets.sample.scales", [0]),
+        "eval.datasets.sample.scales.0: 0: Input should be greater than or equal to 1",
+    ),
+    "eval scales [2, 1.5]": (
+        _set("eval.datasets.sample.scales", [2, 1.5]),
+        "eval.datasets.sample.scales.1: 1.5: Input should be a valid integer",
+    ),
+    "decoder_hidden [0]": (
+        _set("model.decoder_hidden", [0]),
+        "model.decoder_hidden.0: 0: Input should be greater than or equal to 1",
+    ),
+    "n_feats 0": (
+        _set("model.encoder.n_feats", 0),
+        "model.encoder.n_feats: 0: Input should be greater than or equal to 1",
+    ),
+    "model.name liff": (
+        _set("model.name", "liff"),
+        "model.name: 'liff': Input should be 'liif', 'metasr', 'fixed-scale' or 'bicubic'",
+    ),
+    "train.epoch": (_set("train.epoch", 3), "train.epoch: unknown key; did you mean epochs?"),
+    "amp fp8": (_set("train.amp", "fp8"), "train.amp: 'fp8': Input should be 'fp32', 'bf16' or 'fp16'"),
+    "encoder.n_blocks": (
+        _set("model.encoder.n_blocks", 4),
+        "model.encoder.n_blocks: unknown key; did you mean n_resblocks?",
+    ),
+    "eval.scale": (_set("eval.scale", [2]), "eval.scale: unknown key"),
+    "eval.checkpont": (
+        _set("eval.checkpont", "epoch-last.pth"),
+        "eval.checkpont: unknown key; did you mean checkpoint?",
+    ),
+    "eval.checkpoint nonsense": (
+        _set("eval.checkpoint", "last.pt"),
+        "eval.checkpoint: 'last.pt': 'last.pt': epoch-last.pth, epoch-best.pth or epoch-<n>.pth",
+    ),
+    "variant name with a space": (
+        _set("variants.liif v1", {"role": "other"}),
+        "variants.'liif v1': a variant name is a DVC stage name",
+    ),
+    "variant name with @": (_set("variants.liif@x", {"role": "other"}), "a variant name is a DVC stage name"),
+    "fixed-scale up-sampler x5": (
+        _set("variants.upsample-x2.model.scale", 5),
+        "variants.upsample-x2.model.scale: 5: 5 is not a scale of the sub-pixel up-sampler",
+    ),
+    "unknown variant key": (
+        _set("variants.liif-c.modle", {}),
+        "variants.liif-c.modle: unknown key; did you mean model?",
+    ),
+    "unknown section": (_set("trian", {}), "trian: unknown section; did you mean train?"),
+    "lr written 1e-4": (
+        _set("train.lr", "1e-4"),
+        "train.lr: '1e-4': Input should be a valid number (YAML reads 1e-4 as text",
+    ),
+    "milestones unsorted": (
+        _set("train.milestones", [85, 60]),
+        "train: milestones [85, 60]: epochs in increasing order",
+    ),
+    "runtime.threds": (_set("runtime.threds", 1), "runtime.threds: unknown key; did you mean threads?"),
+    "dataset key": (
+        _set("data.datasets.sample.tain", []),
+        "data.datasets.sample.tain: unknown key; did you mean train?",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_parameter_is_one_line_naming_the_key(case):
+    mutate, message = CASES[case]
+    params = default()
+    mutate(params)
+    with pytest.raises(ParamsError) as caught:
+        check_params(params)
+    text = str(caught.value)
+    assert text.startswith("params.yaml ") and "\n" not in text
+    assert message in text, text
+
+
+def test_a_dotted_variant_name_is_refused():
+    params = default()
+    params["variants"]["liif-v1.1"] = {"role": "other"}
+    with pytest.raises(ParamsError, match=r"variants.'liif-v1.1': a variant name is a DVC stage name"):
+        check_params(params)
+
+
+def _run(script: str, args: list[str], cwd: Path, params: dict):
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    command = [sys.executable, str(ROOT / "stages" / script), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_configure_refuses_a_misspelt_ablation_and_writes_nothing(tmp_path):
+    params = default()
+    params["variants"]["liif-c"]["model"] = {"cell_decod": False}
+    done = _run("configure.py", ["liif-c", "--out", "configs/liif-c.json"], tmp_path, params)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "configure@liif-c: params.yaml variants.liif-c.model.cell_decod: unknown key; did you mean cell_decode?"
+    ]
+    assert not (tmp_path / "configs").exists()
+    fixed = copy.deepcopy(params)
+    fixed["variants"]["liif-c"]["model"] = {"cell_decode": False}
+    done = _run("configure.py", ["liif-c", "--out", "configs/liif-c.json"], tmp_path, fixed)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "configs/liif-c.json").read_text()) == json.loads(
+        (ROOT / "configs/liif-c.json").read_text()
+    )
+
+
+def test_prepare_and_report_refuse_bad_params_in_one_line(tmp_path):
+    params = default()
+    params["data"]["datasets"]["sample"]["tain"] = ["astronaut"]
+    done = _run("prepare.py", ["--raw", "raw", "--out", "prepared"], tmp_path, params)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "data.datasets.sample.tain: unknown key; did you mean train?" in done.stderr
+    params = default()
+    params["variants"]["liif-seed1"]["role"] = {"seed_of": "liif-seed9"}
+    args = ["--metrics", "m", "--models", "m", "--data", "d", "--out", "r", "--headline", "h.json"]
+    done = _run("report.py", args, tmp_path, params)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "variants.liif-seed1.role seed_of: 'liif-seed9' is not a variant of params.yaml" in done.stderr
+
+
+def test_an_unexpected_error_shows_its_traceback_and_names_the_stage(tmp_path):
+    """liif/stage.py: a bug (here a KeyError) keeps its traceback, plus a line naming stage and variant."""
+    code = (
+        "import sys; from liif.stage import run_stage\n"
+        "def main():\n    return {}['missing']\n"
+        "sys.exit(run_stage('train', main, ['--config', 'configs/liif-c.json']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "KeyError: 'missing'" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("train@liif-c: failed with the unexpected error above")
+
+
+def test_the_report_refuses_unknown_replicates():
+    params = default()
+    params["variants"]["liif-seed2"]["role"] = {"seed_of": "liif-seed1"}
+    with pytest.raises(RoleError, match="liif-seed2.role: seed_of names another seed replicate"):
+        study_roles(params)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "liif.json: missing; run dvc repro evaluate@liif"),
+        ('{"sample": {"x2": NaN}}', "sample x2 is nan, not a finite PSNR"),
+        ('{"sample": {"x2": "30.1"}}', "sample x2 is '30.1', not a finite PSNR"),
+        ('{"sample": {"x2": Infinity}}', "sample x2 is inf, not a finite PSNR"),
+        ("{not json", "not JSON"),
+    ],
+)
+def test_the_report_refuses_missing_or_non_numeric_metrics(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "liif.json").write_text(content)
+    with pytest.raises(ReportError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_scores(tmp_path, ["liif"])
+    assert math.isfinite(load_scores(ROOT / "metrics/eval", ["bicubic"])["psnr"].sum())
