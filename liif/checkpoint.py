@@ -65,11 +65,25 @@ def read_checkpoint(path: str | Path) -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint, truncated or corrupted? ({reason})"
+            f"{path}: not a readable PyTorch checkpoint, truncated or corrupted? ({reason}); {_recovery(path)}"
         ) from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: not a LIIF checkpoint (holds a {type(raw).__name__}, expected a dict)")
     return raw
+
+
+def _recovery(path: Path) -> str:
+    """How to get a usable file back: DVC restores a pipeline checkpoint (``models/<variant>/``) or retrains it."""
+    if path.parent.parent.name == "models":
+        folder, variant = path.parent, path.parent.name
+        return (
+            f"to recover, restore the committed checkpoint with `dvc checkout -f {folder}` (after `dvc pull {folder}` "
+            f"if the cache lacks it), or delete {path.name} and run `dvc repro train@{variant}` to retrain"
+        )
+    return (
+        "replace it with a complete copy (a pipeline checkpoint: `dvc checkout -f models/<variant>` restores "
+        "the committed one, or delete it and run `dvc repro train@<variant>` to retrain)"
+    )
 
 
 def _official_encoder(spec: dict) -> tuple[dict, int | None]:

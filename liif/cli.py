@@ -53,9 +53,11 @@ def load_model(checkpoint: str):
 
 
 def cmd_upscale(args) -> int:
-    out_path = check_output_path(args.output)
-    if Path(args.input).exists() and out_path.exists() and out_path.samefile(args.input) and not args.overwrite:
-        raise UsageError(f"{out_path} is the input image; choose another output, or pass --overwrite")
+    out_path = check_output_path(args.output)  # every output check runs before any decoding or rendering
+    if out_path.exists() and not args.overwrite:
+        if Path(args.input).exists() and out_path.samefile(args.input):
+            raise UsageError(f"{out_path} is the input image; choose another output, or pass --overwrite")
+        raise UsageError(f"{out_path} already exists; choose another output, or pass --overwrite to replace it")
     if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
         raise UsageError(f"--max-megapixels {args.max_megapixels}: must be a positive number")
     resolve_device(args.device)
@@ -152,6 +154,20 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_repro(args) -> int:
+    from liif.params import load_params
+    from liif.repro import repro
+    from liif.schema import check_params
+
+    params = load_params()
+    check_params(params)
+    try:
+        return repro(list(params["variants"]), args.names, jobs=args.jobs)
+    except KeyboardInterrupt:
+        print("liif repro: stopped; run it again to resume every interrupted training", file=sys.stderr)
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liif", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries per decoder call")
     up.add_argument("--tile", type=int, default=DEFAULT_TILE, help="LR tile side for the encoder")
     up.add_argument("--max-megapixels", type=float, default=400, help="refuse larger outputs (default 400)")
-    up.add_argument("--overwrite", action="store_true", help="allow the output to replace the input image")
+    up.add_argument("--overwrite", action="store_true", help="replace an existing output file, even the input image")
     up.set_defaults(func=cmd_upscale)
 
     ev = sub.add_parser("evaluate", help="PSNR of a model on a folder of HR images")
@@ -182,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
+
+    rep = sub.add_parser("repro", help="the study's variants N at a time through DVC (dvc repro, side by side)")
+    rep.add_argument("names", nargs="*", help="variants (or train@v / evaluate@v; 'report' too); default: everything")
+    rep.add_argument("--jobs", default="auto", help="jobs at a time: a number, or auto (one per GPU or CPU core)")
+    rep.set_defaults(func=cmd_repro)
 
     info = sub.add_parser("info", help="architecture, parameter count and training state of a checkpoint")
     info.add_argument("checkpoint")

@@ -2,11 +2,13 @@
 so the same file always gives the same pixels."""
 
 import contextlib
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from liif.files import atomic_write
 
@@ -29,12 +31,24 @@ class ImageError(Exception):
 
 @contextlib.contextmanager
 def _opened(path: str | Path):
-    """``Image.open`` with every way a file can fail turned into an ImageError that names it."""
+    """``Image.open`` with every way a file can fail turned into an ImageError that names it.
+
+    A file of several frames (animated GIF, PNG or WebP, multi-page TIFF) is refused: which frame is
+    meant is unknown, and taking the first one silently scores or renders another image than the user
+    sees. A JPEG that carries extra pictures (MPO, as phones and cameras write) is not refused: its
+    primary picture is the photograph every viewer shows.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1 and img.format != "MPO":
+                raise ImageError(
+                    f"{path}: a {img.format} file of {frames} frames (an animation or several pages); refused, as "
+                    "which frame is meant is unknown: save the one you want as an image of its own"
+                )
             yield img
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
@@ -59,24 +73,140 @@ def _orientation(img: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1  # outside the 8 defined values: as stored, as viewers do
 
 
+_SIXTEEN_BIT = re.compile(r"(RGB|RGBA|RGBX|CMYK|LA);16([BLN])")  # Pillow's layouts it reduces to 8 bits by v >> 8
+_SIXTEEN_BIT_CODECS = {"zip", "raw", "libtiff"}  # PNG and TIFF: decoders whose rawmode only picks bytes
+
+
+def _rawmode(tile) -> str:
+    """How a decoder tile lays out the file's samples ("RGB;16B"); "" when the plugin does not say."""
+    args = tile[3]
+    if isinstance(args, str):
+        return args
+    return args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else ""
+
+
+def _with_rawmode(tile, rawmode: str):
+    args = rawmode if isinstance(tile[3], str) else (rawmode, *tile[3][1:])
+    return tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args)
+
+
+SIXTEEN_BIT_RULE = "round(v / 257) of each 16-bit sample v"
+FLOAT_RULE = "round(v * 255) of each sample v, read as an intensity in [0, 1]"
+
+
+def _from_16_bit(values: np.ndarray) -> np.ndarray:
+    """The one 16-bit rule: round(v / 257), so 65535 -> 255 and 257 k -> k (no ties: 257 is odd)."""
+    return ((values.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
+def _deep_colour(path: Path, img: Image.Image, tiles: list, bits: int) -> tuple[Image.Image, str] | None:
+    """An 8-bit image of the samples of a 16-bit colour or grey+alpha file, by ``_from_16_bit``, and its layout.
+
+    Pillow decodes such files to 8 bits by keeping each sample's high byte (v >> 8); the low bytes are
+    decoded again from the file with the opposite byte order, which picks the other byte of each sample.
+    None when the file does not hold more than 8 bits per colour sample.
+    """
+    rawmodes = {_rawmode(t) for t in tiles}
+    match = _SIXTEEN_BIT.fullmatch(rawmodes.pop()) if len(rawmodes) == 1 else None
+    if match is None and bits <= 8:
+        return None
+    if match is None or not {t[0] for t in tiles} <= _SIXTEEN_BIT_CODECS:
+        raise ImageError(
+            f"{path}: {bits}-bit {img.mode} samples in a layout ({', '.join(sorted(rawmodes)) or '?'}) that cannot "
+            "be read exactly; save it as 8-bit, or as a 16-bit PNG or interleaved TIFF"
+        )
+    layout, order = match.groups()
+    if order == "N":
+        order = "L" if sys.byteorder == "little" else "B"
+    # grey+alpha has no little-endian layout; read as 8-bit RGBA it gives (L high, L low, A high, A low)
+    low = "RGBA" if layout == "LA" else f"{layout};16{'B' if order == 'L' else 'L'}"
+    try:
+        with Image.open(path) as again:
+            again.tile = [_with_rawmode(t, low) for t in again.tile]
+            again.load()
+            low_bytes = np.asarray(again)
+    except (ValueError, OSError) as e:
+        raise ImageError(
+            f"{path}: 16-bit {layout} samples that cannot be read exactly ({e}); save it as 8-bit or as a 16-bit PNG"
+        ) from None
+    if layout == "LA":
+        grey = low_bytes[..., 0].astype(np.uint16) * 256 + low_bytes[..., 1]
+        return Image.fromarray(_from_16_bit(grey), mode="L"), "16-bit LA"
+    values = np.asarray(img).astype(np.uint16) * 256 + low_bytes
+    return Image.fromarray(_from_16_bit(values), mode=img.mode), f"16-bit {layout}"
+
+
+def _to_8_bit(path: Path, img: Image.Image, tiles: list) -> tuple[Image.Image, str | None]:
+    """``img`` with 8-bit samples, and a note of what was converted (None for 8-bit RGB); see ``decode_image``."""
+    mode = img.mode
+    if mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError(f"{path}: a floating-point image holding NaN or infinite values; replace it")
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise ImageError(
+                f"{path}: a floating-point image with values from {low:g} to {high:g}; float images are read as "
+                "intensities in [0, 1] only: rescale it to [0, 1], or save it as an 8- or 16-bit image"
+            )
+        eight = Image.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
+        return eight, f"converted F (floating-point) image to 8-bit RGB: {FLOAT_RULE}"
+    if mode == "I" or mode.startswith("I;16"):
+        values = np.asarray(img).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(
+                f"{path}: an integer image (mode {mode}) with values from {values.min()} to {values.max()}; integer images "
+                "wider than 8 bits are read as 16-bit (0 to 65535) only; save it as an 8- or 16-bit image"
+            )
+        eight = Image.fromarray(_from_16_bit(values), mode="L")
+        return eight, f"converted {mode} image to 8-bit RGB: {SIXTEEN_BIT_RULE}"
+    bits = (getattr(img, "tag_v2", None) or {}).get(258, 8)  # TIFF BitsPerSample: one value or one per channel
+    deep = _deep_colour(path, img, tiles, max(bits) if isinstance(bits, tuple) and bits else int(bits))
+    if deep is not None:
+        return deep[0], f"converted {deep[1]} image to 8-bit RGB: {SIXTEEN_BIT_RULE}"
+    return img, None if img.mode == "RGB" else f"converted {img.mode} image to 8-bit RGB"
+
+
+_TRANSPOSE = {  # EXIF orientation -> the transpose that shows the image upright, as ImageOps.exif_transpose
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
     """Decode a whole file (a truncated one fails here, by name) into 8-bit RGB (H, W, 3).
 
-    Greyscale, palette and alpha images become RGB (alpha is dropped); 16-bit
-    images are scaled to 8 bits (65535 -> 255), as every image of the paper's
-    data is 8-bit; an EXIF orientation is applied, as image viewers do. The
-    notice says what was converted, None for plain RGB as stored.
+    Every image of the paper's data is 8-bit RGB; everything else is converted by one rule, and the
+    notice names it (None for plain 8-bit RGB as stored):
+
+    - greyscale, palette, CMYK and alpha images become RGB (alpha is dropped);
+    - 16-bit samples, whatever the channel count (grey, grey+alpha, RGB, RGBA, CMYK; PNG or TIFF):
+      ``round(v / 257)``, so 65535 -> 255 and 257 k -> k exactly (not Pillow's ``v >> 8`` for colour);
+      integer images of another width (Pillow mode ``I``) are read as 16-bit, and refused when they
+      hold values outside 0..65535;
+    - floating-point images (Pillow mode ``F``, e.g. a 32-bit float TIFF) hold intensities in [0, 1]:
+      ``round(v * 255)``; values outside [0, 1], NaN or infinity are refused, never guessed at;
+    - several frames (animated GIF/PNG/WebP, multi-page TIFF) are refused (see ``_opened``); of a JPEG
+      with extra pictures (MPO) the primary picture is used, with a notice;
+    - an EXIF orientation is applied, as image viewers do.
     """
+    path = Path(path)
     with _opened(path) as img:
+        tiles = list(img.tile)  # how Pillow will decode it: load() forgets
         img.load()
-        mode, orientation = img.mode, _orientation(img)
+        orientation, frames = _orientation(img), getattr(img, "n_frames", 1)
+        img, conversion = _to_8_bit(path, img, tiles)
         if orientation != 1:
-            img = ImageOps.exif_transpose(img)
-        if mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(img, dtype=np.float64)
-            img = Image.fromarray(np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8), mode="L")
+            img = img.transpose(_TRANSPOSE[orientation])
         rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # writable, owns its memory
-    notes = [] if mode == "RGB" else [f"converted {mode} image to 8-bit RGB"]
+    notes = [] if conversion is None else [conversion]
+    if frames > 1:
+        notes.append(f"used the primary picture of its {frames} pictures (MPO)")
     if orientation != 1:
         notes.append(f"applied its EXIF orientation {orientation}")
     return rgb, f"{path}: {'; '.join(notes)}" if notes else None
@@ -94,13 +224,20 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def check_output_path(path: str | Path) -> Path:
-    """Fail before any work when the output suffix or folder is unusable."""
+    """Fail before any work when the output cannot be written: a folder or another non-file at the path,
+    an unknown suffix, a missing or unwritable folder. (Whether an existing file may be replaced is the
+    caller's decision.)"""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; name the output file, e.g. {path / 'out.png'}")
+    if path.exists() and not path.is_file():
+        raise ImageError(f"{path}: exists and is not a regular file; choose another output")
     suffix = path.suffix.lower()
     if suffix != ".npy" and suffix not in OUTPUT_FORMATS:
         raise ImageError(f"{path}: unknown output format {suffix!r}; use .png, .jpg or .npy")
     if not path.parent.is_dir():
-        raise ImageError(f"{path}: folder {path.parent} does not exist")
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ImageError(f"{path}: folder {path.parent} {what}")
     try:  # a real write, not os.access: it also knows read-only mounts, ACLs and root
         with atomic_write(path.parent / f".{path.name}.probe") as f:
             f.write(b"")

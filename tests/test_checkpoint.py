@@ -1,6 +1,7 @@
 import json
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,8 +104,32 @@ def test_truncated_file_is_reported(tmp_path):
     path = tmp_path / "cut.pth"
     save_checkpoint(path, model=tiny_liif())
     path.write_bytes(path.read_bytes()[:2000])
-    with pytest.raises(CheckpointError, match=r"cut\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"cut\.pth: not a readable PyTorch checkpoint") as caught:
         load_checkpoint(path)
+    assert str(caught.value).endswith(  # outside the pipeline: what to do, and the pipeline's way
+        "; replace it with a complete copy (a pipeline checkpoint: `dvc checkout -f models/<variant>` restores "
+        "the committed one, or delete it and run `dvc repro train@<variant>` to retrain)"
+    )
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99], ids=["half", "last-bytes-missing"])
+def test_a_truncated_pipeline_checkpoint_says_how_to_restore_or_retrain_it(tmp_path, monkeypatch, keep):
+    monkeypatch.chdir(tmp_path)
+    path = Path("models") / "liif-c" / "epoch-last.pth"
+    save_checkpoint(path, model=tiny_liif(), train_state={"epoch": 2})
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "models/liif-c/epoch-last.pth: not a readable PyTorch checkpoint, truncated or corrupted? ("
+    )
+    assert message.endswith(
+        "; to recover, restore the committed checkpoint with `dvc checkout -f models/liif-c` (after "
+        "`dvc pull models/liif-c` if the cache lacks it), or delete epoch-last.pth and run "
+        "`dvc repro train@liif-c` to retrain"
+    )
 
 
 def test_foreign_files_are_reported(tmp_path):
