@@ -31,7 +31,8 @@ from liif.images import list_images  # noqa: E402
 from liif.layout import PreparedData  # noqa: E402
 from liif.models import build_model  # noqa: E402
 from liif.params import apply_profile, load_params  # noqa: E402
-from liif.prepare import prepare_dataset  # noqa: E402
+from liif.prepare import prepare_dataset
+from liif.protocol import SHIPPED_LR_SCALES  # noqa: E402
 from liif.samples import make_training_sets  # noqa: E402
 from liif.sources import fetch_dataset  # noqa: E402
 from liif.train import fit  # noqa: E402
@@ -72,7 +73,11 @@ def prepare(params: dict, work: Path) -> PreparedData:
     if not prepared.manifest("sample").is_file():
         fetch_dataset("sample", spec, root / "raw")
         prepare_dataset(
-            "sample", spec, raw_root=root / "raw", prepared=prepared, sample_lr_scales=params["data"]["lr_scales"]
+            "sample",
+            spec,
+            raw_root=root / "raw",
+            prepared=prepared,
+            sample_lr_scales=params["data"].get("lr_scales", SHIPPED_LR_SCALES),
         )
     return prepared
 

@@ -8,6 +8,7 @@ makes the others; ``evaluate_variant`` does the same and refuses to silently
 switch degradation when a shipped LR folder is missing.
 """
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,15 @@ import torch
 from tqdm import tqdm
 
 from liif.checkpoint import CheckpointError, load_checkpoint
-from liif.images import ImageError, list_images, load_image
+from liif.images import ImageError, image_size, list_images, load_image
 from liif.layout import PreparedData
 from liif.metrics import psnr, ssim
 from liif.protocol import PROTOCOL_SCALES, SHIPPED_LR_SCALES
 from liif.render import render_image
 from liif.resize import pil_bicubic
 from liif.variants import config_hash
+
+DIVERGED_MARKER = "diverged.json"  # written by liif.train when a run diverges (this module imports no training code)
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -31,6 +34,20 @@ def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
         if candidate.is_file():
             return candidate
     raise ImageError(f"{lr_dir}: no LR image {hr_path.stem}x{scale}{hr_path.suffix} for {hr_path.name}")
+
+
+def check_pair(hr_path: Path, hr_size: tuple[int, int], lr_path: Path, lr_size: tuple[int, int], scale: int):
+    """Refuse an LR image that is not its HR image down-scaled ``scale`` times: HR cropped to a multiple of
+    the scale (modcrop) must be exactly LR x scale, i.e. each HR side exceeds LR x scale by 0 to scale - 1."""
+    (H, W), (h, w) = hr_size, lr_size
+    if 0 <= H - h * scale < scale and 0 <= W - w * scale < scale:
+        return
+    implied = f"x{H / h:.3g}" if f"{H / h:.3g}" == f"{W / w:.3g}" else f"x{H / h:.3g} by height, x{W / w:.3g} by width"
+    raise ImageError(
+        f"{lr_path} ({h}x{w}) is not {hr_path} ({H}x{W}) at x{scale}: their sizes imply {implied} "
+        f"(HR must be LR x {scale}, up to a modcrop remainder below {scale}); is {lr_path.parent} "
+        "the LR folder of another scale?"
+    )
 
 
 def downsample_for_test(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,15 +83,18 @@ def evaluate_pairs(
     """Score ``model`` on each HR image at ``scale``; see the module docstring for the LR inputs."""
     if lr_dir is not None and scale != int(scale):
         raise ValueError(f"paired LR folders need an integer scale, got {scale}")
+    partners = {}  # every pair is checked from the file headers before any image is rendered
+    for hr_path in hr_paths if lr_dir is not None else []:
+        partners[hr_path] = lr_partner(hr_path, Path(lr_dir), int(scale))
+        check_pair(hr_path, image_size(hr_path), partners[hr_path], image_size(partners[hr_path]), int(scale))
     scores = []
     for hr_path in tqdm(hr_paths, desc=desc, unit="img", disable=not progress, leave=False):
         hr, notice = load_image(hr_path)
         grey = notice is not None and bool((hr[0] == hr[1]).all() and (hr[1] == hr[2]).all())
         if lr_dir is not None:
-            lr, _ = load_image(lr_partner(hr_path, Path(lr_dir), int(scale)))
+            lr, _ = load_image(partners[hr_path])
+            check_pair(hr_path, tuple(hr.shape[-2:]), partners[hr_path], tuple(lr.shape[-2:]), int(scale))
             hr = hr[:, : lr.shape[1] * int(scale), : lr.shape[2] * int(scale)]
-            if hr.shape[1] != lr.shape[1] * int(scale) or hr.shape[2] != lr.shape[2] * int(scale):
-                raise ImageError(f"{hr_path}: smaller than its LR image times {scale}")
         else:
             lr, hr = downsample_for_test(hr, scale)
         pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
@@ -125,6 +145,15 @@ def evaluate_variant(
     """
     metrics, rows = {}, []
     recipe = config["train"] or {}
+    stopped = diverged(model_dir, config_hash(config))
+    if stopped:
+        loss, v = stopped.get("loss"), config["variant"]
+        loss = f"{loss:.4g}" if isinstance(loss, float) else loss
+        fix = stopped.get("remedy") or f"change the recipe, then rerun `dvc repro train@{v}`"
+        raise CheckpointError(
+            f"{model_dir}: the training of {v} diverged at epoch {stopped.get('epoch')} (loss {loss}), "
+            f"so it is not evaluated; {fix}"
+        )
     model = load_trained(
         config, Path(model_dir) / evaluation["task_checkpoint" if recipe.get("task") else "checkpoint"]
     )
@@ -165,6 +194,22 @@ def evaluate_variant(
             metrics[name][f"x{scale}"] = _mean_psnr(scores)
             rows += [f"{name}\t{scale}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
     return metrics, rows
+
+
+def diverged(model_dir: str | Path, of_hash: str | None = None) -> dict | None:
+    """The record ``liif.train`` left in ``model_dir`` when its run diverged (``variant``, ``config_hash``,
+    ``epoch``, ``loss``, ``rule``, ``remedy``, ``last_good_epoch``), or None. With ``of_hash`` (a
+    ``config_hash``), only a record of that configuration counts. A run that saves an epoch removes it."""
+    path = Path(model_dir) / DIVERGED_MARKER
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e}); delete it and rerun dvc repro") from None
+    if of_hash is not None and record.get("config_hash") != of_hash:
+        return None
+    return record
 
 
 def load_trained(config: dict, path: Path) -> torch.nn.Module:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liif.evaluate import diverged
 from liif.images import list_images
 from liif.layout import PreparedData
 from liif.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
@@ -415,6 +416,17 @@ def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
 def paper_table_name(dataset: str) -> str:
     t2 = benchmark_set(dataset)
     return f"T2 ({t2}, RDN encoder, Y-PSNR)" if t2 else "T1/T3/T4 (DIV2K validation, EDSR-baseline, RGB PSNR)"
+
+
+def refuse_diverged(models_dir: Path, variants: list[str]):
+    """A variant whose run diverged never yields a verdict: stop with one line naming it."""
+    for variant in variants:
+        record = diverged(models_dir / variant)
+        if record:
+            raise ReportError(
+                f"{models_dir / variant}: the run diverged at epoch {record.get('epoch')} ({record.get('rule')}); "
+                f"{record.get('remedy', 'change its recipe and rerun dvc repro train@' + variant)}"
+            )
 
 
 def load_study(metrics_dir: Path, roles: Roles) -> Study:

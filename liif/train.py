@@ -12,6 +12,16 @@ another configuration, or from other training code or data (``train_inputs``),
 is never resumed: the run starts over and says so. So when DVC re-runs
 ``train@v`` because, say, ``liif/resize.py`` changed, the model is retrained.
 
+Nothing is deleted before it is replaced: the files of such a run (its checkpoints, ``history.tsv``,
+``summary.json``, ``diverged.json``) are moved into ``superseded/<config hash>-<inputs>/`` (``run_key``)
+and come back, to resume exactly where they stopped, when that configuration runs again (a rejected
+change, then a revert). Once the new run has saved its first epoch, the moved-aside runs are deleted.
+
+A run that diverges (``divergence``: a non-finite loss, a loss above ``LOSS_CEILING``, or an epoch's loss
+over ``EXPLOSION_FACTOR`` times the run's lowest) stops with ``DivergedError`` before saving that epoch:
+``epoch-last.pth`` stays the last good epoch, the MLflow run ends FAILED, and ``diverged.json`` tells
+evaluation to refuse the model (``liif.evaluate.diverged``) until a run saves an epoch again.
+
 Batches come from a DataLoader with ``runtime.workers`` processes; under
 ``torchrun`` (``runtime.nproc``) every process trains on its share of each
 batch (``liif.distributed``). Mixed precision (``train.amp``) is part of a
@@ -19,9 +29,12 @@ variant's identity, since it changes the numbers; ``torch.compile`` and
 channels-last (``runtime.compile``, ``runtime.channels_last``) are not.
 """
 
+import contextlib
 import hashlib
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,6 +45,7 @@ from tqdm import tqdm
 from liif import distributed
 from liif.checkpoint import read_checkpoint, save_checkpoint
 from liif.device import resolve_device, resolve_workers
+from liif.files import atomic_write
 from liif.layout import PreparedData
 from liif.models import build_model
 from liif.samples import EpochBatches, make_training_sets
@@ -42,6 +56,21 @@ from liif.variants import config_hash
 # The autocast dtype of each train.amp mode, named in liif.schema.AMP_CHOICES; fp32 runs without autocast.
 AMP_DTYPES = {name: getattr(torch, dtype) if dtype else None for name, dtype in AMP_CHOICES.items()}
 RUN_MARKER = "mlflow-run.txt"  # names the MLflow run in progress (see start_tracking)
+DIVERGED_MARKER = "diverged.json"  # a diverged run's record; read by liif.evaluate.diverged (same name there)
+SUPERSEDED = "superseded"  # superseded/<run key>/: another configuration's run, kept until this one saves an epoch
+RUN_FILES = ("epoch-*.pth", "history.tsv", "summary.json", DIVERGED_MARKER)  # what belongs to one run
+LAST = "epoch-last.pth"  # the resume point
+
+# Divergence (see ``divergence``). Healthy L1 on normalised RGB starts below about 1 and falls noisily: on
+# 11 healthy 100-epoch runs of the default profile an epoch's loss rose at most 1.33x over the epoch before
+# and 1.59x over the lowest before it (tests/test_divergence.py holds the noisiest); runs that diverged went
+# 0.47 -> 14.6 (lr 0.05: 31x), 0.07 -> 6.2 (a stretched schedule: 88x) and to 1.27e27 (lr 1000).
+EXPLOSION_FACTOR = 4.0  # an epoch's mean loss above this many times the run's lowest epoch loss: diverged
+LOSS_CEILING = 10.0  # ... or above this at all: L1 against targets in [-1, 1] is about 0.5 for a model predicting 0
+
+
+class DivergedError(ValueError):
+    """Training diverged; the message is one line naming the variant, the epoch, the loss and what to change."""
 
 
 def grad_scaler(amp_dtype, device: torch.device):
@@ -107,7 +136,8 @@ def train_one_epoch(
     model, loader, optimizer, *, epoch: int, device, amp_dtype=None, scaler=None, channels_last=False, ranks, desc=""
 ) -> tuple[float, float]:
     """One pass over ``loader`` at ``epoch``, a ``train_step`` per batch. Returns the epoch's mean loss over every
-    rank's share and the learning rate it trained at (the scheduler steps after)."""
+    rank's share and the learning rate it trained at (the scheduler steps after). A single process stops at
+    the first non-finite step loss, which makes the mean non-finite (``divergence``)."""
     loader.batch_sampler.set_epoch(epoch)
     global_sizes, pin = loader.batch_sampler.global_sizes(), device.type == "cuda"
     began, total, count = time.perf_counter(), 0.0, 0
@@ -119,12 +149,15 @@ def train_one_epoch(
         # DDP averages gradients over ranks: weight each share by its size, so the result is the
         # gradient of the whole batch's mean loss whatever the number of processes.
         weight = len(batch["inp"]) * ranks.world / global_sizes[step] if ranks.world > 1 else None
-        loss = train_step(model, batch, optimizer, amp_dtype=amp_dtype, scaler=scaler, weight=weight)
-        total += loss.item() * len(batch["inp"])
+        loss = train_step(model, batch, optimizer, amp_dtype=amp_dtype, scaler=scaler, weight=weight).item()
+        total += loss * len(batch["inp"])
         count += len(batch["inp"])
+        if not math.isfinite(loss) and ranks.world == 1:
+            break  # diverged: nothing after can bring the mean back (ranks go on in step, and stop together)
         bar.set_postfix(
             loss=f"{total / count:.4f}", samples_s=f"{count * ranks.world / (time.perf_counter() - began):.1f}"
         )
+    bar.close()
     if ranks.world > 1:  # the epoch's mean loss over every rank's share
         sums = torch.tensor([total, count], dtype=torch.float64, device=device)  # NCCL reduces GPU tensors
         torch.distributed.all_reduce(sums)
@@ -175,38 +208,87 @@ def wrap_model(model, *, device, ranks, compile_model=False):
     return model
 
 
-def resume(last: Path, model, optimizer, scheduler, scaler, *, config: dict, metadata: dict, ranks):
-    """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run;
-    otherwise the old checkpoints are removed (rank 0) and training starts over."""
-    raw = read_checkpoint(last) if ranks.main and last.is_file() else None
+def run_key(metadata: dict) -> str:
+    """The name of a run's folder under ``superseded/``: its configuration hash and inputs fingerprint."""
+    return "-".join(str(part) for part in (metadata.get("config_hash") or "unknown", metadata.get("inputs")) if part)
+
+
+def _move_run(src: Path, dst: Path):
+    """Move the files of one run (``RUN_FILES``) from folder ``src`` into ``dst``, the resume point last: a kill
+    mid-way leaves ``epoch-last.pth`` where it was, so the next start sees the same state and finishes the move."""
+    files = {path for pattern in RUN_FILES for path in src.glob(pattern)}
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(files, key=lambda path: (path.name == LAST, path.name)):
+        os.replace(path, dst / path.name)
+
+
+def _same_run(raw: dict, metadata: dict) -> bool:
+    stored = raw.get("metadata") or {}
+    return (stored.get("config_hash"), stored.get("inputs")) == (metadata["config_hash"], metadata["inputs"])
+
+
+def _resumable(out_dir: Path, metadata: dict) -> dict | None:
+    """(rank 0) The raw ``epoch-last.pth`` this run resumes from, or None to start over.
+
+    Another run's files are moved into ``superseded/<its run_key>/``; this run's, if an earlier start moved
+    them there, come back."""
+    last = out_dir / LAST
+    if last.is_file():
+        raw = read_checkpoint(last)
+        if _same_run(raw, metadata):
+            return raw
+        stored = raw.get("metadata") or {}
+        aside = out_dir / SUPERSEDED / run_key(stored)
+        _move_run(out_dir, aside)
+        print(
+            f"{last} was written under configuration {stored.get('config_hash')} (not {metadata['config_hash']}) or "
+            f"from other training code or data: starting over; that run waits in {aside} and resumes if its "
+            "configuration runs again before this one saves an epoch",
+            file=sys.stderr,
+        )
+    mine = out_dir / SUPERSEDED / run_key(metadata)
+    if not (mine / LAST).is_file():
+        return None
+    raw = read_checkpoint(mine / LAST)
+    if not _same_run(raw, metadata):
+        return None
+    _move_run(mine, out_dir)
+    for folder in (mine, mine.parent):  # when empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    print(f"{last}: moved back from {mine}", file=sys.stderr)
+    return raw
+
+
+def _settle(out_dir: Path):
+    """(rank 0) This run has saved an epoch: the moved-aside runs of other configurations and a stale
+    ``diverged.json`` (a fixed recipe replaces the run that diverged) go."""
+    shutil.rmtree(out_dir / SUPERSEDED, ignore_errors=True)
+    (out_dir / DIVERGED_MARKER).unlink(missing_ok=True)
+
+
+def resume(out_dir: Path, model, optimizer, scheduler, scaler, *, config: dict, metadata: dict, ranks):
+    """(history, best, next epoch, MLflow run id) from ``epoch-last.pth`` when it belongs to this run (also
+    when it was moved aside; see ``_resumable``); otherwise training starts over."""
+    raw = _resumable(out_dir, metadata) if ranks.main else None
     if ranks.world > 1:  # rank 0's file decides for every rank, also when machines do not share the folder
         shared = [raw]
         torch.distributed.broadcast_object_list(shared, src=0)
         raw = shared[0]
-    if raw is None:
+    state = (raw or {}).get("train_state") or {}
+    if state.get("epoch", 0) <= 0:
         return [], -math.inf, 1, None
-    state, stored = raw.get("train_state") or {}, raw.get("metadata") or {}
-    same = (stored.get("config_hash"), stored.get("inputs")) == (metadata["config_hash"], metadata["inputs"])
-    if same and state.get("epoch", 0) > 0:
-        model.load_state_dict(raw["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
-            scaler.load_state_dict(state["scaler"])
-        if ranks.main:
-            print(
-                f"resuming {config['variant']} from {last} (epoch {state['epoch']} of {config['train']['epochs']})",
-                file=sys.stderr,
-            )
-        return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
+    model.load_state_dict(raw["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):  # fp16: the loss scale, so a resume skips the same steps
+        scaler.load_state_dict(state["scaler"])
     if ranks.main:
         print(
-            f"{last} was written under another configuration or from other training code or data: starting over",
+            f"resuming {config['variant']} from {out_dir / LAST} (epoch {state['epoch']} of {config['train']['epochs']})",
             file=sys.stderr,
         )
-        for old in last.parent.glob("epoch-*.pth"):
-            old.unlink()
-    return [], -math.inf, 1, None
+    return state["history"], state["best_val_psnr"], state["epoch"] + 1, state.get("mlflow_run_id")
 
 
 def start_tracking(config: dict, *, out_dir: Path, tracking: dict | None, run_id: str | None, ranks) -> Tracker:
@@ -253,6 +335,58 @@ def save_epoch(out_dir: Path, model, *, state: dict, metadata: dict, is_best: bo
         save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
     save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
     _write_history(state["history"], out_dir)
+
+
+def divergence(loss: float, losses: list[float]) -> str | None:
+    """How an epoch of mean loss ``loss``, after epochs of mean losses ``losses``, diverged ("is not finite",
+    "is above ...", "is over ..."), or None for a healthy epoch: a non-finite loss, a loss above
+    ``LOSS_CEILING``, or above ``EXPLOSION_FACTOR`` times the lowest of ``losses``."""
+    if not math.isfinite(loss):
+        return "is not finite"
+    if loss > LOSS_CEILING:
+        return f"is above {LOSS_CEILING:g} (a model predicting 0 scores about 0.5 on colours in [-1, 1])"
+    if losses and loss > EXPLOSION_FACTOR * min(losses):
+        return f"is over {EXPLOSION_FACTOR:g}x the lowest epoch loss so far ({min(losses):.4g})"
+    return None
+
+
+def remedy(config: dict) -> str:
+    """What to change in a recipe that diverged."""
+    t = config["train"]
+    fix = (
+        f"lower train.lr (now {t['lr']:g}) or decay it sooner (train.milestones {t['milestones']}, "
+        f"train.gamma {t['gamma']:g})"
+    )
+    if t.get("amp") == "fp16":
+        fix += ", or train with train.amp: bf16 or fp32"
+    return f"{fix}, then rerun `dvc repro train@{config['variant']}`"
+
+
+def stop_diverged(config: dict, out_dir: Path, *, epoch: int, loss: float, rule: str, metadata: dict, tracker, ranks):
+    """Stop a run whose epoch ``epoch`` diverged (every rank calls it): that epoch is not saved, so
+    ``epoch-last.pth`` stays the last good one; rank 0 writes ``diverged.json`` and ends the MLflow run
+    FAILED. Raises ``DivergedError``, whose message is the one line the train stage prints."""
+    kept = f"epoch-last.pth stays at epoch {epoch - 1}" if epoch > 1 else "no epoch was saved"
+    message = f"{config['variant']} diverged at epoch {epoch}: loss {loss:.4g} {rule}; {remedy(config)} ({kept})"
+    if ranks.main:
+        record = {
+            "variant": config["variant"],
+            "config_hash": metadata["config_hash"],
+            "inputs": metadata["inputs"],
+            "epoch": epoch,
+            "loss": loss if math.isfinite(loss) else str(loss),  # JSON has no NaN or infinity
+            "rule": rule,
+            "remedy": remedy(config),
+            "last_good_epoch": epoch - 1,
+        }
+        with atomic_write(out_dir / DIVERGED_MARKER) as f:
+            f.write((json.dumps(record, indent=2) + "\n").encode())
+        if math.isfinite(loss):
+            tracker.log_metrics({"train_loss": loss}, step=epoch)
+        tracker.end(status="FAILED")
+        (out_dir / RUN_MARKER).unlink(missing_ok=True)  # the run ended: nothing left to close
+    distributed.stop()
+    raise DivergedError(message)
 
 
 def log_epoch(tracker: Tracker, record: dict, *, variant: str):
@@ -380,8 +514,9 @@ def fit(
         config, device=device, amp_dtype=amp_dtype, channels_last=channels_last
     )
     history, best, start_epoch, run_id = resume(
-        out_dir / "epoch-last.pth", model, optimizer, scheduler, scaler, config=config, metadata=metadata, ranks=ranks
+        out_dir, model, optimizer, scheduler, scaler, config=config, metadata=metadata, ranks=ranks
     )
+    losses = [h["loss"] for h in history]  # every rank's: the divergence check must stop them all together
     tracker = start_tracking(config, out_dir=out_dir, tracking=tracking, run_id=run_id, ranks=ranks)
     train_loader, val_loader = make_loaders(
         train_set, val_set, batch_size=t["batch_size"], seed=t["seed"], workers=workers, device=device, ranks=ranks
@@ -403,6 +538,12 @@ def fit(
             desc=f"{config['variant']} epoch {epoch}/{t['epochs']}",
         )
         scheduler.step()
+        rule = divergence(loss, losses)
+        if rule:
+            stop_diverged(
+                config, out_dir, epoch=epoch, loss=loss, rule=rule, metadata=metadata, tracker=tracker, ranks=ranks
+            )
+        losses.append(loss)
         if not ranks.main:
             continue
         val_psnr = validate(model, val_loader, device=device)
@@ -412,11 +553,14 @@ def fit(
         is_best, best = val_psnr > best, max(best, val_psnr)
         state = train_state(optimizer, scheduler, scaler, history=history, best=best, run_id=tracker.run_id)
         save_epoch(out_dir, model, state=state, metadata=metadata, is_best=is_best, save_every=save_every)
+        _settle(out_dir)
         log_epoch(tracker, history[-1], variant=config["variant"])
 
     distributed.stop()
     if not ranks.main:
         return {}
+    if history:  # also a finished run moved back: it has saved its epochs
+        _settle(out_dir)
     end_tracking(tracker, out_dir=out_dir)
     return _finish(out_dir, config, history, best, tracker.run_id)
 

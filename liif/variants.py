@@ -62,6 +62,7 @@ def training_recipe(model: dict, train: dict) -> dict | None:
     recipe = dict(train)
     if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
         recipe["samples"] = "uniform-varied"
+        recipe.pop("val_dataset", None)  # size-varied tasks validate on their own dataset (liif.samples)
         recipe["gt_resize"] = int(recipe["task"][1]) if model["name"] == "fixed-scale" else None
     elif model["name"] == "fixed-scale":  # spec 2.5: paired LR at the model's own scale
         recipe["samples"] = "paired"

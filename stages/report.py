@@ -27,6 +27,7 @@ def main() -> int:
     params, models, out, prepared = load_params(), Path(args.models), Path(args.out), PreparedData(args.data)
     check_params(params)
     tracking_settings, roles = runtime_settings(params)["tracking"], study_roles(params)
+    report.refuse_diverged(models, list(roles.of))
     study = report.load_study(Path(args.metrics), roles)
     summaries, history = report.load_summaries(models, list(roles.of)), report.load_history(models, list(roles.of))
     validation = report.validation_words(params["train"])

@@ -5,6 +5,7 @@ With ``runtime.nproc: N > 1`` it starts itself again under ``torchrun`` with N d
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from liif.checkpoint import CheckpointError
 from liif.images import ImageError
 from liif.layout import PreparedData
 from liif.params import load_params, runtime_settings
-from liif.train import train_variant
+from liif.train import DivergedError, train_variant
 
 
 def main() -> int:
@@ -41,6 +42,10 @@ def main() -> int:
         return code
     try:
         summary = train_variant(config, prepared=PreparedData(args.data), out_dir=args.out, runtime=runtime)
+    except DivergedError as e:  # one line naming the variant, the epoch, the loss and what to change
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; rank 0 says why
+            print(f"train: {e}", file=sys.stderr)
+        return 2
     except (ImageError, CheckpointError, ValueError) as e:
         print(f"train: {config['variant']}: {e}", file=sys.stderr)
         return 2

@@ -1,12 +1,13 @@
 """The CelebA-HQ size-varied ground-truth study (spec 3.4): preparation, samples, training and evaluation."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from conftest import CPU_RUNTIME, TINY_ENCODER
 from PIL import Image
 
-from liif.evaluate import evaluate_task
 from liif.layout import PreparedData
 from liif.models import LIIF, FixedScaleSR
 from liif.prepare import celeba_split, prepare_celeba, write_manifest
@@ -59,11 +60,22 @@ def test_ground_truth_sizes_spread_uniformly_from_l_to_h(faces):
     assert ds[0]["inp"].shape == (3, 64, 64) and ds[0]["gt"].shape == (1024, 3)
 
 
+def _rgb_psnr(pred: np.ndarray, hr: np.ndarray) -> float:
+    """Spec 3.4/4 for CelebA: RGB over the whole image, no shave, unquantised prediction, peak 1."""
+    return -10 * math.log10(np.mean((pred.astype(np.float64) - hr.astype(np.float64)) ** 2))
+
+
 def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
+    from liif.checkpoint import load_checkpoint, read_checkpoint
+    from liif.evaluate import evaluate_variant
+    from liif.models import build_model, model_spec
+    from liif.render import render_image
+    from liif.samples import make_training_sets
     from liif.train import train_variant
     from liif.variants import resolve_variant
 
-    _, out, _ = faces
+    _, out, split = faces
+    prepared = PreparedData(out.parent)
     params = {
         "model": {
             "name": "liif",
@@ -85,7 +97,7 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
             "augment": True,
             "lr": 1e-3,
             "milestones": [1],
-            "gamma": 0.1,
+            "gamma": 0.0,  # epoch 2 learns nothing: its validation ties epoch 1's, so epoch-best stays epoch 1
             "val_images": 2,
             "val_repeat": 1,
             "seed": 0,
@@ -93,19 +105,45 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
         },
         "variants": {"liif": {}, "upsample": {"model": {"name": "fixed-scale", "scale": 8}}},
     }
-    runtime = CPU_RUNTIME
-    for name in params["variants"]:
+    test_faces = sorted(p.name for p in (out / "test" / "256").iterdir())
+    assert len(test_faces) == len(split["val"]) == 2
+    # a task variant is scored with task_checkpoint; "checkpoint" (the DIV2K/benchmark one) must not be read
+    evaluation = {"checkpoint": "epoch-absent.pth", "task_checkpoint": "epoch-best.pth", "datasets": {}}
+    for name, kind in (("liif", LIIF), ("upsample", FixedScaleSR)):
         config = resolve_variant(params, name)
-        assert config["train"]["samples"] == "uniform-varied"
-        assert config["train"]["gt_resize"] == (256 if name == "upsample" else None)
-        summary = train_variant(config, prepared=PreparedData(out.parent), out_dir=tmp_path / name, runtime=runtime)
-        assert summary["epochs"] == 2
-    model = LIIF(encoder=TINY_ENCODER, decoder_hidden=[16])
-    scores = evaluate_task(model, out / "test" / "32", out / "test" / "256", device="cpu", progress=False)
-    assert len(scores) == 2 and all(np.isfinite(s.psnr) for s in scores)
-    up = FixedScaleSR(encoder=TINY_ENCODER, scale=8)
-    assert torch.isfinite(
-        torch.tensor(
-            [s.psnr for s in evaluate_task(up, out / "test" / "32", out / "test" / "256", device="cpu", progress=False)]
+        # the ground truths the recipe feeds: native sizes 32 ... 256 for LIIF, all resized to 256 for the up-sampler
+        train_set, val_set = make_training_sets(config, prepared)
+        sides = [round(2 / train_set[i]["cell"][0, 0].item()) for i in range(len(train_set))]
+        assert sides == ([32, 64, 96, 128, 160, 192, 224, 256] if name == "liif" else [256] * 8)
+        assert [round(2 / val_set[i]["cell"][0, 0].item()) for i in range(len(val_set))] == [256, 256]
+
+        model_dir = tmp_path / name
+        summary = train_variant(config, prepared=prepared, out_dir=model_dir, runtime=CPU_RUNTIME)
+        history = read_checkpoint(model_dir / "epoch-last.pth")["train_state"]["history"]
+        assert [h["epoch"] for h in history] == [1, 2] and summary["epochs"] == 2
+        assert [h["lr"] for h in history] == [1e-3, 0.0]  # MultiStepLR: milestone 1, gamma 0
+        val = [h["val_psnr"] for h in history]
+        assert val[0] == val[1]  # the same weights validated on the same samples
+        best = read_checkpoint(model_dir / "epoch-best.pth")["train_state"]
+        assert best["epoch"] == 1 and summary["best_val_psnr"] == val[0]  # a tie is no improvement
+
+        model, _ = load_checkpoint(model_dir / "epoch-best.pth")  # spec 3.4: CelebA is reported with epoch-best
+        assert type(model) is kind and model_spec(model) == config["model"]
+        torch.manual_seed(0)
+        initial = build_model(config["model"]).state_dict()
+        assert any(not torch.equal(v, initial[k]) for k, v in model.state_dict().items()), "nothing was learnt"
+
+        metrics, rows = evaluate_variant(
+            config, model_dir=model_dir, prepared=prepared, evaluation=evaluation, device="cpu"
         )
-    ).all()
+        expected = {}
+        for face in test_faces:  # each 32 x 32 input rendered at 256 x 256 and scored independently
+            lr = torch.from_numpy(np.array(Image.open(out / "test" / "32" / face))).permute(2, 0, 1) / 255
+            hr = np.asarray(Image.open(out / "test" / "256" / face)) / 255
+            pred = render_image(model, lr, (256, 256), device="cpu").numpy()
+            expected[face] = _rgb_psnr(pred, hr)
+        assert list(metrics) == ["celeba"] and list(metrics["celeba"]) == ["32-256"]
+        assert metrics["celeba"]["32-256"] == pytest.approx(np.mean(list(expected.values())), abs=1e-4)
+        cells = [row.split("\t") for row in rows]
+        assert [(c[0], c[1], c[2]) for c in cells] == [("celeba", "32-256", face) for face in test_faces]
+        assert [float(c[3]) for c in cells] == pytest.approx([expected[f] for f in test_faces], abs=1e-4)

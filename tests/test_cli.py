@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,16 +154,39 @@ def test_evaluate_with_and_without_lr_folder(workdir, tmp_path):
     assert code == 2 and "no LR image im0x3.png" in err
 
 
-def test_torch_is_never_asked_to_unpickle_code(workdir):
-    # every load in the library goes through weights_only=True
-    import pathlib
+class WritesAMarker:
+    """Unpickling this calls ``Path(marker).touch()``: the file appears only if torch ran pickled code."""
 
-    src = pathlib.Path(__file__).resolve().parents[1] / "liif"
-    for path in src.rglob("*.py"):
-        for line in path.read_text().splitlines():
-            if "torch.load(" in line:
-                assert "weights_only=True" in line, f"{path}: {line.strip()}"
-    assert torch.load  # the suite imports torch
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("command", ["info", "upscale"])
+def test_torch_is_never_asked_to_unpickle_code(workdir, command):
+    marker = workdir / f"code-ran-{command}"
+    evil = workdir / f"evil-{command}.pth"
+    torch.save({"format": "liif-repro", "payload": WritesAMarker(marker)}, evil)  # a real torch zip file
+    args = [evil] if command == "info" else [workdir / "rgb.png", "-o", workdir / "never.npy", "--checkpoint", evil]
+    code, _, err = run(command, *args, *(["--scale", "2"] if command == "upscale" else []))
+    assert not marker.exists(), "loading the checkpoint ran the code pickled in it"
+    assert code == 2, err
+    assert err.strip() == (
+        f"liif: error: {evil}: refused: holds Python objects other than tensors and plain data "
+        "(loaded with weights_only=True)"
+    )
+    assert not (workdir / "never.npy").exists()
+    loads = [  # and no other load in the library bypasses the guard
+        (path.name, line.strip())
+        for path in (Path(__file__).resolve().parents[1] / "liif").rglob("*.py")
+        for line in path.read_text().splitlines()
+        if "torch.load(" in line
+    ]
+    assert loads and all("weights_only=True" in line for _, line in loads), loads
 
 
 def test_a_huge_image_in_a_small_file_is_refused_from_its_header(workdir):

@@ -97,3 +97,17 @@ def test_weights_of_another_variant_or_configuration_are_refused(prepared):
     )
     with pytest.raises(CheckpointError, match="configuration 0123"):
         evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
+
+
+def test_a_model_whose_training_diverged_is_refused(prepared):
+    """liif.train leaves diverged.json when a run diverges; evaluation refuses that configuration's model."""
+    import json
+
+    data, model_dir = prepared
+    marker = {"variant": "bicubic", "config_hash": config_hash(CONFIG), "epoch": 7, "loss": 14.61234, "remedy": "fix"}
+    (model_dir / "diverged.json").write_text(json.dumps(marker))
+    with pytest.raises(CheckpointError, match=r"the training of bicubic diverged at epoch 7 \(loss 14.61\).*; fix$"):
+        evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
+    (model_dir / "diverged.json").write_text(json.dumps({**marker, "config_hash": "0123"}))  # another recipe's
+    metrics, _ = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
+    assert set(metrics["set"]) == {"x2"}

@@ -3,9 +3,11 @@ then ``dvc exp run -S model.cell_decode=false``, checking outputs, MLflow runs a
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from conftest import mlflow_runs, needs_dvc, sh, study_copy
+from PIL import Image
 
 pytestmark = needs_dvc
 
@@ -31,10 +33,39 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     assert set(metrics(repo)["sized-liif-16-64"]) == {"squares"}  # RQ3 on tiles of the sample photographs
     assert (repo / "models" / "liif" / "epoch-best.pth").is_file()
     reports = repo / "reports"
+    m = {v: metrics(repo)[v]["sample"] for v in variants}
+    pair = {x: (m["liif"][x], m["liif-seed1"][x]) for x in ("x2", "x5")}
+    liif = {x: (a + b) / 2 for x, (a, b) in pair.items()}  # LIIF is the mean over its seeds
+    sd = {x: abs(a - b) / 2**0.5 for x, (a, b) in pair.items()}  # their sample standard deviation
+    rows = {  # every markdown table row of every page, as its stripped cells
+        page: [[c.strip() for c in line.split("|")[1:-1]] for line in (reports / f"{page}.md").read_text().splitlines()]
+        for page in ("README", "rq1", "rq2", "rq3", "rq4", "rq5", "paper")
+    }
+    rows = {page: [r for r in page_rows if r] for page, page_rows in rows.items()}
     readme = (reports / "README.md").read_text()
-    assert "| liif " in readme and "(2 seeds)" in readme and "](rq4.md)" in readme
-    for page in ("rq1", "rq2", "rq3", "rq4", "rq5", "paper"):
-        assert (reports / f"{page}.md").stat().st_size > 300
+    assert "](rq4.md)" in readme
+    assert ["liif", *(f"{liif[x]:.2f} ± {sd[x]:.2f} (2 seeds)" for x in ("x2", "x5"))] in rows["README"]
+    for v in ("bicubic", "metasr", "liif-c", "upsample-x2"):
+        assert [v, f"{m[v]['x2']:.2f}", f"{m[v]['x5']:.2f}"] in rows["README"], v
+
+    def compared(x: str, other: float) -> list[str]:  # scale, LIIF, the other, LIIF minus, 2 x seed sd
+        return [x, f"{liif[x]:.2f}", f"{other:.2f}", f"{liif[x] - other:.2f}", f"{2 * sd[x]:.2f}"]
+
+    assert compared("x2", m["bicubic"]["x2"]) in [r[:5] for r in rows["rq1"]]  # RQ1: in-distribution
+    for other in ("bicubic", "metasr"):  # RQ2: out of distribution
+        assert compared("x5", m[other]["x5"]) in [r[:5] for r in rows["rq2"]], other
+    assert compared("x2", m["upsample-x2"]["x2"]) in [r[:5] for r in rows["rq5"]]  # RQ5: at its own scale
+    assert compared("x5", m["metasr"]["x5"]) in [r[:5] for r in rows["rq5"]]
+    ablation = next(r for r in rows["rq4"] if r[0].startswith("liif-c"))
+    assert [c.split()[0] for c in ablation[1:]] == [f"{m['liif-c'][x] - liif[x]:+.2f}" for x in ("x2", "x5")]
+    sized = {v: metrics(repo)[v]["squares"]["16-64"] for v in tasks}
+    up, native = sized["sized-upsample-16-64"], sized["sized-liif-16-64"]
+    assert ["squares", "16-64", f"{up:.2f}", f"{native:.2f}", f"{native - up:.2f}"] in [r[:5] for r in rows["rq3"]]
+    # beside the paper: ours and the paper's T1/T3 differences from LIIF at x2 (spec section 1)
+    paper_minus_liif = {"bicubic": 31.01 - 34.67, "liif-c": 34.53 - 34.67, "metasr": 34.64 - 34.67}
+    paper_minus_liif["upsample-x2"] = 34.55 - 34.67  # EDSR-baseline
+    for v, theirs in paper_minus_liif.items():
+        assert [v, "x2", f"{m[v]['x2'] - liif['x2']:.2f}", f"{theirs:.2f}"] in rows["paper"], v
     for figure in (
         "psnr_vs_scale_sample",
         "rq1_textures_x4",
@@ -45,7 +76,13 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
         "rq4_ablations_sample",
         "training",
     ):
-        assert (reports / "figures" / f"{figure}.png").stat().st_size > 5000, figure
+        with Image.open(reports / "figures" / f"{figure}.png") as image:  # a whole PNG with something drawn
+            assert image.format == "PNG" and min(image.size) >= 200, (figure, image.size)
+            pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+        assert pixels.std() > 10 and len(np.unique(pixels, axis=0)) > 500, figure
+        assert f"](figures/{figure}.png)" in "".join((reports / f"{page}.md").read_text() for page in rows), (
+            f"{figure} is on no page"
+        )
     runs = mlflow_runs(repo)
     assert sorted(runs["tags.variant"]) == sorted(variants + tasks + ["report"])
     report_run = runs[runs["tags.variant"] == "report"].iloc[0]
@@ -104,6 +141,7 @@ def test_runtime_settings_retrain_nothing_and_code_edits_rerun_their_stages(repo
 
 def test_exp_run_override_retrains_only_what_depends_on_it(repo):
     before = metrics(repo)
+    headline_before = json.loads((repo / "metrics" / "headline.json").read_text())
     out = sh("dvc", "exp", "run", "-S", "model.cell_decode=false", cwd=repo)
     after = metrics(repo)
     assert json.loads((repo / "configs" / "liif.json").read_text())["model"]["args"]["cell_decode"] is False
@@ -114,4 +152,13 @@ def test_exp_run_override_retrains_only_what_depends_on_it(repo):
         assert f"Running stage 'train@{v}'" not in out and f"Running stage 'evaluate@{v}'" not in out
     runs = mlflow_runs(repo)
     assert (runs["tags.variant"] == "liif").sum() == 2 and (runs["tags.variant"] == "report").sum() == 2
-    assert "liif" in sh("dvc", "exp", "show", "--md", "--no-pager", cwd=repo)
+    assert after["liif"] == before["liif-c"]  # now the same configuration as liif-c: the same weights and scores
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo))
+    baseline = next(row for row in shown if row["rev"] != "workspace")
+    (experiment,) = [rev for group in baseline["experiments"] or [] for rev in group["revs"]]
+    assert experiment["data"]["params"]["params.yaml"]["data"]["model"]["cell_decode"] is False
+    assert baseline["data"]["params"]["params.yaml"]["data"]["model"]["cell_decode"] is True
+    recorded = experiment["data"]["metrics"]
+    assert recorded["metrics/headline.json"]["data"] == json.loads((repo / "metrics" / "headline.json").read_text())
+    assert {p: recorded[f"metrics/eval/{p}.json"]["data"] for p in after} == after
+    assert recorded["metrics/headline.json"]["data"]["liif_x2"] != headline_before["liif_x2"]

@@ -9,8 +9,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import DATASETS, mlflow_runs, need, needs_dvc, sh, study_copy
 from PIL import Image
+
+from liif.checkpoint import load_checkpoint
+from liif.render import render_image
 
 pytestmark = needs_dvc
 PUBLISHED_SET5 = {"x2": 33.66, "x3": 30.39, "x4": 28.42}  # ../shared/datasets/README.md
@@ -65,11 +69,24 @@ def test_size_varied_study_runs_on_the_64_faces(repo):
             assert len(files) == n and Image.open(files[0]).size == (size, size)
     assert len((prepared / "manifest.tsv").read_text().splitlines()) >= 4 * 64
     m = metrics(repo)
+    faces = sorted(p.name for p in (prepared / "test" / "256").glob("*.png"))
     for variant in VARIANTS[1:5]:
-        task = variant.rsplit("-", 2)[-2] + "-" + variant.rsplit("-", 1)[-1]
+        low, high = map(int, variant.split("-")[-2:])
+        task = f"{low}-{high}"
         assert list(m[variant]) == ["celeba"] and list(m[variant]["celeba"]) == [task]
-        assert 5 < m[variant]["celeba"][task] < 60
-        assert len((repo / "metrics" / "eval" / f"{variant}.tsv").read_text().splitlines()) == 1 + 13
+        # the expected value, computed here: the epoch-best weights (spec 3.4) render each L x L test face
+        # at H x H, scored by RGB PSNR over the whole image, unquantised, peak 1 (spec section 4)
+        model, _ = load_checkpoint(repo / "models" / variant / "epoch-best.pth")
+        expected = {}
+        for face in faces:
+            lr = torch.from_numpy(np.array(Image.open(prepared / "test" / str(low) / face))).permute(2, 0, 1) / 255
+            hr = np.asarray(Image.open(prepared / "test" / str(high) / face), dtype=np.float64) / 255
+            pred = render_image(model, lr, (high, high), device="cpu").numpy().astype(np.float64)
+            expected[face] = -10 * np.log10(np.mean((pred - hr) ** 2))
+        assert m[variant]["celeba"][task] == pytest.approx(np.mean(list(expected.values())), abs=2e-4), variant
+        rows = [r.split("\t") for r in (repo / "metrics" / "eval" / f"{variant}.tsv").read_text().splitlines()[1:]]
+        assert [(r[0], r[1], r[2]) for r in rows] == [("celeba", task, face) for face in faces]
+        assert [float(r[3]) for r in rows] == pytest.approx([expected[f] for f in faces], abs=2e-4), variant
     rq3 = (repo / "reports" / "rq3.md").read_text()
     for task in ("64-128", "32-256"):
         up, liif = m[f"celeba-upsample-{task}"]["celeba"][task], m[f"celeba-liif-{task}"]["celeba"][task]

@@ -24,9 +24,19 @@ def test_released_checkpoints_match_reference_outputs(fixtures_dir, name, size):
     assert np.abs(literal - expected).max() <= 1e-5
 
 
-def test_trained_fixture_output_is_far_from_constant(fixtures_dir):
-    expected = np.load(fixtures_dir / "trained-liif_144x144.npy")
-    assert expected.std() > 0.05
+def test_the_trained_fixture_tells_a_missing_design_step_apart(fixtures_dir):
+    """The 1e-5 agreement above means something only if a render that skips a step of spec 2.4 lands far
+    outside it: the same weights with the local ensemble switched off, or decoded with the x1 cell."""
+    model, _ = load_checkpoint(fixtures_dir / "trained-liif.pth")
+    lr, _ = load_image(fixtures_dir / "input_48x48.png")
+    expected = torch.from_numpy(np.load(fixtures_dir / "trained-liif_144x144.npy"))
+    assert expected.std() > 0.05  # a real picture, not a flat one that any model comes close to
+    assert (render_image(model, lr, (144, 144), device="cpu") - expected).abs().max() <= 1e-5
+    wrong_cell = render_image(model, lr, (144, 144), device="cpu", cell=(2 / 48, 2 / 48))
+    assert (wrong_cell - expected).abs().max() > 0.01
+    model.local_ensemble = False  # what a LIIF(-e) does with these weights
+    for render in (render_image, render_reference):
+        assert (render(model, lr, (144, 144), device="cpu") - expected).abs().max() > 0.1, render.__name__
 
 
 @pytest.mark.parametrize(
@@ -66,10 +76,17 @@ def test_bicubic_renders_through_the_same_interface():
     assert torch.equal(torch.round(out * 255).byte(), torch.from_numpy(expected))
 
 
-def test_render_output_is_in_range_and_on_cpu():
-    out = render_image(tiny_liif(), random_image(8, 8), (30, 30), device="auto")
-    assert out.shape == (30, 30, 3) and out.device.type == "cpu"
-    assert out.min() >= 0 and out.max() <= 1
+@pytest.mark.parametrize("render", [render_image, render_reference])
+def test_render_maps_predictions_back_to_0_1_and_clamps_them(render):
+    """A decoder whose every output is its bias b: each pixel must be clamp(b * 0.5 + 0.5, 0, 1) (spec 4)."""
+    model = tiny_liif()
+    last = model.decoder.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([-3.0, 0.2, 2.5]))  # below, inside and above the range
+    out = render(model, random_image(8, 8), (30, 20), device="auto")
+    assert out.shape == (30, 20, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert torch.equal(out, torch.tensor([0.0, 0.6, 1.0]).expand(30, 20, 3))
 
 
 def test_output_size_and_device_arguments():
@@ -98,7 +115,7 @@ def test_cell_override_changes_only_what_cell_decoding_reads():
 
 
 def test_figure_crops_go_where_the_detail_is():
-    from liif.figures import detailed_window
+    from liif.renders import detailed_window
 
     image = torch.full((3, 200, 300), 0.5)
     image[:, 120:170, 30:80] = random_image(50, 50, seed=3)  # the only texture

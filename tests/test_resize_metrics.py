@@ -92,8 +92,26 @@ def test_psnr_protocols():
         shave_for("set5", 2)
 
 
-def test_ssim_is_one_for_identical_and_lower_for_noise():
-    img = random_image(32, 32)
-    assert ssim(img, img) == pytest.approx(1.0)
-    noisy = (img + 0.1 * torch.randn_like(img)).clamp(0, 1)
-    assert ssim(noisy, img) < 0.95
+@pytest.mark.parametrize(
+    "protocol,scale,shave", [("none", 1, 0), ("div2k", 2, 8), ("benchmark", 3, 3), ("benchmark", 4, 4)]
+)
+def test_ssim_matches_scikit_image_on_the_protocol_crop_and_channels(protocol, scale, shave):
+    """SSIM as the SR literature computes it (Wang et al. 2004): Gaussian window 11, sigma 1.5, population
+    covariances, K1 0.01, K2 0.03, peak 1, mean over the valid window positions; benchmark on MATLAB's
+    rgb2ycbcr luma (offset 16/255), div2k on RGB; both after the PSNR shave."""
+    from skimage.metrics import structural_similarity
+
+    target = random_image(47, 52, seed=1)
+    pred = (target + 0.08 * torch.randn(target.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    x, y = (a.double().numpy() for a in (pred, target))
+    if protocol == "benchmark":
+        luma = np.array([65.738, 129.057, 25.064]).reshape(3, 1, 1) / 256
+        x, y = ((a * luma).sum(0, keepdims=True) + 16 / 255 for a in (x, y))
+    if shave:
+        x, y = x[:, shave:-shave, shave:-shave], y[:, shave:-shave, shave:-shave]
+    expected = structural_similarity(
+        x, y, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    assert 0.3 < expected < 0.95  # far from both ends: a wrong constant or window shows
+    assert ssim(pred, target, protocol=protocol, scale=scale) == pytest.approx(expected, abs=1e-9)
+    assert ssim(target, target, protocol=protocol, scale=scale) == pytest.approx(1.0, abs=1e-12)

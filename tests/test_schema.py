@@ -227,3 +227,14 @@ def test_the_report_refuses_missing_or_non_numeric_metrics(tmp_path, content, me
     with pytest.raises(ReportError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_scores(tmp_path, ["liif"])
     assert math.isfinite(load_scores(ROOT / "metrics/eval", ["bicubic"])["psnr"].sum())
+
+
+def test_the_report_refuses_a_diverged_model(tmp_path):
+    from liif.report import refuse_diverged
+
+    (tmp_path / "liif").mkdir()
+    refuse_diverged(tmp_path, ["liif", "metasr"])  # no marker: nothing to refuse
+    record = {"variant": "liif", "epoch": 7, "rule": "loss nan is not finite", "remedy": "lower train.lr"}
+    (tmp_path / "liif" / "diverged.json").write_text(json.dumps(record))
+    with pytest.raises(ReportError, match="the run diverged at epoch 7 .loss nan is not finite.; lower train.lr"):
+        refuse_diverged(tmp_path, ["liif"])

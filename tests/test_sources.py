@@ -11,7 +11,7 @@ from conftest import need
 from PIL import Image
 from test_download import Server
 
-from liif.catalogue import CATALOGUE, PUBLISHED, Archive, lookup
+from liif.catalogue import CATALOGUE, Archive, lookup
 from liif.evaluate import evaluate_pairs
 from liif.images import list_images
 from liif.layout import PreparedData
@@ -55,15 +55,68 @@ def unpinned(monkeypatch):
     return unpin
 
 
-def test_every_official_archive_but_celeba_has_a_published_size_and_checksum():
-    for name, dataset in CATALOGUE.items():
-        for archive in dataset.archives:
-            if name == "celeba-hq":
-                assert archive.url is None and archive.sha256 is None
-                continue
-            assert (archive.size, archive.sha256) == PUBLISHED[archive.name]
-            assert archive.url.startswith("https://") and archive.url.endswith("/" + archive.name)
-            assert len(archive.sha256) == 64 and int(archive.sha256, 16) >= 0
+# The public records, copied here independently of liif.catalogue: the DIV2K archives from TensorFlow
+# Datasets (tensorflow/datasets, tensorflow_datasets/datasets/div2k/checksums.tsv), the EDSR benchmark.tar as
+# a public SISR project records and checks it (250,112,000 bytes, SHA-256 80c21c33...).
+DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
+PUBLIC_RECORD = {
+    "div2k-train": [
+        (DIV2K + "DIV2K_train_HR.zip", 3530603713, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335"),
+        (
+            DIV2K + "DIV2K_train_LR_bicubic_X2.zip",
+            925390592,
+            "a53a424317575838dadce4bcd97cf7b744d6855f43740ed5f0245af3cf4bd850",
+        ),
+        (
+            DIV2K + "DIV2K_train_LR_bicubic_X3.zip",
+            427847282,
+            "ad5c8e5507e2765823d3c2c5bd0934842efcd487c5370604c224090898b3163a",
+        ),
+        (
+            DIV2K + "DIV2K_train_LR_bicubic_X4.zip",
+            246914039,
+            "f006b837f4eb52b82909aa01478e6d6d199eefce932179491d0c9dbb706dde3a",
+        ),
+    ],
+    "div2k-valid": [
+        (DIV2K + "DIV2K_valid_HR.zip", 448993893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"),
+        (
+            DIV2K + "DIV2K_valid_LR_bicubic_X2.zip",
+            117763600,
+            "60eed9875c697df51204aa579e2a699e1d5215095788a097ff54dd17e2664d57",
+        ),
+        (
+            DIV2K + "DIV2K_valid_LR_bicubic_X3.zip",
+            54513392,
+            "04b9a2ed3b4a0715d3924d3ae8514830c3328fac8d30512ce716d6f419e052a3",
+        ),
+        (
+            DIV2K + "DIV2K_valid_LR_bicubic_X4.zip",
+            31505881,
+            "a50a5d1c4b88de4e8d300d8fb2b904c52fe93b2b298a4899697760d7cbb6d553",
+        ),
+    ],
+    **{
+        name: [
+            (
+                "https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
+                250112000,
+                "80c21c333bbf6ceb5308b7243761f8284478274413a97b96f1d63e9045fd93e8",
+            )
+        ]
+        for name in ("set5", "set14", "b100", "urban100")
+    },
+    "celeba-hq": [(None, None, None), (None, None, None)],  # no public link or record: trusted on first use
+}
+
+
+def test_every_official_archive_is_pinned_to_its_public_record():
+    pinned = {name: [(a.url, a.size, a.sha256) for a in dataset.archives] for name, dataset in CATALOGUE.items()}
+    assert pinned == PUBLIC_RECORD
+    for dataset in CATALOGUE.values():
+        for archive in dataset.archives:  # the name looked up in a mirror is the file the link serves
+            assert archive.url is None or archive.url.rsplit("/", 1)[1] == archive.name
+    assert [a.name for a in CATALOGUE["celeba-hq"].archives] == ["data1024x1024.zip", "split.json"]
 
 
 def test_a_mirror_copy_that_differs_from_the_published_archive_is_refused(tmp_path):

@@ -83,45 +83,112 @@ def test_paired_patches_supervise_every_pixel():
     assert item["inp"].shape == (3, 12, 12) and item["gt"].shape == (24 * 24, 3)
 
 
-def run_worker(out_dir, config_path):
+def run_worker(out_dir, config_path, stderr=subprocess.DEVNULL):
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(out_dir), str(config_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, str(WORKER), str(out_dir), str(config_path)], stdout=subprocess.DEVNULL, stderr=stderr
     )
 
 
-def test_resume_after_kill_ends_with_identical_weights(tmp_path):
-    config = tiny_config(epochs=8, repeat=16)  # enough epochs left after the kill that the race cannot end it
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    straight = tmp_path / "straight"
-    assert run_worker(straight, config_path).wait(timeout=300) == 0
+def saved_epoch(path) -> int:
+    """The epoch of the checkpoint at ``path``; 0 when there is none (yet)."""
+    try:
+        return read_checkpoint(path)["train_state"]["epoch"]
+    except Exception:  # not written yet; mid-write reads may fail (atomic rename makes this rare)
+        return 0
 
-    killed = tmp_path / "killed"
-    proc = run_worker(killed, config_path)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill as soon as epoch 2 of 8 is on disk
-        last = killed / "epoch-last.pth"
-        if last.exists():
-            try:
-                if read_checkpoint(last)["train_state"]["epoch"] >= 2:
-                    break
-            except Exception:  # noqa: BLE001 - mid-write reads may fail; atomic rename makes this rare
-                pass
+
+def kill_when(proc, condition, timeout=300):
+    """SIGKILL ``proc`` as soon as ``condition()`` holds (polled every 50 ms)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        assert proc.poll() is None, "the run ended before it could be killed"
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    assert read_checkpoint(killed / "epoch-last.pth")["train_state"]["epoch"] < 8
-    assert run_worker(killed, config_path).wait(timeout=300) == 0
 
+
+KILL_CONFIG = tiny_config(epochs=8, repeat=16)  # enough epochs left after a kill that the race cannot end it
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """KILL_CONFIG trained by train_worker.py without interruption: (its config file, its model folder)."""
+    root = tmp_path_factory.mktemp("straight")
+    config_path = root / "config.json"
+    config_path.write_text(json.dumps(KILL_CONFIG))
+    assert run_worker(root / "model", config_path).wait(timeout=300) == 0
+    return config_path, root / "model"
+
+
+def assert_same_run(straight, other):
+    """``other`` ended with ``straight``'s weights and loss curve, and no temporary file is left."""
     a, raw_a = load_checkpoint(straight / "epoch-last.pth")
-    b, raw_b = load_checkpoint(killed / "epoch-last.pth")
-    assert raw_b["train_state"]["epoch"] == 8
+    b, raw_b = load_checkpoint(other / "epoch-last.pth")
+    assert raw_b["train_state"]["epoch"] == raw_a["train_state"]["epoch"]
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
     assert [h["loss"] for h in raw_a["train_state"]["history"]] == [h["loss"] for h in raw_b["train_state"]["history"]]
-    assert not list(killed.glob(".*.tmp"))
+    assert not list(other.glob(".*.tmp"))
+
+
+def test_resume_after_kill_ends_with_identical_weights(tmp_path, straight_run):
+    config_path, straight = straight_run
+    killed = tmp_path / "killed"
+    proc = run_worker(killed, config_path)
+    kill_when(proc, lambda: saved_epoch(killed / "epoch-last.pth") >= 2)
+    assert saved_epoch(killed / "epoch-last.pth") < 8
+    assert run_worker(killed, config_path).wait(timeout=300) == 0
+    assert_same_run(straight, killed)
+
+
+def test_a_run_killed_by_another_configuration_resumes_where_it_stopped(tmp_path, straight_run):
+    """A killed mid-run; B (another recipe) starts and is killed in its first epoch; A again: it resumes at its
+    epoch, from the folder B moved it into, and ends as if nothing had happened."""
+    config_path, straight = straight_run
+    out = tmp_path / "model"
+    proc = run_worker(out, config_path)
+    kill_when(proc, lambda: saved_epoch(out / "epoch-last.pth") >= 3)
+    stopped_at = saved_epoch(out / "epoch-last.pth")
+    assert 3 <= stopped_at < 8
+    a_files = {p.name for p in out.iterdir()} - {"mlflow-run.txt"}
+    assert {"epoch-last.pth", "epoch-best.pth", "history.tsv"} <= a_files
+
+    b = tiny_config(epochs=8, repeat=400, lr=5e-4)  # another configuration, with a long first epoch
+    b_path = tmp_path / "b.json"
+    b_path.write_text(json.dumps(b))
+    aside = out / "superseded" / config_hash(KILL_CONFIG)  # fit() without inputs: the key is the hash alone
+    proc = run_worker(out, b_path)
+    kill_when(proc, lambda: (aside / "epoch-last.pth").is_file())
+    assert not (out / "epoch-last.pth").exists()  # B saved nothing, and A was moved, not removed
+    assert {p.name for p in aside.iterdir()} == a_files
+    assert saved_epoch(aside / "epoch-last.pth") == stopped_at
+
+    with open(tmp_path / "a-again.log", "w+") as log:
+        assert run_worker(out, config_path, stderr=log).wait(timeout=300) == 0
+        log.seek(0)
+        assert f"(epoch {stopped_at} of 8)" in log.read()  # resumed, not started over
+    assert_same_run(straight, out)
+    assert not (out / "superseded").exists()
+
+
+def test_moved_aside_runs_go_once_the_new_run_saves_its_first_epoch(tmp_path, monkeypatch):
+    import liif.train
+
+    images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
+    a, b = tiny_config(epochs=2), tiny_config(epochs=2, lr=5e-4)
+    fit(a, *tiny_sets(a, images), tmp_path, device="cpu")
+    aside = tmp_path / "superseded" / config_hash(a)
+    seen, train_one_epoch = {}, liif.train.train_one_epoch
+
+    def spy(*args, epoch, **kwargs):
+        seen[epoch] = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else None
+        return train_one_epoch(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(liif.train, "train_one_epoch", spy)
+    fit(b, *tiny_sets(b, images), tmp_path, device="cpu")
+    assert seen[1] == ["epoch-best.pth", "epoch-last.pth", "history.tsv", "summary.json"]  # kept during epoch 1
+    assert seen[2] is None and not (tmp_path / "superseded").exists()  # gone once B saved epoch 1
+    assert read_checkpoint(tmp_path / "epoch-last.pth")["metadata"]["config_hash"] == config_hash(b)
 
 
 def tiny_sets(config, images, val_images=None):
@@ -163,7 +230,7 @@ def test_variants_override_the_base_and_see_base_changes():
     assert resolve_variant(changed, "liif-c")["model"]["args"]["feat_unfold"] is False
     assert resolve_variant(changed, "liif")["model"]["args"]["feat_unfold"] is False
     assert resolve_variant(changed, "metasr") == resolve_variant(params, "metasr")
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="'nope' is not in params.yaml variants"):
         resolve_variant(params, "nope")
 
 
@@ -242,6 +309,7 @@ def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
     train_variant(config, prepared=prepared, out_dir=out, runtime=runtime)
     retrained = read_checkpoint(out / "epoch-last.pth")
     assert retrained["metadata"]["inputs"] != first["metadata"]["inputs"]
+    assert not (out / "superseded").exists()  # the stale run, moved aside, went once the new one saved an epoch
     assert any(not torch.equal(first["state_dict"][k], retrained["state_dict"][k]) for k in first["state_dict"])
 
 

@@ -11,28 +11,10 @@ import yaml
 from liif.checkpoint import count_parameters
 from liif.models import build_model
 from liif.params import apply_profile, load_params, runtime_settings
-from liif.variants import config_hash, resolve_variant
+from liif.variants import RECIPE_KEYS, config_hash, resolve_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["params.yaml"] + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "profiles").glob("*.yaml"))
-RECIPE_KEYS = {  # what each of the paper's wrappers reads (liif.samples.make_training_sets)
-    "downsampled": {"inp_size", "scale_min", "scale_max", "sample_q", "augment"},
-    "paired": {"inp_size", "scale_min", "augment"},
-    "uniform-varied": {"task", "sample_q", "augment", "gt_resize"},
-}
-COMMON_KEYS = {
-    "dataset",
-    "epochs",
-    "batch_size",
-    "repeat",
-    "lr",
-    "milestones",
-    "gamma",
-    "val_images",
-    "val_repeat",
-    "seed",
-    "amp",
-}
 
 
 def profile_params(profile: str) -> dict:
@@ -57,8 +39,10 @@ def test_every_variant_of_every_profile_resolves_and_builds(profile):
         if recipe is None:
             assert config["model"]["name"] == "bicubic"
             continue
-        missing = (COMMON_KEYS | RECIPE_KEYS[recipe["samples"]]) - set(recipe)
+        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]]
+        missing = reads - {"val_dataset"} - set(recipe)  # val_dataset: the training dataset when absent
         assert not missing, f"{profile} {variant}: recipe misses {sorted(missing)}"
+        assert set(recipe) - reads == {"samples"}, f"{profile} {variant}: keys its wrapper ignores"
         assert recipe["dataset"] in params["data"]["datasets"], f"{profile} {variant}: unknown training dataset"
         if recipe["samples"] == "paired":
             assert recipe["scale_min"] == recipe["scale_max"] == config["model"]["args"]["scale"]
@@ -161,9 +145,11 @@ def test_paper_profile_holds_the_spec_recipe():
         assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]
     assert params["eval"]["task_checkpoint"] == "epoch-best.pth"  # spec 3.4: CelebA-HQ reported with epoch-best
     assert params["data"]["datasets"]["celeba"]["catalogue"] == "celeba-hq"
-    eval_scales = {name: spec["scales"] for name, spec in params["eval"]["datasets"].items()}
-    assert eval_scales["div2k-valid"] == [2, 3, 4, 6, 12, 18, 24, 30]
-    assert all(eval_scales[b] == [2, 3, 4, 6, 8] for b in ("set5", "set14", "b100", "urban100"))
+    from liif.protocol import PROTOCOL_SCALES  # no scales in the profile: each protocol's paper scales
+
+    eval_scales = {n: s.get("scales", PROTOCOL_SCALES[s["protocol"]]) for n, s in params["eval"]["datasets"].items()}
+    assert list(eval_scales["div2k-valid"]) == [2, 3, 4, 6, 12, 18, 24, 30]
+    assert all(list(eval_scales[b]) == [2, 3, 4, 6, 8] for b in ("set5", "set14", "b100", "urban100"))
 
 
 def test_an_encoder_of_another_kind_replaces_the_base_encoder():
@@ -205,7 +191,7 @@ def test_runtime_keys_in_the_wrong_section_or_misspelt_are_refused():
     params = load_params(ROOT / "params.yaml")
     with pytest.raises(ValueError, match="runtime setting"):
         resolve_variant(apply_profile(params, {"train": {"threads": 2}}), "liif")
-    with pytest.raises(ValueError, match="runtime: expected the keys"):
+    with pytest.raises(ValueError, match="runtime.thread: unknown key; did you mean threads"):
         runtime_settings(apply_profile(params, {"runtime": {"thread": 2}}))
 
 
@@ -222,12 +208,137 @@ def test_the_smoke_profile_keeps_every_paper_variant_at_its_true_size():
         assert quick["train"]["epochs"] == 1 and quick["train"]["batch_size"] == 2
 
 
-def test_profiles_replace_the_seed_replicates():
-    from liif.params import apply_profile
+# A changed value for every train key a wrapper may read (liif.variants.RECIPE_KEYS), against BASE_TRAIN.
+PROBES = {
+    "dataset": "other",
+    "val_dataset": "other",
+    "val_split": "train",
+    "epochs": 3,
+    "batch_size": 3,
+    "repeat": 3,
+    "lr": 5e-4,
+    "milestones": [2],
+    "gamma": 0.1,
+    "val_images": 2,
+    "val_repeat": 3,
+    "seed": 1,
+    "augment": False,
+    "amp": "bf16",
+    "inp_size": 12,
+    "scale_min": 2,
+    "scale_max": 3,
+    "sample_q": 32,
+    "channel_shuffle": True,
+    "task": [16, 24],
+    "gt_resize": 24,
+}
+LOOP_KEYS = {"epochs", "batch_size", "lr", "milestones", "gamma", "amp"}  # read by liif.train.fit, not the samples
+BASE_TRAIN = {
+    "dataset": "photos",
+    "val_split": "test",
+    "epochs": 2,
+    "batch_size": 4,
+    "repeat": 2,
+    "lr": 1e-3,
+    "milestones": [1],
+    "gamma": 0.5,
+    "val_images": 1,
+    "val_repeat": 1,
+    "seed": 0,
+    "augment": True,
+    "inp_size": 16,
+    "scale_min": 1,
+    "scale_max": 4,
+    "sample_q": 64,
+}
 
-    base = {"report": {"profile": "x", "replicates": {"liif": ["liif-seed1"]}}, "variants": {"liif": {}}}
-    assert apply_profile(base, {"report": {"replicates": {}}})["report"]["replicates"] == {}
-    assert apply_profile(base, {"report": {"profile": "y"}})["report"] == {
-        "profile": "y",
-        "replicates": {"liif": ["liif-seed1"]},
+
+def _prepared_photos(root: Path):
+    """Two datasets with HR, MATLAB-bicubic X2 and square 16/24/32 versions of each image, per split."""
+    from conftest import random_image
+
+    from liif.images import write_png
+    from liif.layout import PreparedData
+    from liif.resize import matlab_bicubic
+
+    prepared = PreparedData(root)
+    for d, name in enumerate(("photos", "other")):
+        for split in ("train", "test"):
+            for i in range(2):
+                hr = random_image(64, 72, seed=100 * d + 10 * i + (split == "test"))
+                hr = (hr * 255).round().byte().permute(1, 2, 0).numpy()
+                write_png(hr, prepared.hr(name, split) / f"{i}.png")
+                write_png(matlab_bicubic(hr, scale=0.5), prepared.lr(name, split, 2) / f"{i}x2.png")
+                for size in (16, 24, 32):
+                    write_png(
+                        matlab_bicubic(hr[:64, :64], size=(size, size)), prepared.sized(name, split, size) / f"{i}.png"
+                    )
+    return prepared
+
+
+def _samples(config: dict, prepared) -> list:
+    """Every tensor of every sample the training and validation sets of ``config`` hold, in order."""
+    from liif.samples import make_training_sets
+
+    return [
+        [{k: v.clone() for k, v in ds[i].items()} for i in range(len(ds))]
+        for ds in make_training_sets(config, prepared)
+    ]
+
+
+def _same(a: list, b: list) -> bool:
+    return [[sorted(x) for x in s] for s in a] == [[sorted(x) for x in s] for s in b] and all(
+        x[k].shape == y[k].shape and torch.equal(x[k], y[k])
+        for s, t in zip(a, b, strict=True)
+        for x, y in zip(s, t, strict=True)
+        for k in x
+    )
+
+
+def test_a_train_key_changes_the_identity_exactly_when_it_changes_what_is_learnt(tmp_path):
+    """Behaviour, not a list: for each of the paper's sample wrappers, a key the wrapper ignores
+    (``sample_q`` of the fixed-scale up-sampler, spec 2.5: every HR pixel is supervised; the crop and
+    scale range of the size-varied task, spec 3.4) leaves the config hash alone, so DVC retrains
+    nothing; a key that changes the training samples, or the training loop, changes it."""
+    assert set(PROBES) == set().union(*RECIPE_KEYS.values()), "a recipe key without a probe value"
+    prepared = _prepared_photos(tmp_path)
+    model = {
+        "name": "liif",
+        "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+        "decoder_hidden": [8],
+        "feat_unfold": True,
+        "local_ensemble": True,
+        "cell_decode": True,
+        "predictor_hidden": 8,
+        "scale": 2,
     }
+    variants = {
+        "liif": {},
+        "up": {"model": {"name": "fixed-scale"}},
+        "sized-liif": {"train": {"task": [16, 32]}},
+        "sized-up": {"model": {"name": "fixed-scale"}, "train": {"task": [16, 32]}},
+    }
+    ignored, wrong = {}, []
+    for variant, override in variants.items():
+        params = {"model": model, "train": BASE_TRAIN, "variants": {variant: override}}
+        base = resolve_variant(params, variant)
+        samples = _samples(base, prepared)
+        for key, value in PROBES.items():
+            train = {**override.get("train", {}), key: value}
+            changed = {**params, "variants": {variant: {**override, "train": train}}}
+            config = resolve_variant(changed, variant)
+            same_identity = config_hash(config) == config_hash(base)
+            if key in LOOP_KEYS:
+                if same_identity:
+                    wrong.append(f"{variant}: train.{key} shapes the weights but is not in the identity")
+                continue
+            if same_identity != _same(_samples(config, prepared), samples):
+                effect = "the samples but not the hash" if same_identity else "the hash but not the samples"
+                wrong.append(f"{variant}: train.{key} changes {effect}")
+            if same_identity:
+                ignored.setdefault(variant, set()).add(key)
+    assert not wrong, "the identity and the samples disagree: " + "; ".join(wrong)
+    # and the spec's ignored keys were seen ignored (gt_resize is derived from the task, scale_* of up from the model)
+    assert {"sample_q", "scale_min", "scale_max"} <= ignored.get("up", set())
+    for variant in ("sized-liif", "sized-up"):
+        assert {"inp_size", "scale_min", "scale_max", "gt_resize"} <= ignored.get(variant, set())
