@@ -129,6 +129,42 @@ def _last_words(log: Path) -> str:
     return (errors or lines or ["(no output)"])[-1][:200]
 
 
+def clear_stale_locks(rwlock: Path = Path(".dvc/tmp/rwlock")) -> int:
+    """Drop the entries of DVC's read-write lock held by processes that no longer exist (a killed run leaves them,
+    and DVC then refuses every later repro); returns how many were dropped."""
+    try:
+        table = json.loads(rwlock.read_text())
+    except (OSError, ValueError):
+        return 0
+    dropped = 0
+    for mode in ("read", "write"):
+        for path, holders in list((table.get(mode) or {}).items()):
+            entries = holders if isinstance(holders, list) else [holders]
+            alive = [h for h in entries if _alive(h.get("pid"))]
+            dropped += len(entries) - len(alive)
+            if not alive:
+                del table[mode][path]
+            else:
+                table[mode][path] = alive if isinstance(holders, list) else alive[0]
+    if dropped:
+        rwlock.write_text(json.dumps(table))
+        _say(f"liif repro: cleared {dropped} stale DVC lock entries left by a killed run")
+    return dropped
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) holds no lock
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def run_upstream(env: dict) -> int:
     _say(f"liif repro: bringing the shared stages up to date (dvc repro {' '.join(UPSTREAM)})")
     return subprocess.call(["dvc", "repro", *UPSTREAM], env=env)
@@ -198,6 +234,7 @@ def repro(all_variants: list[str], names: list[str], *, jobs: str | int = "auto"
     slots = slots[: max(1, len(variants))]
     began = time.monotonic()
     _say(f"liif repro: {len(variants)} variants, {len(slots)} at a time ({json.dumps(slots[0]) if slots else ''})")
+    clear_stale_locks()
     if run_upstream(dict(os.environ)):
         _say("liif repro: the shared stages failed (see above); nothing else was run")
         return 1
