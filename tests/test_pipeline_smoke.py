@@ -12,6 +12,7 @@ import yaml
 from conftest import needs_dvc, sh, study_copy
 
 from liif.checkpoint import count_parameters, load_checkpoint
+from liif.protocol import PROTOCOL_SCALES
 
 pytestmark = [needs_dvc, pytest.mark.slow]
 
@@ -32,7 +33,8 @@ def test_every_paper_variant_trains_and_is_evaluated_at_every_scale(repo):
             assert list(metrics) == ["celeba"] and list(metrics["celeba"]) == [f"{task[0]}-{task[1]}"]
             continue
         for dataset, spec in params["eval"]["datasets"].items():
-            assert list(metrics[dataset]) == [f"x{s}" for s in spec["scales"]], (variant, dataset)
+            scales = spec.get("scales", PROTOCOL_SCALES[spec["protocol"]])  # the paper profile: the protocol's scales
+            assert list(metrics[dataset]) == [f"x{s}" for s in scales], (variant, dataset)
         if variant != "bicubic":
             history = (repo / "models" / variant / "history.tsv").read_text().splitlines()
             assert len(history) == 2  # header and one epoch of two steps
