@@ -97,3 +97,15 @@ def mlflow_runs(repo: Path):
 needs_dvc = pytest.mark.skipif(
     shutil.which("dvc") is None and not (Path(sys.executable).parent / "dvc").exists(), reason="dvc is not installed"
 )
+
+
+TINY_MODEL_SECTION = {  # a params.yaml model section small enough to train in a test
+    "name": "liif",
+    "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+    "decoder_hidden": [8],
+    "feat_unfold": True,
+    "local_ensemble": True,
+    "cell_decode": True,
+    "predictor_hidden": 8,
+    "scale": 2,
+}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CPU_RUNTIME, random_image
+from conftest import CPU_RUNTIME, TINY_MODEL_SECTION, random_image
 
 from liif.checkpoint import load_checkpoint, read_checkpoint
 from liif.params import apply_profile, load_params
@@ -256,16 +256,7 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
     write_tree(prepared, "photos", {"train": 3, "test": 2})
     write_tree(prepared, "valset", {"test": 4}, seed=100)
     params = {
-        "model": {
-            "name": "liif",
-            "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-            "decoder_hidden": [8],
-            "feat_unfold": True,
-            "local_ensemble": True,
-            "cell_decode": True,
-            "predictor_hidden": 8,
-            "scale": 2,
-        },
+        "model": dict(TINY_MODEL_SECTION),
         "train": {
             **tiny_config()["train"],
             "dataset": "photos",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TINY_MODEL_SECTION
 
 from liif.checkpoint import count_parameters
 from liif.models import build_model
@@ -302,16 +303,7 @@ def test_a_train_key_changes_the_identity_exactly_when_it_changes_what_is_learnt
     nothing; a key that changes the training samples, or the training loop, changes it."""
     assert set(PROBES) == set().union(*RECIPE_KEYS.values()), "a recipe key without a probe value"
     prepared = _prepared_photos(tmp_path)
-    model = {
-        "name": "liif",
-        "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-        "decoder_hidden": [8],
-        "feat_unfold": True,
-        "local_ensemble": True,
-        "cell_decode": True,
-        "predictor_hidden": 8,
-        "scale": 2,
-    }
+    model = dict(TINY_MODEL_SECTION)
     variants = {
         "liif": {},
         "up": {"model": {"name": "fixed-scale"}},
