@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from liif.report import (
+    UNRESOLVABLE,
     Study,
     comparison,
     component_effects,
@@ -20,6 +21,7 @@ from liif.report import (
     paper_rows,
     paper_table_name,
     psnr_with_spread,
+    resolution,
     size_varied,
     summary_word,
     timings,
@@ -53,6 +55,7 @@ class Context:
     figures: dict[str, str] = field(default_factory=dict)  # figure file name -> caption
     mlflow_link: str = ""
     variants: dict = field(default_factory=dict)  # name -> its role and overrides, as in params.yaml
+    caveat: str = ""  # what every page opens with (report.caveat)
 
 
 def run_context(
@@ -76,6 +79,7 @@ def run_context(
         figures=figures,
         mlflow_link=mlflow_link,
         variants=params["variants"],
+        caveat=params["report"].get("caveat", ""),
     )
 
 
@@ -282,6 +286,39 @@ def against_paper(study: Study, ctx: Context) -> str:
     return "\n".join(lines)
 
 
+def _answerable(study: Study) -> list[str]:
+    """Which comparisons this run can test at all: those whose paper effect exceeds twice its seed sd."""
+    lines = []
+    for dataset in study.datasets():
+        frame = resolution(study, dataset)
+        if frame.empty:
+            continue
+        rows = []
+        for variant, group in frame.groupby("LIIF against", sort=False):
+            testable = group[group["this run can test it"] == "yes"]["scale"].tolist()
+            rows.append(
+                {
+                    "LIIF against": variant,
+                    "paper LIIF minus (dB)": ", ".join(
+                        f"{r['scale']} {r['paper LIIF minus']:+.2f}" for _, r in group.iterrows()
+                    ),
+                    "testable here at": ", ".join(testable) or "none: needs the paper profile",
+                }
+            )
+        limits = frame.drop_duplicates("scale")
+        spread = ", ".join(f"{r['scale']} ±{r['resolvable here (2 x seed sd)']:.2f}" for _, r in limits.iterrows())
+        lines += [
+            f"## What this run can resolve on `{dataset}`",
+            "",
+            f"The smallest difference it resolves (twice the seed sd of the base model): {spread} dB. A paper effect "
+            f'below that is "{UNRESOLVABLE}" in every verdict: no outcome of this run could confirm or refute it.',
+            "",
+            markdown(pd.DataFrame(rows), index=False),
+            "",
+        ]
+    return lines
+
+
 def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.DataFrame) -> str:
     lines = [
         "# LIIF reproduction report",
@@ -303,6 +340,7 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
             f"- [{QUESTIONS[key].split(':')[0]}]({key}.md): {QUESTIONS[key].split(': ', 1)[1]} **{answers[key]}**"
         )
     lines += ["- [Against the paper](paper.md): ours beside the paper's tables, comparable rows only.", ""]
+    lines += _answerable(study)
     for dataset in study.datasets():
         lines += [f"## PSNR on the `{dataset}` test set (dB)", "", markdown(psnr_with_spread(study, dataset)), ""]
     lines += [
@@ -345,6 +383,9 @@ def write_pages(out_dir: Path, study: Study, ctx: Context, summaries: pd.DataFra
     pages["README"] = overview(study, ctx, answers, summaries)
     paths = {}
     for key, text in pages.items():
+        if ctx.caveat:  # under each page's title
+            title, _, rest = text.partition("\n")
+            text = f"{title}\n\n> **{ctx.caveat}**\n{rest}"
         paths[key] = out_dir / f"{key}.md"
         paths[key].write_text(text.rstrip() + "\n")
     return paths

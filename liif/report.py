@@ -4,7 +4,9 @@ Results come from the DVC metrics (``metrics/eval/<variant>.json`` and the per-i
 ``.tsv``) and the training summaries. Which variant is what comes from the roles
 declared in ``params.yaml`` (``liif.roles``), never from names. A difference counts
 only when it exceeds twice the seed-to-seed standard deviation of the base model at
-that scale (its ``seed_of`` replicates); otherwise it reads "within noise". This
+that scale (its ``seed_of`` replicates); otherwise it reads "within noise". Where the
+paper's own effect is smaller than that, the run could not have seen it and the verdict
+says so ("not resolvable at this budget") instead of "within noise". This
 module draws nothing (``liif.charts``) and renders nothing (``liif.renders``).
 """
 
@@ -146,19 +148,46 @@ class Study:
         return [v for v in (self.roles.base, self.roles.bicubic, self.roles.metasr) if v]
 
 
-def verdict(diff: float, noise: float) -> str:
-    """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise"."""
+UNRESOLVABLE = "not resolvable at this budget"
+
+
+def verdict(diff: float, noise: float, paper: float | None = None) -> str:
+    """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise"; "not
+    resolvable at this budget" when the paper's effect (``paper``, same sign convention) is itself no larger than
+    twice that deviation, since then no outcome of this run could confirm or refute the paper."""
     if pd.isna(diff):
         return "–"
     if pd.isna(noise):
         return "better (no noise estimate)" if diff > 0 else "worse (no noise estimate)"
+    if paper is not None and not pd.isna(paper) and abs(paper) <= 2 * noise:
+        return f"{UNRESOLVABLE} (paper: {paper:+.2f} dB; resolvable here: ±{2 * noise:.2f} dB)"
     if abs(diff) <= 2 * noise:
         return "within noise"
     return "better" if diff > 0 else "worse"
 
 
+def paper_effect(study: Study, dataset: str, variant: str | None, scale: int) -> float | None:
+    """The paper's ``variant`` minus its LIIF with the same encoder at ``scale`` (T1-T4, found by declared roles),
+    or None where the paper has no row for the variant, its encoder or this dataset's protocol."""
+    roles = study.roles
+    role = roles.of.get(variant)
+    if role is None:
+        return None
+    liif_of = {roles.of[v].encoder: v for v in roles.kind("liif") + roles.kind("base")}
+    reference = liif_of.get(role.encoder, roles.base)  # Bicubic (no encoder): against the base
+    if reference is None:
+        return None
+    rows = paper_row(role), paper_row(roles.of[reference])
+    if None in rows:
+        return None
+    t2 = benchmark_set(dataset)
+    values = [paper_benchmark(dataset, row, scale) if t2 else paper_div2k(row, scale) for row in rows]
+    return None if None in values else values[0] - values[1]
+
+
 def comparison(study: Study, dataset: str, other: str | None, scales: list[int] | None = None) -> pd.DataFrame:
-    """LIIF (mean over seeds) minus ``other`` per scale, with twice the seed noise and the verdict for LIIF."""
+    """LIIF (mean over seeds) minus ``other`` per scale, with twice the seed noise (the smallest difference the run
+    resolves), the paper's difference where it has one, and the verdict for LIIF."""
     base, noise = study.base(dataset), study.noise(dataset)
     table = study.table(dataset)
     if other not in table.index:
@@ -168,6 +197,8 @@ def comparison(study: Study, dataset: str, other: str | None, scales: list[int] 
         if s not in table.columns or pd.isna(table.loc[other, s]) or pd.isna(base.get(s)):
             continue
         diff = base[s] - table.loc[other, s]
+        theirs = paper_effect(study, dataset, other, s)
+        paper = -theirs if theirs is not None else None
         rows.append(
             {
                 "scale": f"x{s}",
@@ -175,7 +206,8 @@ def comparison(study: Study, dataset: str, other: str | None, scales: list[int] 
                 other: table.loc[other, s],
                 "LIIF minus": diff,
                 "2 x seed sd": 2 * noise.get(s, np.nan),
-                "LIIF is": verdict(diff, noise.get(s, np.nan)),
+                "paper LIIF minus": np.nan if paper is None else paper,
+                "LIIF is": verdict(diff, noise.get(s, np.nan), paper),
             }
         )
     return pd.DataFrame(rows)
@@ -201,34 +233,56 @@ def differences(study: Study, dataset: str, variants: list[str]) -> pd.DataFrame
 
 
 def with_noise(study: Study, dataset: str, diffs: pd.DataFrame) -> pd.DataFrame:
-    """``diffs`` as text cells such as "-0.52 (worse)", judged against the seed noise of each scale."""
-    noise = study.noise(dataset).rename(lambda s: f"x{s}")
-    return diffs.apply(lambda col: [f"{d:+.2f} ({verdict(d, noise.get(col.name, np.nan))})" for d in col])
+    """``diffs`` (variants x scales) as text cells such as "-0.52 (worse)", judged against the seed noise of each
+    scale and the paper's own difference of that variant from LIIF."""
+    noise = study.noise(dataset)
+    cells = {
+        column: [
+            f"{d:+.2f} ({verdict(d, noise.get(int(column[1:]), np.nan), paper_effect(study, dataset, v, int(column[1:])))})"
+            for v, d in diffs[column].items()
+        ]
+        for column in diffs.columns
+    }
+    return pd.DataFrame(cells, index=diffs.index)
 
 
 def summary_word(verdicts: pd.Series) -> str:
     """One word for a column of verdicts: yes (all better), no (worse, none better), within noise, or mixed;
-    qualified when there was no noise estimate to judge by."""
+    qualified when there was no noise estimate to judge by, or when some scales were not resolvable."""
     if verdicts.empty:
         return "not run"
-    found = set(verdicts.str.replace(r" \(.*\)", "", regex=True))
+    found = verdicts.str.replace(r" \(.*\)", "", regex=True)
+    unresolvable = found == UNRESOLVABLE
+    if unresolvable.all():
+        return UNRESOLVABLE
+    found = set(found[~unresolvable])
     word = {frozenset({"better"}): "yes", frozenset({"within noise"}): "within noise"}.get(frozenset(found))
     if word is None:
         word = "no" if "better" not in found and "worse" in found else "mixed"
+    if unresolvable.any():
+        word += f" ({UNRESOLVABLE} at {int(unresolvable.sum())} of {len(unresolvable)} scales)"
     return f"{word} (no noise estimate)" if verdicts.str.contains("no noise estimate").any() else word
 
 
 def component_effects(study: Study, dataset: str) -> pd.DataFrame:
     """RQ4: what each ablated component adds in-distribution, LIIF minus the ablation (positive: it helps),
-    with its verdict: one row per ablation variant."""
+    with its verdict ("not resolvable at this budget" where the paper's own effect is below this run's
+    resolution at every in-distribution scale): one row per ablation variant."""
     ablations = study.roles.ablations()
     diffs = differences(study, dataset, list(ablations))
     noise = study.noise(dataset)
     rows = []
     for variant in diffs.index:
         added = {s: -diffs.loc[variant, f"x{s}"] for s in study.in_distribution(dataset) if f"x{s}" in diffs}
-        words = {verdict(d, noise.get(s, np.nan)).split(" (")[0] for s, d in added.items()}
-        if words == {"better"}:
+        paper = {s: paper_effect(study, dataset, variant, s) for s in added}
+        paper = {s: None if v is None else -v for s, v in paper.items()}
+        words = {verdict(d, noise.get(s, np.nan), paper[s]).split(" (")[0] for s, d in added.items()}
+        if words == {UNRESOLVABLE}:
+            effect = (
+                f"{UNRESOLVABLE} (paper: " + ", ".join(f"x{s} {paper[s]:+.2f}" for s in added) + " dB; resolvable "
+                "here: " + ", ".join(f"±{2 * noise[s]:.2f}" for s in added) + " dB)"
+            )
+        elif words == {"better"}:
             effect = "helps"
         elif "worse" in words and "better" not in words:
             effect = "hurts"
@@ -239,6 +293,31 @@ def component_effects(study: Study, dataset: str) -> pd.DataFrame:
         component, lacks = ablations[variant]
         rows.append({"variant": variant, "component": component, "lacks": lacks, "effect": effect, "added": added})
     return pd.DataFrame(rows, columns=["variant", "component", "lacks", "effect", "added"])
+
+
+def resolution(study: Study, dataset: str) -> pd.DataFrame:
+    """Which of the paper's effects this run can resolve: per compared variant, the paper's LIIF minus it at each
+    scale beside twice this run's seed sd (the smallest difference it resolves), and whether the first exceeds
+    the second. Without seed replicates nothing is resolvable."""
+    roles, noise = study.roles, study.noise(dataset)
+    compared = [roles.bicubic, roles.metasr, *roles.ablations(), *roles.single_scale(), *roles.fixed_scale()]
+    rows = []
+    for variant in dict.fromkeys(v for v in compared if v):
+        for s in study.scales(dataset):
+            theirs = paper_effect(study, dataset, variant, s)
+            if theirs is None:
+                continue
+            limit = 2 * noise.get(s, np.nan)
+            rows.append(
+                {
+                    "LIIF against": variant,
+                    "scale": f"x{s}",
+                    "paper LIIF minus": -theirs,
+                    "resolvable here (2 x seed sd)": limit,
+                    "this run can test it": "no" if pd.isna(limit) or abs(theirs) <= limit else "yes",
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def markdown(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:

@@ -161,6 +161,7 @@ class Data(Section):
 class Report(Section):
     profile: str  # how the report names this run
     figures: bool  # render the qualitative figures from the checkpoints
+    caveat: str = ""  # what every page opens with (a profile whose budget is too small for its verdicts)
 
 
 class Tracking(Section):
