@@ -6,11 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-from liif.checkpoint import CheckpointError
 from liif.evaluate import evaluate_variant
-from liif.images import ImageError
 from liif.layout import PreparedData
 from liif.params import load_params, runtime_settings
+from liif.schema import check_params
+from liif.stage import run_stage
 from liif.tracking import Tracker
 
 
@@ -23,20 +23,17 @@ def main() -> int:
     parser.add_argument("--per-image", required=True, help="PSNR and SSIM per image, TSV")
     args = parser.parse_args()
     params = load_params()
-    runtime = runtime_settings(params)
     config = json.loads(Path(args.config).read_text())
+    check_params(params, variants=[config["variant"]])
+    runtime = runtime_settings(params)
     began = time.perf_counter()
-    try:
-        metrics, rows = evaluate_variant(
-            config,
-            model_dir=args.models,
-            prepared=PreparedData(args.data),
-            evaluation=params["eval"],
-            device=runtime["device"],
-        )
-    except (ImageError, CheckpointError, ValueError) as e:
-        print(f"evaluate: {e}", file=sys.stderr)
-        return 2
+    metrics, rows = evaluate_variant(
+        config,
+        model_dir=args.models,
+        prepared=PreparedData(args.data),
+        evaluation=params["eval"],
+        device=runtime["device"],
+    )
     for path in (args.metrics, args.per_image):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -60,4 +57,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("evaluate", main))

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from liif import distributed
-from liif.checkpoint import CheckpointError
-from liif.images import ImageError
 from liif.layout import PreparedData
 from liif.params import load_params, runtime_settings
+from liif.schema import check_params
+from liif.stage import run_stage
 from liif.train import DivergedError, train_variant
 
 
@@ -25,11 +25,9 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the variant's model folder")
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
-    try:
-        runtime = runtime_settings(load_params())
-    except ValueError as e:
-        print(f"train: {e}", file=sys.stderr)
-        return 2
+    params = load_params()
+    check_params(params, variants=[config["variant"]])  # before anything touches models/<variant>
+    runtime = runtime_settings(params)
     nproc = runtime["nproc"]
     if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
         code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]))
@@ -46,13 +44,10 @@ def main() -> int:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; rank 0 says why
             print(f"train: {e}", file=sys.stderr)
         return 2
-    except (ImageError, CheckpointError, ValueError) as e:
-        print(f"train: {config['variant']}: {e}", file=sys.stderr)
-        return 2
     if summary:
         print(json.dumps(summary), file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("train", main))

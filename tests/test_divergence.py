@@ -204,11 +204,12 @@ def test_the_train_stage_exits_2_with_one_line_and_evaluation_refuses_the_model(
 
     params = load_params(ROOT / "params.yaml")
     params["runtime"].update(nproc=1, tracking={"enabled": False, "experiment": "t"})
-    params["train"].update(epochs=2, batch_size=4, repeat=8, val_images=1, val_repeat=1, inp_size=16, lr=10.0)
+    params["train"].update(epochs=2, batch_size=4, repeat=8, val_images=1, val_repeat=1, inp_size=16)
     params["model"].update(encoder={"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8}, decoder_hidden=[16])
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
     write_tree(PreparedData(tmp_path / "prepared"), "sample", {"train": 2, "val": 1})
     config = resolve_variant(params, "liif")
+    config["train"]["lr"] = 10.0  # past the schema's range (which params.yaml would refuse): a sure explosion
     (tmp_path / "liif.json").write_text(json.dumps(config))
     command = [sys.executable, str(ROOT / "stages" / "train.py"), "--config", "liif.json", "--data", "prepared"]
     proc = subprocess.run(

@@ -238,3 +238,40 @@ def test_the_report_refuses_a_diverged_model(tmp_path):
     (tmp_path / "liif" / "diverged.json").write_text(json.dumps(record))
     with pytest.raises(ReportError, match="the run diverged at epoch 7 .loss nan is not finite.; lower train.lr"):
         refuse_diverged(tmp_path, ["liif"])
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+def test_train_and_evaluate_refuse_bad_params_before_touching_the_model(tmp_path, script):
+    """A stage run by hand (or by `dvc repro --single-item`) with a stale configs/<v>.json still checks params.yaml
+    first: one line, exit 2, the finished checkpoint untouched."""
+    params = default()
+    params["train"]["batch_size"] = 0
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs/liif.json").write_text((ROOT / "configs/liif.json").read_text())
+    last = tmp_path / "models/liif/epoch-last.pth"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"a finished model")
+    args = {
+        "train.py": ["--data", "d", "--out", "models/liif"],
+        "evaluate.py": ["--data", "d", "--models", "models/liif", "--metrics", "m.json", "--per-image", "p.tsv"],
+    }[script]
+    done = _run(script, ["--config", "configs/liif.json", *args], tmp_path, params)
+    stage = script.removesuffix(".py")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"{stage}@liif: params.yaml train.batch_size: 0: Input should be greater than or equal to 1"
+    ], done.stderr
+    assert last.read_bytes() == b"a finished model" and sorted(p.name for p in last.parent.iterdir()) == [last.name]
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_file():
+    code = (
+        "import errno, os, sys; from liif.stage import run_stage\n"
+        "def main():\n    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'models/liif/.epoch-last.pth.tmp')\n"
+        "sys.exit(run_stage('train', main, ['--config', 'configs/liif.json']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "train@liif: the disk is full writing models/liif/.epoch-last.pth.tmp: free space and rerun (finished "
+        "checkpoints are kept)"
+    ]
