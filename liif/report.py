@@ -5,8 +5,8 @@ Results come from the DVC metrics (``metrics/eval/<variant>.json`` and the per-i
 declared in ``params.yaml`` (``liif.roles``), never from names. A difference counts
 only when it exceeds twice the seed-to-seed standard deviation of the base model at
 that scale (its ``seed_of`` replicates); otherwise it reads "within noise". Where the
-paper's own effect is smaller than that, the run could not have seen it and the verdict
-says so ("not resolvable at this budget") instead of "within noise". This
+paper's own effect is smaller than that, a difference within noise says nothing about the
+paper and the verdict reads "not resolvable at this budget" instead. This
 module draws nothing (``liif.charts``) and renders nothing (``liif.renders``).
 """
 
@@ -152,16 +152,16 @@ UNRESOLVABLE = "not resolvable at this budget"
 
 
 def verdict(diff: float, noise: float, paper: float | None = None) -> str:
-    """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise"; "not
+    """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise", or "not
     resolvable at this budget" when the paper's effect (``paper``, same sign convention) is itself no larger than
-    twice that deviation, since then no outcome of this run could confirm or refute the paper."""
+    twice that deviation: a null result then says nothing about the paper's claim."""
     if pd.isna(diff):
         return "–"
     if pd.isna(noise):
         return "better (no noise estimate)" if diff > 0 else "worse (no noise estimate)"
-    if paper is not None and not pd.isna(paper) and abs(paper) <= 2 * noise:
-        return f"{UNRESOLVABLE} (paper: {paper:+.2f} dB; resolvable here: ±{2 * noise:.2f} dB)"
     if abs(diff) <= 2 * noise:
+        if paper is not None and not pd.isna(paper) and abs(paper) <= 2 * noise:
+            return f"{UNRESOLVABLE} (paper: {paper:+.2f} dB; resolvable here: ±{2 * noise:.2f} dB)"
         return "within noise"
     return "better" if diff > 0 else "worse"
 
