@@ -106,10 +106,14 @@ def run(
         last = torch.load(out / "epoch-last.pth", weights_only=True) if (out / "epoch-last.pth").is_file() else {}
         history = pd.DataFrame((last.get("train_state") or {}).get("history") or [{"epoch": 0, "seconds": 0.0}])
         history = history.set_index("epoch")
-    bicubic = bicubic_scores(prepared, config["train"]["dataset"], config["train"]["val_split"])
+    task = config["train"].get("task")
+    bicubic = None if task else bicubic_scores(prepared, config["train"]["dataset"], config["train"]["val_split"])
+    snapshots = {int(p.stem.split("-")[1]): p for p in out.glob("epoch-[0-9]*.pth")}
+    if (out / "epoch-last.pth").is_file():  # the end of the run (or the last good epoch) even off the interval
+        last = torch.load(out / "epoch-last.pth", weights_only=True)
+        snapshots.setdefault(last["train_state"]["epoch"], out / "epoch-last.pth")
     rows = []
-    for snapshot in sorted(out.glob("epoch-[0-9]*.pth"), key=lambda p: int(p.stem.split("-")[1])):
-        epoch = int(snapshot.stem.split("-")[1])
+    for epoch, snapshot in sorted(snapshots.items()):
         model = build_model(config["model"])
         model.load_state_dict(torch.load(snapshot, weights_only=True)["state_dict"])
         row = {
@@ -157,7 +161,9 @@ def plot(table: pd.DataFrame, path: Path):
             if name != "task":
                 ax.axhline(0, color="black", linewidth=1)
                 ax.set_ylim(bottom=max(ax.get_ylim()[0], -2))
-            ax.set_title(("RQ3 task 32-64: PSNR at H" if name == "task" else f"{name[:-15]}: minus Bicubic") + " (val)")
+            ax.set_title(
+                ("RQ3 task 32-64: PSNR at H" if name == "task" else f"{name.split('_')[0]}: minus Bicubic") + " (val)"
+            )
             ax.set_xlabel("training steps" if x == "steps" else "training time, 1 of 2 jobs on 2 cores (s)")
             ax.set_ylabel("dB")
             ax.grid(alpha=0.3)
@@ -186,7 +192,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                     for c in [f"x{s}_minus_bicubic" for s in SCALES] + ["task"]
                     if c in group and group[c].notna().any()
                 },
-                f"last 25 % range of {metric}": late.max() - late.min() if len(late) else float("nan"),
+                "plateau metric": metric,
+                "its range over the last quarter": late.max() - late.min() if len(late) else float("nan"),
                 "diverged": (group["diverged"].fillna("").iloc[-1] or "no")[:80],
             }
         )
