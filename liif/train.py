@@ -495,12 +495,8 @@ def fit(
     tracking: dict | None = None,
     inputs: str = "",
 ) -> dict:
-    """The training loop of a resolved variant on the given sets.
-
-    Resumes from ``epoch-last.pth`` when it was written for the same configuration and ``inputs``
-    (a fingerprint of code and data, see ``train_inputs``); otherwise starts over. Under torchrun,
-    every rank trains its share of each batch and rank 0 alone writes.
-    """
+    """Train a resolved variant: resume from ``epoch-last.pth`` of the same configuration and ``inputs`` (code and
+    data, see ``train_inputs``) or start over; under torchrun each rank trains its share, rank 0 alone writes."""
     out_dir, t = Path(out_dir), config["train"]
     device = resolve_device(device)
     ranks = distributed.start(device)
