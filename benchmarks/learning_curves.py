@@ -58,7 +58,17 @@ def recipe_config(params: dict, variant: str, patch: dict, length: float) -> dic
     return config
 
 
-def score(model, config: dict, prepared: PreparedData, bicubic: dict) -> dict:
+def photo_psnr(model, prepared: PreparedData, dataset: str, split: str) -> dict:
+    """Mean RGB PSNR per scale on a split's photographs (DIV2K protocol; shipped MATLAB LR at x2-x4)."""
+    hr, out = list_images(prepared.hr(dataset, split)), {}
+    for s in SCALES:
+        lr_dir = prepared.lr(dataset, split, s) if s <= 4 else None
+        scores = evaluate_pairs(model, hr, scale=s, protocol="div2k", lr_dir=lr_dir, progress=False)
+        out[s] = sum(x.psnr for x in scores) / len(scores)
+    return out
+
+
+def score(model, config: dict, prepared: PreparedData, bicubic: dict | None) -> dict:
     """Validation PSNR: minus Bicubic per scale on the sample photos, or the RQ3 task's PSNR on the squares."""
     t = config["train"]
     if t.get("task"):
@@ -66,23 +76,8 @@ def score(model, config: dict, prepared: PreparedData, bicubic: dict) -> dict:
         val = t["val_split"]
         scores = evaluate_task(model, prepared.sized(t["dataset"], val, low), prepared.sized(t["dataset"], val, high))
         return {"task": sum(s.psnr for s in scores) / len(scores)}
-    out = {}
-    hr = list_images(prepared.hr(t["dataset"], t["val_split"]))
-    for s in SCALES:
-        lr_dir = prepared.lr(t["dataset"], t["val_split"], s) if s <= 4 else None
-        scores = evaluate_pairs(model, hr, scale=s, protocol="div2k", lr_dir=lr_dir, progress=False)
-        out[f"x{s}_minus_bicubic"] = sum(x.psnr for x in scores) / len(scores) - bicubic[s]
-    return out
-
-
-def bicubic_scores(prepared: PreparedData, dataset: str, split: str) -> dict:
-    model, hr = build_model({"name": "bicubic", "args": {}}), list_images(prepared.hr(dataset, split))
-    out = {}
-    for s in SCALES:
-        lr_dir = prepared.lr(dataset, split, s) if s <= 4 else None
-        scores = evaluate_pairs(model, hr, scale=s, protocol="div2k", lr_dir=lr_dir, progress=False)
-        out[s] = sum(x.psnr for x in scores) / len(scores)
-    return out
+    psnr = photo_psnr(model, prepared, t["dataset"], t["val_split"])
+    return {f"x{s}_minus_bicubic": psnr[s] - bicubic[s] for s in SCALES}
 
 
 def run(
@@ -107,7 +102,10 @@ def run(
         history = pd.DataFrame((last.get("train_state") or {}).get("history") or [{"epoch": 0, "seconds": 0.0}])
         history = history.set_index("epoch")
     task = config["train"].get("task")
-    bicubic = None if task else bicubic_scores(prepared, config["train"]["dataset"], config["train"]["val_split"])
+    bicubic_model = build_model({"name": "bicubic", "args": {}})
+    bicubic = (
+        None if task else photo_psnr(bicubic_model, prepared, config["train"]["dataset"], config["train"]["val_split"])
+    )
     snapshots = {int(p.stem.split("-")[1]): p for p in out.glob("epoch-[0-9]*.pth")}
     if (out / "epoch-last.pth").is_file():  # the end of the run (or the last good epoch) even off the interval
         last = torch.load(out / "epoch-last.pth", weights_only=True)

@@ -151,6 +151,11 @@ class Study:
 UNRESOLVABLE = "not resolvable at this budget"
 
 
+def resolvable(effect: float | None, noise: float) -> bool:
+    """Whether an effect of this size exceeds twice the seed-to-seed deviation (the run's resolution)."""
+    return effect is not None and not pd.isna(effect) and not pd.isna(noise) and abs(effect) > 2 * noise
+
+
 def verdict(diff: float, noise: float, paper: float | None = None) -> str:
     """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise", or "not
     resolvable at this budget" when the paper's effect (``paper``, same sign convention) is itself no larger than
@@ -160,7 +165,7 @@ def verdict(diff: float, noise: float, paper: float | None = None) -> str:
     if pd.isna(noise):
         return "better (no noise estimate)" if diff > 0 else "worse (no noise estimate)"
     if abs(diff) <= 2 * noise:
-        if paper is not None and not pd.isna(paper) and abs(paper) <= 2 * noise:
+        if paper is not None and not pd.isna(paper) and not resolvable(paper, noise):
             return f"{UNRESOLVABLE} (paper: {paper:+.2f} dB; resolvable here: ±{2 * noise:.2f} dB)"
         return "within noise"
     return "better" if diff > 0 else "worse"
@@ -314,7 +319,7 @@ def resolution(study: Study, dataset: str) -> pd.DataFrame:
                     "scale": f"x{s}",
                     "paper LIIF minus": -theirs,
                     "resolvable here (2 x seed sd)": limit,
-                    "this run can test it": "no" if pd.isna(limit) or abs(theirs) <= limit else "yes",
+                    "this run can test it": "yes" if resolvable(theirs, noise.get(s, np.nan)) else "no",
                 }
             )
     return pd.DataFrame(rows)
