@@ -377,8 +377,9 @@ def size_varied(study: Study) -> pd.DataFrame:
 
 
 def headline(study: Study) -> dict:
-    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only
-    (empty without a LIIF run; a value that cannot be computed is left out, never written as NaN)."""
+    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only, and
+    whether LIIF beats Bicubic beyond noise (by more than 2 seed sd) at each scale and at all of them (empty
+    without a LIIF run; a value that cannot be computed is left out, never written as NaN)."""
     out = {}
     datasets = study.datasets()
     if not datasets or study.roles.base not in study.table(datasets[0]).index:
@@ -391,7 +392,14 @@ def headline(study: Study) -> dict:
             if other in table.index:
                 values[f"{key}_x{s}"] = base.get(s, np.nan) - table.loc[other, s]
         out.update({k: round(float(v), 3) for k, v in values.items() if not pd.isna(v)})
-    return dict(sorted(out.items(), key=lambda kv: (int(kv[0].rsplit("_x", 1)[1]), kv[0])))
+        margin = values.get(f"vs_bicubic_x{s}", np.nan)
+        if not pd.isna(margin) and not pd.isna(values[f"seed_sd_x{s}"]):
+            out[f"beats_bicubic_x{s}"] = bool(margin > 0 and resolvable(margin, values[f"seed_sd_x{s}"]))
+    out = dict(sorted(out.items(), key=lambda kv: (int(kv[0].rsplit("_x", 1)[1]), kv[0])))
+    beats = [v for k, v in out.items() if k.startswith("beats_bicubic_x")]
+    if beats and len(beats) == len(study.scales(dataset)):
+        out["beats_bicubic_every_scale"] = all(beats)
+    return out
 
 
 def tables(study: Study) -> dict[str, pd.DataFrame]:

@@ -126,6 +126,8 @@ def test_size_varied_rows_and_headline(study):
     head = headline(study)
     assert head["liif_x2"] == pytest.approx(30.0) and head["vs_bicubic_x12"] == pytest.approx(1.0)
     assert head["vs_metasr_x12"] == pytest.approx(0.3) and head["seed_sd_x2"] == pytest.approx(0.1)
+    assert head["beats_bicubic_x2"] is True and head["beats_bicubic_x4"] is False  # +0.10 against 2 x 0.2
+    assert head["beats_bicubic_every_scale"] is False
 
 
 def test_paper_rows_only_where_encoder_and_protocol_match():
