@@ -183,7 +183,7 @@ def test_runtime_settings_are_not_part_of_any_identity():
         assert config == resolve_variant(changed, variant)
         assert not {"threads", "workers", "device", "save_every", "tracking"} & set(config["train"] or {})
     assert resolve_variant(params, "bicubic")["train"] is None  # nothing to train: -S train.lr=... leaves it alone
-    lr = apply_profile(params, {"train": {"lr": 1e-3}})
+    lr = apply_profile(params, {"train": {"lr": 2 * params["train"]["lr"]}})  # any other lr than the default
     assert config_hash(resolve_variant(lr, "bicubic")) == config_hash(resolve_variant(params, "bicubic"))
     assert config_hash(resolve_variant(lr, "liif")) != config_hash(resolve_variant(params, "liif"))
 
