@@ -39,9 +39,9 @@ from liif.variants import resolve_variant
 
 # name -> (patch of the default train section, multiple of each variant's default epochs); the milestones
 # stretch with the length, as a user lengthening the schedule would. Each names its peak lr, so a row of
-# curves.csv keeps its meaning when the default changes (the default is lr 1e-3 since issue 19's curves).
+# curves.csv keeps its meaning when params.yaml's default changes.
 RECIPES = {
-    "lr-1e-3": ({"lr": 1.0e-3}, 1),  # the default (epochs 300, x0.2 at 60 % and 85 %)
+    "lr-1e-3": ({"lr": 1.0e-3}, 1),  # the default recipe chosen from these curves
     "lr-1e-3-4x": ({"lr": 1.0e-3}, 4),  # ... stretched 4x: its margin
     "lr-1e-3-8x": ({"lr": 1.0e-3}, 8),
     "lr-2e-3": ({"lr": 2.0e-3}, 1),  # the first 300-epoch default
@@ -169,7 +169,6 @@ def plot(table: pd.DataFrame, path: Path):
             ax.set_xlabel("training steps" if x == "steps" else "training time, 1 of 2 jobs on 2 cores (s)")
             ax.set_ylabel("dB")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
