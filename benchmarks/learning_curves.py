@@ -169,7 +169,9 @@ def plot(table: pd.DataFrame, path: Path):
             ax.set_xlabel("training steps" if x == "steps" else "training time, 1 of 2 jobs on 2 cores (s)")
             ax.set_ylabel("dB")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    for ax in (axes[0][0], axes[0][-1]):  # the photograph curves' legend, and the RQ3 pair's
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
