@@ -42,8 +42,11 @@ from liif.variants import resolve_variant
 # curves.csv keeps its meaning when params.yaml's default changes.
 RECIPES = {
     "lr-1e-3": ({"lr": 1.0e-3}, 1),  # the default recipe chosen from these curves
+    "lr-1e-3-1.33x": ({"lr": 1.0e-3}, 4 / 3),  # ... at 400 epochs (decay at 240, 340): a study of ~53 min
+    "lr-1e-3-2x": ({"lr": 1.0e-3}, 2),  # ... at 600 epochs: a study of ~80 min
     "lr-1e-3-4x": ({"lr": 1.0e-3}, 4),  # ... stretched 4x: its margin
     "lr-1e-3-8x": ({"lr": 1.0e-3}, 8),
+    "lr-1e-3-5.33x": ({"lr": 1.0e-3}, 16 / 3),  # the 400-epoch recipe stretched 4x: its margin
     "lr-2e-3": ({"lr": 2.0e-3}, 1),  # the first 300-epoch default
     "lr-2e-3-4x": ({"lr": 2.0e-3}, 4),  # ... which diverges stretched 4x
     "lr-4e-3-4x": ({"lr": 4.0e-3}, 4),  # the 900-step default's peak lr
@@ -141,7 +144,8 @@ def plot(table: pd.DataFrame, path: Path):
     fig = Figure(figsize=(5 * len(columns), 8.5))
     axes = fig.subplots(2, len(columns), squeeze=False)
     styles = {v: style for v, style in zip(VARIANTS, ["-", "--", ":", "-", "--"])}
-    colours = dict(zip(RECIPES, ["tab:blue", "tab:cyan", "tab:purple", "tab:orange", "tab:red", "tab:brown"]))
+    palette = "blue olive green cyan purple pink orange red brown".split()
+    colours = {recipe: f"tab:{c}" for recipe, c in zip(RECIPES, palette)}
     for col, name in enumerate(columns):
         for row, x in enumerate(("steps", "train_seconds")):
             ax = axes[row][col]
