@@ -121,14 +121,114 @@ def role_of(params: dict, variant: str) -> Role:
             raise RoleError(f"{where}: needs train.task [L, H]")
         return _with(role, task=tuple(int(s) for s in train["task"]), dataset=train["dataset"])
     if kind == "ablation":
+        where = f"params.yaml variants.{variant}.role {{ablation: {argument}}}"
         if argument not in ABLATIONS:
             raise RoleError(f"{where}: {argument!r} is not a component; expected one of {', '.join(ABLATIONS)}")
+        _check_ablation(params, variant, argument, config, where)
         return _with(role, component=argument)
     if kind == "seed_of":
+        where = f"params.yaml variants.{variant}.role {{seed_of: {argument}}}"
         if argument not in params["variants"]:
             raise RoleError(f"{where}: {argument!r} is not a variant of params.yaml")
+        _check_replicate(params, variant, argument, config, where)
         return _with(role, of=argument)
     return role
+
+
+def _settings(config: dict) -> dict:
+    """A resolved configuration as ``params.yaml`` keys (``model.cell_decode``, ``train.seed``) -> value."""
+    out = {"model.name": config["model"]["name"]}
+    pending = [("model", config["model"]["args"]), ("train", config["train"] or {})]
+    while pending:
+        prefix, section = pending.pop()
+        for key, value in section.items():
+            if isinstance(value, dict):
+                pending.append((f"{prefix}.{key}", value))
+            else:
+                out[f"{prefix}.{key}"] = value
+    return out
+
+
+def _differences(config: dict, other: dict) -> list[str]:
+    """The keys in which two resolved configurations differ."""
+    mine, theirs = _settings(config), _settings(other)
+    return sorted(key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
+
+
+def _check_replicate(params: dict, variant: str, of: str, config: dict, where: str):
+    """A seed replicate is its variant trained again with another seed, and nothing else: otherwise the seed
+    noise every verdict is judged by is zero (the same run twice) or mixed with another change."""
+    original = resolve_variant(params, of)
+    if original["model"]["name"] != config["model"]["name"]:
+        raise RoleError(
+            f"{where}: {variant} is a {config['model']['name']} model and {of} a {original['model']['name']}; "
+            "seed_of names a variant of the same model"
+        )
+    if original["train"] is None:
+        raise RoleError(f"{where}: {of} learns nothing, so no seed changes it; remove {variant} or its role")
+    changed = _differences(config, original)
+    if not changed:
+        hint = (
+            " (a profile's every_variant.train.seed gives every variant one seed)"
+            if _sets_seed(params, variant)
+            else ""
+        )
+        raise RoleError(
+            f"{where}: resolves to the same configuration as {of}; set variants.{variant}.train.seed "
+            f"to another seed{hint}"
+        )
+    if changed != ["train.seed"]:
+        others = ", ".join(key for key in changed if key != "train.seed")
+        raise RoleError(f"{where}: differs from {of} in {others}; a seed replicate changes train.seed alone")
+    for sibling, override in params["variants"].items():
+        declared = (override or {}).get("role")
+        if sibling != variant and declared == {"seed_of": of}:
+            seed = resolve_variant(params, sibling)["train"]["seed"]
+            if seed == config["train"]["seed"]:
+                raise RoleError(
+                    f"{where}: has the same train.seed {seed} as {sibling}; give each replicate of {of} its own seed"
+                )
+
+
+def _sets_seed(params: dict, variant: str) -> bool:
+    return "seed" in ((params["variants"][variant] or {}).get("train") or {})
+
+
+def _check_ablation(params: dict, variant: str, component: str, config: dict, where: str):
+    """An ablation is the base model without its component and otherwise the same model and recipe: the
+    report reads its difference from the base as what the component adds."""
+    bases = [v for v, override in params["variants"].items() if (override or {}).get("role") == "base"]
+    if not bases:
+        raise RoleError(f"{where}: no variant declares role base, the model it removes {component} from")
+    base = bases[0]
+    original = resolve_variant(params, base)
+    if original["model"]["name"] != "liif":
+        return  # study_roles names the base's wrong model
+    key = "decoder_hidden" if component == "decoder_depth" else component
+    mine, theirs = config["model"]["args"][key], original["model"]["args"][key]
+    if component == "decoder_depth":
+        if len(mine) >= len(theirs):
+            fewer = theirs[: max(1, len(theirs) // 2)]
+            raise RoleError(
+                f"{where}: has {len(mine)} decoder layers, {base} {len(theirs)}; set "
+                f"variants.{variant}.model.decoder_hidden to fewer layers, e.g. {fewer}"
+            )
+    elif theirs is not True:
+        raise RoleError(
+            f"{where}: the base {base} resolves to model.{key} {str(theirs).lower()}, so there is nothing to "
+            f"ablate; set model.{key}: true"
+        )
+    elif mine is not False:
+        raise RoleError(
+            f"{where}: resolves to model.{key} {str(mine).lower()}, as {base} does; set "
+            f"variants.{variant}.model.{key}: false"
+        )
+    others = [k for k in _differences(config, original) if k != f"model.{key}"]
+    if others:
+        raise RoleError(
+            f"{where}: differs from {base} also in {', '.join(others)}; an ablation removes {component} "
+            "and changes nothing else"
+        )
 
 
 def _with(role: Role, **changes) -> Role:

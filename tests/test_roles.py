@@ -103,3 +103,116 @@ def test_a_renamed_ablation_reaches_the_rq4_table(tmp_path):
     rq4 = (tmp_path / "reports/rq4.md").read_text()
     assert "| no-cell-please (no cell decoding) | -1.10 (worse) |" in rq4.replace("  ", " ")
     assert "cell decoding: helps in-distribution (x2 +1.10)" in rq4
+
+
+def small_study(**variants) -> dict:
+    """Params of a small study built here (not read from params.yaml): a base LIIF, MetaSR and ``variants``."""
+    return {
+        "model": {
+            "name": "liif",
+            "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
+            "decoder_hidden": [16, 16, 16, 16],
+            "feat_unfold": True,
+            "local_ensemble": True,
+            "cell_decode": True,
+            "predictor_hidden": 16,
+            "scale": 2,
+        },
+        "train": {"dataset": "sample", "val_split": "val", "epochs": 2, "batch_size": 4, "repeat": 1, "inp_size": 48,
+                  "scale_min": 1, "scale_max": 4, "sample_q": 64, "lr": 1e-3, "milestones": [1], "gamma": 0.5,
+                  "val_images": 1, "val_repeat": 1, "seed": 0},
+        "variants": {"liif": {"role": "base"}, "metasr": {"role": "metasr", "model": {"name": "metasr"}}, **variants},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "variants, message",
+    [
+        (
+            {"liif-seed1": {"role": {"seed_of": "liif"}}},
+            "params.yaml variants.liif-seed1.role {seed_of: liif}: resolves to the same configuration as liif; "
+            "set variants.liif-seed1.train.seed to another seed",
+        ),
+        (
+            {"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 0}}},
+            "same configuration as liif; set variants.liif-seed1.train.seed to another seed (a profile's every_variant",
+        ),
+        (
+            {"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1, "epochs": 3}}},
+            "variants.liif-seed1.role {seed_of: liif}: differs from liif in train.epochs; "
+            "a seed replicate changes train.seed alone",
+        ),
+        (
+            {"metasr-seed1": {"role": {"seed_of": "liif"}, "model": {"name": "metasr"}, "train": {"seed": 1}}},
+            "metasr-seed1 is a metasr model and liif a liif; seed_of names a variant of the same model",
+        ),
+        (
+            {"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
+             "liif-seed2": {"role": {"seed_of": "liif"}, "train": {"seed": 1}}},
+            "has the same train.seed 1 as liif-seed",
+        ),
+        (
+            {"liif-c": {"role": {"ablation": "cell_decode"}}},
+            "params.yaml variants.liif-c.role {ablation: cell_decode}: resolves to model.cell_decode true, as liif "
+            "does; set variants.liif-c.model.cell_decode: false",
+        ),
+        (
+            {"liif-u": {"role": {"ablation": "feat_unfold"}, "model": {"feat_unfold": False, "cell_decode": False}}},
+            "variants.liif-u.role {ablation: feat_unfold}: differs from liif also in model.cell_decode; "
+            "an ablation removes feat_unfold and changes nothing else",
+        ),
+        (
+            {"liif-e": {"role": {"ablation": "local_ensemble"}, "model": {"local_ensemble": False},
+                        "train": {"epochs": 3}}},
+            "differs from liif also in train.epochs",
+        ),
+        (
+            {"liif-d": {"role": {"ablation": "decoder_depth"}, "model": {"decoder_hidden": [32, 32, 32, 32]}}},
+            "liif-d.role {ablation: decoder_depth}: has 4 decoder layers, liif 4; "
+            "set variants.liif-d.model.decoder_hidden to fewer layers, e.g. [16, 16]",
+        ),
+    ],
+)  # fmt: skip
+def test_a_role_must_match_what_its_configuration_changes(variants, message):
+    """A replicate identical to its base measures zero noise; an ablation that changes nothing (or more than its
+    component) is not what RQ4 says it is: either is one line naming the variant, its role and the fix."""
+    with pytest.raises(RoleError) as caught:
+        study_roles(small_study(**variants))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_profile_giving_every_variant_one_seed_collapses_the_replicates():
+    params = small_study(**{"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}}})
+    assert study_roles(params).replicates() == {"liif": ["liif-seed1"]}
+    collapsed = apply_profile(params, {"every_variant": {"train": {"seed": 7}}})
+    with pytest.raises(RoleError, match=r"liif-seed1.role \{seed_of: liif\}: resolves to the same configuration"):
+        study_roles(collapsed)
+
+
+def test_an_ablation_of_a_component_the_base_lacks_is_refused():
+    params = small_study(**{"liif-c": {"role": {"ablation": "cell_decode"}, "model": {"cell_decode": False}}})
+    params["model"]["cell_decode"] = False  # dvc exp run -S model.cell_decode=false
+    with pytest.raises(RoleError, match="the base liif resolves to model.cell_decode false, so there is nothing"):
+        study_roles(params)
+
+
+def test_true_replicates_and_ablations_pass():
+    params = small_study(
+        **{
+            "liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
+            "metasr-seed1": {"role": {"seed_of": "metasr"}, "model": {"name": "metasr"}, "train": {"seed": 1}},
+            "liif-d": {"role": {"ablation": "decoder_depth"}, "model": {"decoder_hidden": [16, 16]}},
+            "liif-c": {"role": {"ablation": "cell_decode"}, "model": {"cell_decode": False}},
+        }
+    )
+    roles = study_roles(params)
+    assert roles.replicates() == {"liif": ["liif-seed1"], "metasr": ["metasr-seed1"]}
+    assert set(roles.ablations()) == {"liif-d", "liif-c"}
+
+
+@pytest.mark.parametrize("profiles", [[], ["quick"], ["tiny"], ["paper"], ["paper", "paper-smoke"]])
+def test_the_committed_study_and_profiles_declare_true_roles(profiles):
+    params = load_params(ROOT / "params.yaml")
+    for name in profiles:
+        params = apply_profile(params, yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text()))
+    study_roles(params)
