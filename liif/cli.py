@@ -155,12 +155,24 @@ def cmd_info(args) -> int:
 
 
 def cmd_repro(args) -> int:
+    import yaml
+
     from liif.params import load_params
-    from liif.repro import repro
+    from liif.repro import check_workspace, repro
     from liif.schema import check_params
 
-    params = load_params()
-    check_params(params)
+    try:
+        check_workspace()
+        params = load_params()
+        check_params(params)
+    except yaml.YAMLError as e:  # a broken params.yaml: where, not the parser's traceback
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        print(f"liif repro: params.yaml{where}: not valid YAML: fix it and rerun", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"liif repro: {e}", file=sys.stderr)
+        return 2
     try:
         return repro(list(params["variants"]), args.names, jobs=args.jobs)
     except KeyboardInterrupt:
@@ -222,10 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"liif: error: {e}", file=sys.stderr)
         return 2
     except torch.cuda.OutOfMemoryError:
-        print("liif: error: out of GPU memory; lower --tile or --chunk, or use --device cpu", file=sys.stderr)
+        fix = "lower --tile or --chunk, or use --device cpu" if hasattr(args, "tile") else "use --device cpu"
+        print(f"liif: error: out of GPU memory; {fix}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print("liif: error: out of memory; lower --tile or --chunk or the output size", file=sys.stderr)
+    except MemoryError:  # only upscale has --tile/--chunk to lower
+        fix = "; lower --tile or --chunk or the output size" if hasattr(args, "tile") else ""
+        print(f"liif: error: out of memory{fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("liif: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from liif import distributed
 from liif.layout import PreparedData
+from liif.lock import HELD_ENV, lock_path, model_folder_lock
 from liif.params import load_params, runtime_settings
 from liif.schema import check_params
 from liif.stage import run_stage
@@ -28,9 +29,17 @@ def main() -> int:
     params = load_params()
     check_params(params, variants=[config["variant"]])  # before anything touches models/<variant>
     runtime = runtime_settings(params)
+    if distributed.under_torchrun() and os.environ.get("RANK", "0") != "0":  # rank 0 or the launcher holds it
+        return train(config, args, runtime)
+    with model_folder_lock(args.out):  # before anything touches models/<variant>: one training per folder
+        return train(config, args, runtime)
+
+
+def train(config: dict, args, runtime: dict) -> int:
     nproc = runtime["nproc"]
     if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
-        code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]))
+        env = {**os.environ, HELD_ENV: str(lock_path(args.out).resolve())}
+        code = subprocess.call(distributed.launch_command(nproc, __file__, sys.argv[1:]), env=env)
         if code:
             print(
                 f"train: {config['variant']}: the {nproc}-process run failed (exit {code}); the failing rank "
