@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from liif.report import (
+    NO_NOISE,
     UNRESOLVABLE,
     Study,
     comparison,
@@ -96,7 +97,12 @@ def _summary(frame: pd.DataFrame) -> str:
 def _detail(frame: pd.DataFrame) -> str:
     if frame.empty:
         return ""
-    return ", ".join(f"{r['scale']} {r['LIIF minus']:+.2f} ± {r['2 x seed sd']:.2f}" for _, r in frame.iterrows())
+    return ", ".join(f"{r['scale']} {r['LIIF minus']:+.2f}{_spread(r['2 x seed sd'])}" for _, r in frame.iterrows())
+
+
+def _spread(twice_sd: float) -> str:
+    """ " ± 0.20" beside a difference, or nothing where no seed noise was measured (never "± nan" or "± 0.00")."""
+    return f" ± {twice_sd:.2f}" if not pd.isna(twice_sd) and twice_sd > 0 else ""
 
 
 def _range(scales: list[int]) -> str:
@@ -201,6 +207,7 @@ def rq4(study: Study, ctx: Context) -> tuple[str, str]:
         shown = with_noise(study, dataset, differences(study, dataset, list(effects["variant"])))
         shown.index = [f"{r.variant} ({r.lacks})" for r in effects.itertuples()]
         spread = ", ".join(f"x{s} {2 * noise[s]:.2f}" for s in noise.index if not pd.isna(noise[s]))
+        spread = spread or "none measured (no seed replicates, or replicates that scored the same)"
         lines += [
             f"## {dataset}: each ablation minus LIIF (dB)",
             "",
@@ -306,11 +313,16 @@ def _answerable(study: Study) -> list[str]:
                 }
             )
         limits = frame.drop_duplicates("scale")
-        spread = ", ".join(f"{r['scale']} ±{r['resolvable here (2 x seed sd)']:.2f}" for _, r in limits.iterrows())
+        spread = ", ".join(
+            f"{r['scale']} ±{r['resolvable here (2 x seed sd)']:.2f}"
+            for _, r in limits.iterrows()
+            if _spread(r["resolvable here (2 x seed sd)"])
+        )
+        spread = f"{spread} dB" if spread else "nothing, since no seed noise was measured"
         lines += [
             f"## What this run can resolve on `{dataset}`",
             "",
-            f"The smallest difference it resolves (twice the seed sd of the base model): {spread} dB. A paper effect "
+            f"The smallest difference it resolves (twice the seed sd of the base model): {spread}. A paper effect "
             f'below that is "{UNRESOLVABLE}" in every verdict: no outcome of this run could confirm or refute it.',
             "",
             markdown(pd.DataFrame(rows), index=False),
@@ -328,7 +340,7 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
         + (
             "Every verdict takes the seed-to-seed noise of the base model into account (its `seed_of` variants)."
             if study.replicates
-            else 'This profile trains no seed replicates: verdicts say "no noise estimate".'
+            else f'This profile trains no seed replicates: verdicts say "{NO_NOISE}".'
         )
         + f" Validation and tuning: {ctx.validation}.",
         "",

@@ -12,6 +12,7 @@ module draws nothing (``liif.charts``) and renders nothing (``liif.renders``).
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,28 +32,79 @@ class ReportError(ValueError):
     """An input the report cannot stand behind (a missing or non-numeric metric); one line saying what to rerun."""
 
 
+SCALE_KEY = re.compile(r"x([1-9][0-9]*)")  # x2, x12: one spelling per scale, so x02 never sits beside x2
+TASK_KEY = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")  # a size-varied task L-H (liif.evaluate)
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise ValueError(f"key {repeated!r} appears twice")
+    return dict(pairs)
+
+
 def load_scores(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
     """Long table ``variant, dataset, scale, psnr`` (scale: 2, 3, ... or a task ``"32-64"``). Every variant must
-    have its metrics file, and every value must be a finite number: the report never prints nan or silently
-    drops a variant."""
+    have its metrics file, every key must be a scale ``x<n>`` or a task ``L-H``, and every value a finite number:
+    the report never prints nan, never reads one scale under two names and never silently drops a variant."""
     rows = []
     for variant in variants:
         path = metrics_dir / f"{variant}.json"
+        rerun = f"rerun dvc repro -f evaluate@{variant}"
         if not path.is_file():
             raise ReportError(f"{path}: missing; run dvc repro evaluate@{variant} (or remove {variant} from variants)")
         try:
-            metrics = json.loads(path.read_text())
+            metrics = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
-            raise ReportError(f"{path}: not JSON ({e.msg}); rerun dvc repro -f evaluate@{variant}") from None
-        for dataset, per in metrics.items() if isinstance(metrics, dict) else [("?", metrics)]:
-            for key, value in per.items() if isinstance(per, dict) else [("?", per)]:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ReportError(f"{path}: not JSON ({e.msg}); {rerun}") from None
+        except ValueError as e:
+            raise ReportError(f"{path}: {e}; {rerun}") from None
+        if not isinstance(metrics, dict):
+            raise ReportError(f"{path}: expected {{dataset: {{x<scale>: PSNR}}}}, found {metrics!r:.40}; {rerun}")
+        for dataset, per in metrics.items():
+            if not isinstance(per, dict):
+                raise ReportError(f"{path}: {dataset} is {per!r:.40}, not a mapping of x<scale> to PSNR; {rerun}")
+            for key, value in per.items():
+                scale = SCALE_KEY.fullmatch(key)
+                if not scale and not TASK_KEY.fullmatch(key):
                     raise ReportError(
-                        f"{path}: {dataset} {key} is {value!r}, not a finite PSNR; rerun dvc repro -f evaluate@{variant}"
+                        f"{path}: {dataset} key {key!r} is neither a scale x<n> (x2, x12) nor a task L-H; {rerun}"
                     )
-                scale = int(key[1:]) if key.startswith("x") else key
-                rows.append({"variant": variant, "dataset": dataset, "scale": scale, "psnr": value})
+                if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                    raise ReportError(f"{path}: {dataset} {key} is {value!r}, not a finite PSNR; {rerun}")
+                rows.append(
+                    {"variant": variant, "dataset": dataset, "scale": int(scale[1]) if scale else key, "psnr": value}
+                )
     return pd.DataFrame(rows, columns=["variant", "dataset", "scale", "psnr"])
+
+
+def check_replicates(scores: pd.DataFrame, roles: Roles, metrics_dir: Path):
+    """Every seed of a variant is scored on the same datasets and scales, and not with the very same numbers:
+    otherwise a mean and its spread would mix one, two or three seeds per scale, or measure no noise at all."""
+    for variant, extra in roles.replicates().items():
+        mine = scores[scores["variant"] == variant]
+        expected = set(zip(mine["dataset"], mine["scale"]))
+        for replicate in extra:
+            theirs = scores[scores["variant"] == replicate]
+            found = set(zip(theirs["dataset"], theirs["scale"]))
+            for (dataset, scale), (has, lacks) in (
+                *((key, (replicate, variant)) for key in sorted(found - expected, key=str)),
+                *((key, (variant, replicate)) for key in sorted(expected - found, key=str)),
+            ):
+                key = f"x{scale}" if isinstance(scale, int) else scale
+                raise ReportError(
+                    f"{metrics_dir / f'{has}.json'}: {dataset} {key} is not in {metrics_dir / f'{lacks}.json'}; "
+                    f"every seed of {variant} is evaluated on the same scales: rerun dvc repro -f "
+                    f"evaluate@{variant} evaluate@{replicate}"
+                )
+            same = mine.set_index(["dataset", "scale"])["psnr"].sort_index()
+            if len(same) and same.equals(theirs.set_index(["dataset", "scale"])["psnr"].sort_index()):
+                raise ReportError(
+                    f"{metrics_dir / f'{replicate}.json'}: the same PSNR as {metrics_dir / f'{variant}.json'} at "
+                    f"every scale, so no seed noise is measured; rerun dvc repro -f train@{replicate} "
+                    f"evaluate@{replicate}"
+                )
 
 
 def load_per_image(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
@@ -135,10 +187,12 @@ class Study:
         return table.loc[present].mean() if present else pd.Series(dtype=float)
 
     def noise(self, dataset: str, variant: str | None = None) -> pd.Series:
-        """Seed-to-seed standard deviation per scale (NaN with fewer than two seeds)."""
+        """Seed-to-seed standard deviation per scale; NaN where none was measured: fewer than two seeds, or seeds
+        that scored the same (a zero spread would make every difference "resolvable")."""
         table = self.table(dataset)
         present = [v for v in self.seeds(variant or self.roles.base) if v in table.index]
-        return table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
+        sd = table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
+        return sd.where(sd > 0)
 
     def is_replicate(self, variant: str) -> bool:
         return any(variant in extra for extra in self.replicates.values())
@@ -149,21 +203,24 @@ class Study:
 
 
 UNRESOLVABLE = "not resolvable at this budget"
+NO_NOISE = "no seed noise measured: not resolvable"  # one seed, or seeds that scored the same
 
 
 def resolvable(effect: float | None, noise: float) -> bool:
     """Whether an effect of this size exceeds twice the seed-to-seed deviation (the run's resolution)."""
-    return effect is not None and not pd.isna(effect) and not pd.isna(noise) and abs(effect) > 2 * noise
+    measured = not pd.isna(noise) and noise > 0  # a zero spread (identical seeds) is no measurement
+    return effect is not None and not pd.isna(effect) and measured and abs(effect) > 2 * noise
 
 
 def verdict(diff: float, noise: float, paper: float | None = None) -> str:
     """ "better" / "worse" when |diff| exceeds twice the seed-to-seed deviation, else "within noise", or "not
     resolvable at this budget" when the paper's effect (``paper``, same sign convention) is itself no larger than
-    twice that deviation: a null result then says nothing about the paper's claim."""
+    twice that deviation: a null result then says nothing about the paper's claim. No verdict without a measured
+    noise (NaN or zero: one seed, or identical seeds)."""
     if pd.isna(diff):
         return "–"
-    if pd.isna(noise):
-        return "better (no noise estimate)" if diff > 0 else "worse (no noise estimate)"
+    if pd.isna(noise) or noise <= 0:
+        return NO_NOISE
     if abs(diff) <= 2 * noise:
         if paper is not None and not pd.isna(paper) and not resolvable(paper, noise):
             return f"{UNRESOLVABLE} (paper: {paper:+.2f} dB; resolvable here: ±{2 * noise:.2f} dB)"
@@ -253,20 +310,25 @@ def with_noise(study: Study, dataset: str, diffs: pd.DataFrame) -> pd.DataFrame:
 
 def summary_word(verdicts: pd.Series) -> str:
     """One word for a column of verdicts: yes (all better), no (worse, none better), within noise, or mixed;
-    qualified when there was no noise estimate to judge by, or when some scales were not resolvable."""
+    qualified when some scales were not resolvable or had no seed noise to judge by."""
     if verdicts.empty:
         return "not run"
     found = verdicts.str.replace(r" \(.*\)", "", regex=True)
+    unjudged = verdicts == NO_NOISE
+    if unjudged.all():
+        return NO_NOISE
     unresolvable = found == UNRESOLVABLE
-    if unresolvable.all():
+    if (unresolvable | unjudged).all():
         return UNRESOLVABLE
-    found = set(found[~unresolvable])
+    found = set(found[~unresolvable & ~unjudged])
     word = {frozenset({"better"}): "yes", frozenset({"within noise"}): "within noise"}.get(frozenset(found))
     if word is None:
         word = "no" if "better" not in found and "worse" in found else "mixed"
     if unresolvable.any():
         word += f" ({UNRESOLVABLE} at {int(unresolvable.sum())} of {len(unresolvable)} scales)"
-    return f"{word} (no noise estimate)" if verdicts.str.contains("no noise estimate").any() else word
+    if unjudged.any():
+        word += f" (no seed noise measured at {int(unjudged.sum())} of {len(unjudged)} scales)"
+    return word
 
 
 def component_effects(study: Study, dataset: str) -> pd.DataFrame:
@@ -281,11 +343,16 @@ def component_effects(study: Study, dataset: str) -> pd.DataFrame:
         added = {s: -diffs.loc[variant, f"x{s}"] for s in study.in_distribution(dataset) if f"x{s}" in diffs}
         paper = {s: paper_effect(study, dataset, variant, s) for s in added}
         paper = {s: None if v is None else -v for s, v in paper.items()}
-        words = {verdict(d, noise.get(s, np.nan), paper[s]).split(" (")[0] for s, d in added.items()}
-        if words == {UNRESOLVABLE}:
+        said = {s: verdict(d, noise.get(s, np.nan), paper[s]).split(" (")[0] for s, d in added.items()}
+        words = {word for word in said.values() if word != NO_NOISE}
+        unjudged = [s for s, word in said.items() if word == NO_NOISE]
+        if not words:
+            effect = NO_NOISE
+        elif words == {UNRESOLVABLE}:
+            judged = [s for s in added if s not in unjudged]
             effect = (
-                f"{UNRESOLVABLE} (paper: " + ", ".join(f"x{s} {paper[s]:+.2f}" for s in added) + " dB; resolvable "
-                "here: " + ", ".join(f"±{2 * noise[s]:.2f}" for s in added) + " dB)"
+                f"{UNRESOLVABLE} (paper: " + ", ".join(f"x{s} {paper[s]:+.2f}" for s in judged) + " dB; resolvable "
+                "here: " + ", ".join(f"±{2 * noise[s]:.2f}" for s in judged) + " dB)"
             )
         elif words == {"better"}:
             effect = "helps"
@@ -293,8 +360,8 @@ def component_effects(study: Study, dataset: str) -> pd.DataFrame:
             effect = "hurts"
         else:
             effect = "within noise or mixed"
-        if noise.isna().all():
-            effect += " (no noise estimate)"
+        if words and unjudged:
+            effect += " (no seed noise measured at " + ", ".join(f"x{s}" for s in unjudged) + ")"
         component, lacks = ablations[variant]
         rows.append({"variant": variant, "component": component, "lacks": lacks, "effect": effect, "added": added})
     return pd.DataFrame(rows, columns=["variant", "component", "lacks", "effect", "added"])
@@ -341,7 +408,9 @@ def psnr_with_spread(study: Study, dataset: str) -> pd.DataFrame:
             mean, sd = study.base(dataset, variant), study.noise(dataset, variant)
             n = len([v for v in study.seeds(variant) if v in study.table(dataset).index])
             for s in table.columns:
-                shown.loc[variant, s] = f"{mean[s]:.2f} ± {sd[s]:.2f} ({n} seeds)"
+                spread = f"± {sd[s]:.2f} " if not pd.isna(sd[s]) else ""
+                measured = "" if spread else ", no seed noise measured"
+                shown.loc[variant, s] = f"{mean[s]:.2f} {spread}({n} seeds{measured})"
     main = [v for v in study.main() if v in shown.index]
     shown = shown.loc[main + [v for v in shown.index if v not in main]]
     inside = set(study.in_distribution(dataset))
@@ -360,6 +429,7 @@ def size_varied(study: Study) -> pd.DataFrame:
         liif_seeds = [v for v in study.seeds(methods.get("liif", "")) if v in values]
         liif = np.mean([values[v] for v in liif_seeds]) if liif_seeds else np.nan
         sd = np.std([values[v] for v in liif_seeds], ddof=1) if len(liif_seeds) > 1 else np.nan
+        sd = sd if sd > 0 else np.nan  # seeds that scored the same measure no noise
         up = values.get(methods.get("up-sampling"), np.nan)
         paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
         rows.append(
@@ -523,9 +593,9 @@ def refuse_diverged(models_dir: Path, variants: list[str]):
 
 def load_study(metrics_dir: Path, roles: Roles) -> Study:
     variants = list(roles.of)
-    return Study(
-        scores=load_scores(metrics_dir, variants), per_image=load_per_image(metrics_dir, variants), roles=roles
-    )
+    scores = load_scores(metrics_dir, variants)
+    check_replicates(scores, roles, metrics_dir)
+    return Study(scores=scores, per_image=load_per_image(metrics_dir, variants), roles=roles)
 
 
 def write_headline(study: Study, path: Path) -> dict:

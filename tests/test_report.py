@@ -13,11 +13,13 @@ from liif.pages import Context, write_pages
 from liif.paper import BENCHMARK, DIV2K, paper_benchmark, paper_row
 from liif.params import apply_profile, load_params
 from liif.report import (
+    ReportError,
     Study,
     comparison,
     headline,
     load_per_image,
     load_scores,
+    load_study,
     paper_effect,
     paper_rows,
     psnr_with_spread,
@@ -79,14 +81,15 @@ def study(metrics_dir):
 def test_verdict_is_within_noise_up_to_twice_the_seed_deviation():
     assert verdict(0.19, 0.1) == "within noise" and verdict(-0.2, 0.1) == "within noise"
     assert verdict(0.21, 0.1) == "better" and verdict(-0.21, 0.1) == "worse"
-    assert verdict(0.01, float("nan")).startswith("better (no noise")
+    assert verdict(0.01, float("nan")) == "no seed noise measured: not resolvable"
+    assert verdict(0.5, 0.0) == "no seed noise measured: not resolvable"  # identical seeds measure nothing
 
 
 def test_an_effect_the_paper_finds_smaller_than_the_runs_resolution_is_not_resolvable():
     assert verdict(0.1, 0.1, paper=0.2) == "not resolvable at this budget (paper: +0.20 dB; resolvable here: ±0.20 dB)"
     assert verdict(0.1, 0.1, paper=-0.21) == "within noise" and verdict(0.1, 0.1, paper=3.66) == "within noise"
     assert verdict(0.5, 0.1, paper=0.01) == "better"  # beyond noise is a finding, whatever the paper's effect
-    assert verdict(0.5, float("nan"), paper=0.01).startswith("better (no noise")
+    assert verdict(0.5, float("nan"), paper=0.01) == "no seed noise measured: not resolvable"
     assert summary_word(pd.Series(["better", "not resolvable at this budget (paper: +0.1 dB)"])) == (
         "yes (not resolvable at this budget at 1 of 2 scales)"
     )
@@ -172,8 +175,10 @@ def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
     assert comparison(study, "sample", "bicubic", []).empty  # no scales asked: none compared
     ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
     pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
-    assert "**sample: yes (no noise estimate)" in pages["README"].read_text()
-    assert "cell decoding: helps (no noise estimate)" in pages["rq4"].read_text()  # x2 +1.00: helps, unjudged
+    assert "**sample: no seed noise measured: not resolvable (x2 +0.50, x4 +0.10 dB vs Bicubic)" in (
+        pages["README"].read_text()
+    )
+    assert "cell decoding: no seed noise measured: not resolvable in-distribution" in pages["rq4"].read_text()
     assert "no seed replicates" in pages["README"].read_text()
     one_scale = Study(scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(), roles=study.roles)
     assert one_scale.table("sample").shape[1] == 1 and len(psnr_with_spread(one_scale, "sample")) == 3
@@ -232,7 +237,7 @@ def test_pages_answer_each_question_from_the_numbers(study, tmp_path):
     assert "| liif-c (no cell decoding) | -1.00 (worse) | -0.02 (not resolvable at this budget (paper: -0.03 dB" in (
         rq4.replace("  ", " ")
     )
-    assert "32-64 +0.50 dB (better (no noise estimate))" in pages["rq3"].read_text()  # no size-varied seeds
+    assert "32-64 +0.50 dB (no seed noise measured: not resolvable)" in pages["rq3"].read_text()  # no sized seeds
     assert "vs upsample-x2 at x2: -0.02 dB (not resolvable at this budget (paper: +0.12 dB;" in pages["rq5"].read_text()
     assert "| not resolvable at this budget (paper: +0.16 dB; resolvable here: ±0.20 dB) |" not in rq2
     assert "LIIF scores above Bicubic on 4 of 4 (test image, scale) pairs" in pages["rq1"].read_text()
@@ -256,3 +261,84 @@ def test_a_caveat_opens_every_page(study, tmp_path):
     for path in write_pages(tmp_path, study, ctx, pd.DataFrame()).values():
         lines = path.read_text().splitlines()
         assert lines[0].startswith("# ") and lines[2] == "> **Too short.**", path.name
+
+
+def _metrics(folder: Path, values: dict) -> Path:
+    folder.mkdir(exist_ok=True)
+    for variant, per in values.items():
+        (folder / f"{variant}.json").write_text(json.dumps(per))
+    return folder
+
+
+def test_seeds_that_scored_the_same_measure_no_noise(tmp_path):
+    """A zero spread is no noise estimate: no verdict, no "± 0.00", no seed_sd or beats_bicubic in the headline."""
+    same = {"sample": {"x2": 30.0, "x4": 27.0}}
+    folder = _metrics(
+        tmp_path / "m",
+        {"liif": same, "liif-seed1": {"sample": {"x2": 30.0, "x4": 27.2}}, "bicubic": {"sample": {"x2": 29, "x4": 26}}},
+    )
+    study = load_study(folder, roles_of(["liif", "liif-seed1", "bicubic"]))
+    assert np.isnan(study.noise("sample")[2]) and study.noise("sample")[4] == pytest.approx(np.std([27, 27.2], ddof=1))
+    rows = comparison(study, "sample", "bicubic").set_index("scale")
+    assert rows.loc["x2", "LIIF is"] == "no seed noise measured: not resolvable"
+    assert psnr_with_spread(study, "sample").loc["liif", "x2"] == "30.00 (2 seeds, no seed noise measured)"
+    head = headline(study)
+    assert "seed_sd_x2" not in head and "beats_bicubic_x2" not in head and "beats_bicubic_every_scale" not in head
+    assert summary_word(rows["LIIF is"]) == "yes (no seed noise measured at 1 of 2 scales)"
+
+
+def test_a_replicate_file_identical_to_its_base_is_refused(tmp_path):
+    same = {"sample": {"x2": 30.0, "x4": 27.0}}
+    folder = _metrics(tmp_path / "m", {"liif": same, "liif-seed1": same, "bicubic": same})
+    with pytest.raises(ReportError) as caught:
+        load_study(folder, roles_of(["liif", "liif-seed1", "bicubic"]))
+    message = str(caught.value)
+    assert message.startswith(f"{folder / 'liif-seed1.json'}: the same PSNR as {folder / 'liif.json'} at every scale")
+    assert "no seed noise is measured" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "seed1, message",
+    [
+        ({"sample": {"x2": 30.1, "x4": 27.1, "x6": 40.0}}, "liif-seed1.json: sample x6 is not in {m}/liif.json"),
+        ({"sample": {"x2": 30.1}}, "liif.json: sample x4 is not in {m}/liif-seed1.json"),
+        ({"other": {"x2": 30.1, "x4": 27.1}, "sample": {"x2": 30.1, "x4": 27.1}}, "seed1.json: other x2 is not in"),
+    ],
+)
+def test_every_seed_must_cover_the_same_scales(tmp_path, seed1, message):
+    """An extra scale in one seed's file would give "40.00 ± nan (2 seeds)" and a one-seed headline value."""
+    folder = _metrics(tmp_path / "m", {"liif": {"sample": {"x2": 30.0, "x4": 27.0}}, "liif-seed1": seed1})
+    with pytest.raises(ReportError) as caught:
+        load_study(folder, roles_of(["liif", "liif-seed1"]))
+    assert message.format(m=folder) in str(caught.value) and "\n" not in str(caught.value)
+    assert "rerun dvc repro -f evaluate@liif evaluate@liif-seed1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"sample": {"xfoo": 30.0}}', "sample key 'xfoo' is neither a scale x<n> (x2, x12) nor a task L-H"),
+        ('{"sample": {"x2.5": 30.0}}', "sample key 'x2.5' is neither a scale"),
+        ('{"sample": {"x2": 30.0, "x02": 30.1}}', "sample key 'x02' is neither a scale"),
+        ('{"sample": {"x0": 30.0}}', "sample key 'x0' is neither a scale"),
+        ('{"sample": {"x2": 30.0, "x2": 31.0}}', "key 'x2' appears twice"),
+        ('{"sample": 30.0}', "sample is 30.0, not a mapping of x<scale> to PSNR"),
+        ("[30.0]", "expected {dataset: {x<scale>: PSNR}}, found [30.0]"),
+        ('{"sample": {"x2": "30"}}', "sample x2 is '30', not a finite PSNR"),
+    ],
+)
+def test_a_bad_metrics_key_names_the_file_and_key(tmp_path, text, message):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "liif.json").write_text(text)
+    with pytest.raises(ReportError) as caught:
+        load_scores(folder, ["liif"])
+    line = str(caught.value)
+    assert line.startswith(f"{folder / 'liif.json'}: ") and message in line and "\n" not in line
+    assert line.endswith("rerun dvc repro -f evaluate@liif")
+
+
+def test_tasks_and_scales_are_read_apart(tmp_path):
+    folder = _metrics(tmp_path / "m", {"sized": {"squares": {"32-64": 31.0}}, "liif": {"sample": {"x12": 24.0}}})
+    scores = load_scores(folder, ["sized", "liif"])
+    assert scores["scale"].tolist() == ["32-64", 12]
