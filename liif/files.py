@@ -45,3 +45,13 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
         while chunk := f.read(BLOCK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def inside(root: str | Path, name: str) -> Path:
+    """``root / name``, refused unless it resolves to a folder strictly inside ``root``: a dataset name from
+    params.yaml is written to and deleted under ``data/raw`` and ``data/prepared``, never beside them."""
+    base = Path(root).resolve()
+    path = (base / name).resolve()
+    if base not in path.parents:
+        raise ValueError(f"{name!r}: not a name of a folder inside {root}; use letters, digits, - and _")
+    return Path(root) / name

@@ -14,6 +14,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from liif.files import inside
+
 SPLITS = ("train", "val", "test")
 
 
@@ -25,12 +27,12 @@ class PreparedData:
         object.__setattr__(self, "root", Path(root))
 
     def dataset(self, name: str) -> Path:
-        return self.root / name
+        return inside(self.root, name)
 
     def split(self, name: str, split: str) -> Path:
         if split not in SPLITS:
             raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-        return self.root / name / split
+        return self.dataset(name) / split
 
     def hr(self, name: str, split: str) -> Path:
         return self.split(name, split) / "HR"
@@ -42,7 +44,7 @@ class PreparedData:
         return self.split(name, split) / str(size)
 
     def split_record(self, name: str) -> Path:
-        return self.root / name / "split.json"
+        return self.dataset(name) / "split.json"
 
     def manifest(self, name: str) -> Path:
-        return self.root / name / "manifest.tsv"
+        return self.dataset(name) / "manifest.tsv"

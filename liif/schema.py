@@ -15,9 +15,9 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from liif.params import RUNTIME_KEYS, SOURCES, deep_merge, merge_model
+from liif.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
 
 AMP_CHOICES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}  # train.amp -> torch autocast dtype (liif.train)
 MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (liif.models.MODEL_CLASSES)
@@ -26,33 +26,57 @@ MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (li
     "fixed-scale": ("encoder", "scale"),
     "bicubic": (),
 }
-VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a DVC foreach key: no dots, spaces, slashes or '@'
+# A name that becomes a path or a DVC stage name (variants, datasets): a DVC foreach key (no dots, spaces or '@') and
+# a single folder name (no slashes, no '..', not absolute), so data/raw/<name> stays inside data/raw.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 CHECKPOINT_NAME = re.compile(r"epoch-(last|best|\d+)\.pth")
-Positive = Annotated[int, Field(ge=1)]
+# Upper bounds: generous, far beyond any study, but low enough that a typo (an extra zero or three) is refused
+# here instead of hanging a run for years or asking for more memory than any machine has.
+MAX_SEED = 2**32  # numpy's seeds are below 2**32, and seed * 100_003 + epoch stays a 64-bit torch seed
+MAX_COUNT = 10**6  # epochs, repeats, images, checkpoint frequency: a million epochs of the smallest set is years
+MAX_SIZE = 8192  # pixels of a patch, square or crop and samples per batch: one such batch fills a GPU
+MAX_WIDTH = 4096  # channels, blocks and hidden units of a model (the paper's largest is 256)
+MAX_SCALE = 64  # an up-sampling factor (the paper's largest is x30)
+MAX_PROCS = 4096  # threads, loader workers and processes: more than any machine has cores
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Size = Annotated[int, Field(ge=1, le=MAX_SIZE)]
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Scale = Annotated[int, Field(ge=1, le=MAX_SCALE)]
+Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
+Procs = Annotated[int, Field(ge=0, le=MAX_PROCS)]
 
 
-class ParamsError(ValueError):
-    """A value of params.yaml (or of a resolved configuration) that no stage can run with; one line."""
+def valid_name(name: str) -> str:
+    """The one rule for a name of params.yaml that becomes a path or a DVC stage name (see ``NAME``)."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValueError(
+            "a name is a folder and DVC stage name: letters, digits, - and _ (no dots, spaces or slashes), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+Name = Annotated[str, AfterValidator(valid_name)]  # datasets: data/raw/<name>, data/prepared/<name>
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # no .inf or .nan for any float
 
 
 class EdsrEncoder(Section):
     name: Literal["edsr-baseline", "edsr"]  # EDSR-baseline (paper: 16 blocks, 64 channels) or the full EDSR
-    n_resblocks: Positive = 16
-    n_feats: Positive = 64
-    res_scale: Annotated[float, Field(gt=0)] = 1.0
+    n_resblocks: Width = 16
+    n_feats: Width = 64
+    res_scale: Annotated[float, Field(gt=0, le=1e3)] = 1.0
 
 
 class RdnEncoder(Section):
     name: Literal["rdn"]  # RDN, config B of the paper (G0 64, 16 blocks of 8 convs, growth 64)
-    G0: Positive = 64
-    kernel_size: Positive = 3
-    n_blocks: Positive = 16
-    n_convs: Positive = 8
-    growth: Positive = 64
+    G0: Width = 64
+    kernel_size: Annotated[int, Field(ge=1, le=31)] = 3
+    n_blocks: Width = 16
+    n_convs: Width = 8
+    growth: Width = 64
 
 
 ENCODERS = {"edsr-baseline": EdsrEncoder, "edsr": EdsrEncoder, "rdn": RdnEncoder}
@@ -61,12 +85,12 @@ ENCODERS = {"edsr-baseline": EdsrEncoder, "edsr": EdsrEncoder, "rdn": RdnEncoder
 class Model(Section):
     name: Literal[tuple(MODEL_ARGS)]  # liif | metasr | fixed-scale | bicubic
     encoder: EdsrEncoder | RdnEncoder = Field(discriminator="name")
-    decoder_hidden: Annotated[list[Positive], Field(min_length=1)]  # LIIF's MLP widths (paper: 4 x 256)
+    decoder_hidden: Annotated[list[Width], Field(min_length=1, max_length=64)]  # LIIF's MLP widths (paper: 4 x 256)
     feat_unfold: bool
     local_ensemble: bool
     cell_decode: bool
-    predictor_hidden: Positive  # MetaSR's weight predictor width
-    scale: Positive  # fixed-scale up-sampler only
+    predictor_hidden: Width  # MetaSR's weight predictor width
+    scale: Scale  # fixed-scale up-sampler only
 
     @field_validator("scale")
     @classmethod
@@ -77,26 +101,26 @@ class Model(Section):
 
 
 class Train(Section):
-    dataset: str  # training images: data/prepared/<dataset>/train
-    val_dataset: str | None = None
+    dataset: Name  # training images: data/prepared/<dataset>/train
+    val_dataset: Name | None = None
     val_split: Literal["train", "val", "test"]
-    epochs: Positive
-    batch_size: Positive
-    repeat: Positive
-    inp_size: Annotated[int, Field(ge=2)]
-    scale_min: Annotated[float, Field(ge=1)]
-    scale_max: Annotated[float, Field(ge=1)]
-    sample_q: Positive
+    epochs: Count
+    batch_size: Size
+    repeat: Count
+    inp_size: Annotated[int, Field(ge=2, le=MAX_SIZE)]
+    scale_min: Annotated[float, Field(ge=1, le=MAX_SCALE)]
+    scale_max: Annotated[float, Field(ge=1, le=MAX_SCALE)]
+    sample_q: Annotated[int, Field(ge=1, le=MAX_SIZE**2)]
     augment: bool
     channel_shuffle: bool
     lr: Annotated[float, Field(gt=0, le=1)]
-    milestones: list[Positive]
+    milestones: list[Count]
     gamma: Annotated[float, Field(gt=0, le=1)]
-    val_images: Positive
-    val_repeat: Positive
-    seed: Annotated[int, Field(ge=0)]
+    val_images: Count
+    val_repeat: Count
+    seed: Seed
     amp: Literal[tuple(AMP_CHOICES)]
-    task: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = None  # size-varied [L, H]
+    task: Annotated[list[Size], Field(min_length=2, max_length=2)] | None = None  # size-varied [L, H]
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -113,7 +137,7 @@ class Train(Section):
 
 class EvalDataset(Section):
     protocol: Literal["div2k", "benchmark", "none"]
-    scales: Annotated[list[Positive], Field(min_length=1)] | None = None  # integers: HR is cropped to a multiple
+    scales: Annotated[list[Scale], Field(min_length=1)] | None = None  # integers: HR is cropped to a multiple
 
     @field_validator("scales")
     @classmethod
@@ -126,7 +150,7 @@ class EvalDataset(Section):
 class Eval(Section):
     checkpoint: str  # epoch-last.pth (the paper's DIV2K and benchmarks), epoch-best.pth or epoch-<n>.pth
     task_checkpoint: str  # for the size-varied tasks (the paper: epoch-best.pth)
-    datasets: dict[str, EvalDataset]
+    datasets: dict[Name, EvalDataset]
 
     @field_validator("checkpoint", "task_checkpoint")
     @classmethod
@@ -142,20 +166,20 @@ class DatasetSpec(Section):
     split: str | None = None
     mirror: str | None = None
     path: str | None = None
-    lr_scales: list[Positive] | None = None
+    lr_scales: list[Scale] | None = None
     train: list[str] | None = None
     val: list[str] | None = None
     test: list[str] | None = None
-    sizes: list[Positive] | None = None
-    tile: Positive | None = None
-    crop: Positive | None = None
+    sizes: list[Size] | None = None
+    tile: Size | None = None
+    crop: Size | None = None
     val_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None  # CelebA-HQ without split.json: test share
-    seed: Annotated[int, Field(ge=0)] | None = None  # ... and the seed of its shuffle
+    seed: Seed | None = None  # ... and the seed of its shuffle
 
 
 class Data(Section):
-    datasets: dict[str, DatasetSpec]
-    lr_scales: list[Positive] | None = None  # LR sets prepare makes for the sample suite (default: x2-x4)
+    datasets: dict[Name, DatasetSpec]
+    lr_scales: list[Scale] | None = None  # LR sets prepare makes for the sample suite (default: x2-x4)
 
 
 class Report(Section):
@@ -171,12 +195,12 @@ class Tracking(Section):
 
 class Runtime(Section):
     device: str  # auto | cpu | cuda[:N]
-    threads: Annotated[int, Field(ge=0)]
-    workers: Literal["auto"] | Annotated[int, Field(ge=0)]
-    nproc: Positive
+    threads: Procs
+    workers: Literal["auto"] | Procs
+    nproc: Annotated[int, Field(ge=1, le=MAX_PROCS)]
     compile: bool
     channels_last: bool
-    save_every: Annotated[int, Field(ge=0)]
+    save_every: Annotated[int, Field(ge=0, le=MAX_COUNT)]
     tracking: Tracking
 
     @field_validator("device")
@@ -221,10 +245,34 @@ def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
         return f"params.yaml {key}: unknown key{_closest(location[-1], valid)}"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f"{value!r}: "
-    hint = ""
-    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
-        hint = f" (YAML reads {value} as text: write it with a dot, {float(value):.1e})"
-    return f"params.yaml {key}: {shown}{error['msg'].removeprefix('Value error, ')}{hint}"
+    if location[-1:] == ["[key]"]:  # a name of data.datasets or eval.datasets: named by its section
+        key = ".".join([where, *location[:-2]])
+    return f"params.yaml {key}: {shown}{error['msg'].removeprefix('Value error, ')}{_hint(error)}"
+
+
+def _hint(error: dict) -> str:
+    """How to write a value that has the right meaning but the wrong YAML type (params.yaml is read as YAML 1.2,
+    as DVC reads it: ``1e-05`` is a number, ``off``/``yes`` are text, a quoted number is text)."""
+    value, kind = error.get("input"), error["type"]
+    if kind == "bool_type":
+        return " (write true or false)"
+    number = None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return ""
+    elif isinstance(value, float):
+        number = value
+    if kind == "string_type" and isinstance(value, int | float):
+        return " (quote it to make it text)"
+    if number is None or not math.isfinite(number):
+        return ""
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        return " (a quoted number is text: write it without quotes)"
+    if kind == "int_type" and number.is_integer():
+        return f" (an integer, e.g. {int(number)})"
+    return ""
 
 
 def _nested(field) -> type[BaseModel] | None:
@@ -243,10 +291,36 @@ def _check(schema: type[BaseModel], value: Any, where: str):
         if unknown:
             key = sorted(unknown)[0]
             raise ParamsError(f"params.yaml {where}.encoder.{key}: unknown key{_closest(key, encoder.model_fields)}")
+    error = _first_error(schema, value)
+    if error is None:
+        return
+    number = error.get("input")
+    if error["type"] == "int_type" and isinstance(number, float) and math.isfinite(number) and number.is_integer():
+        # 1e3 for an integer key: an integer hint, unless the integer itself is out of range (1e20 threads)
+        retry = _first_error(schema, _replaced(value, error["loc"], int(number)))
+        if retry is not None and retry["loc"] == error["loc"]:
+            error = {**retry, "input": number}
+    raise ParamsError(_describe(error, where, schema))
+
+
+def _first_error(schema: type[BaseModel], value: dict) -> dict | None:
     try:
         schema.model_validate(value)
     except ValidationError as e:
-        raise ParamsError(_describe(e.errors()[0], where, schema)) from None
+        return e.errors()[0]
+    return None
+
+
+def _replaced(value, loc: tuple, new):
+    """A copy of ``value`` with the item at pydantic location ``loc`` replaced (union tags in ``loc`` skipped)."""
+    if not loc:
+        return new
+    head, *rest = loc
+    if isinstance(value, dict) and head in value:
+        return {**value, head: _replaced(value[head], tuple(rest), new)}
+    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+        return [*value[:head], _replaced(value[head], tuple(rest), new), *value[head + 1 :]]
+    return _replaced(value, tuple(rest), new)  # a discriminator tag such as 'edsr-baseline'
 
 
 def check_keys(override: dict, schema: type[BaseModel], where: str):
@@ -260,11 +334,10 @@ def check_keys(override: dict, schema: type[BaseModel], where: str):
 
 def check_variant(params: dict, variant: str):
     """One variant: its name, its keys, and its merged model and train sections."""
-    if not VARIANT_NAME.fullmatch(str(variant)):
-        raise ParamsError(
-            f"params.yaml variants.{variant!r}: a variant name is a DVC stage name: letters, digits, - and _ "
-            "(no dots, spaces or slashes), starting with a letter or digit"
-        )
+    try:
+        valid_name(variant)
+    except ValueError as e:
+        raise ParamsError(f"params.yaml variants.{variant!r}: {e}") from None
     entry = params["variants"][variant] or {}
     where = f"variants.{variant}"
     if not isinstance(entry, dict):

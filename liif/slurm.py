@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from liif.params import load_params
+from liif.params import ParamsError, load_params
 from liif.repro import job_command
 
 
@@ -39,6 +39,15 @@ def array_script(variants: list[str], *, root: Path, gpus: int = 1, cpus: int = 
     return "\n".join(lines) + "\n"
 
 
+def study_variants(path: Path) -> list[str]:
+    """The variants of params.yaml, checked as ``liif repro`` checks them before a task is queued for hours."""
+    from liif.schema import check_params
+
+    params = load_params(path)
+    check_params(params, sections=("model", "train", "variants"))
+    return list(params["variants"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m liif.slurm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the shared checkout (default: this one)")
@@ -46,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=int, default=8, help="CPU cores per task")
     parser.add_argument("--hours", type=int, default=48, help="time limit per task")
     args = parser.parse_args(argv)
-    variants = list(load_params(Path(args.root) / "params.yaml")["variants"])
+    try:
+        variants = study_variants(Path(args.root) / "params.yaml")
+    except (ParamsError, FileNotFoundError) as e:
+        print(f"python -m liif.slurm: {e}", file=sys.stderr)
+        return 2
     root = Path(args.root).resolve()
     sys.stdout.write(array_script(variants, root=root, gpus=args.gpus, cpus=args.cpus, hours=args.hours))
     return 0

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from liif.archives import ArchiveError, check_archive, extract
 from liif.catalogue import Archive, CatalogueEntry, lookup
 from liif.download import DownloadError, download, verify
-from liif.files import atomic_write, file_digest
+from liif.files import atomic_write, file_digest, inside
 from liif.images import ImageError, decode_image, list_images, write_png
 from liif.params import SOURCES
 
@@ -223,7 +223,7 @@ def fetch_dataset(name: str, spec: dict, raw_root: str | Path = "data/raw", trus
     source = spec.get("source")
     if source not in SOURCES:
         raise SourceError(f"data.datasets.{name}.source: {source!r}; expected one of {', '.join(SOURCES)}")
-    raw = Path(raw_root) / name
+    raw = inside(raw_root, name)
     if source == "sample":
         export_sample_suite([n for split in SAMPLE_SPLITS for n in spec.get(split, [])], raw)
         return raw
@@ -292,14 +292,14 @@ def split_file(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path
     """CelebA-HQ's optional ``split.json``: beside ``data1024x1024/``, or where a download or mirror copy put it."""
     candidates = [dataset_root(name, spec, raw_root) / "split.json"]
     if spec["source"] != "local":
-        candidates.append(Path(raw_root) / name / "archives" / "split.json")
+        candidates.append(inside(raw_root, name) / "archives" / "split.json")
     return next((p for p in reversed(candidates) if p.is_file()), None)
 
 
 def dataset_root(name: str, spec: dict, raw_root: str | Path = "data/raw") -> Path:
     """Where ``fetch_dataset`` left the official layout (without fetching anything)."""
     if spec["source"] == "sample":
-        return Path(raw_root) / name
+        return inside(raw_root, name)
     if spec["source"] == "local":
         return Path(spec["path"])
-    return Path(raw_root) / name / "extracted"
+    return inside(raw_root, name) / "extracted"

@@ -4,37 +4,72 @@
     python scripts/apply_profile.py profiles/paper.yaml profiles/paper-smoke.yaml
 
 The result is plain YAML (comments are not kept); ``git checkout params.yaml`` restores the default profile.
+
+Profiles apply to the default params.yaml only. Each later profile of one call patches the ones before it
+(``paper-smoke.yaml`` shortens ``paper.yaml``'s training): what it does not set, the earlier profile keeps.
+Applying a profile over a params.yaml that already has profiles applied is refused, since the earlier one's
+keys would silently survive (a dataset, a learning rate, a caveat): restore params.yaml first, or name all the
+profiles in one call. The first line of the written params.yaml records which profiles it holds.
+
+A mistake (a missing or broken profile, a value the schema refuses, a disk that fills while writing) is one
+line on stderr and exit code 2, and leaves params.yaml as it was: it is replaced in one step (``atomic_write``).
 """
 
 import sys
 from pathlib import Path
 
-import yaml
+from liif.files import atomic_write
+from liif.params import ParamsError, apply_profile, dump_yaml, load_params, load_profile
+from liif.schema import check_params
 
-from liif.params import apply_profile, load_params
-from liif.schema import ParamsError, check_params
+PARAMS = Path("params.yaml")
+HEADER = "# params.yaml with "  # the first line of a params.yaml this script wrote
+
+
+def applied_profiles(path: Path) -> str | None:
+    """The profiles named by the header line of a params.yaml this script wrote, else None."""
+    with open(path) as f:
+        first = f.readline()
+    return first.removeprefix(HEADER).split(" applied", 1)[0] if first.startswith(HEADER) else None
+
+
+def apply(names: list[str]) -> dict:
+    """params.yaml with the profiles applied and checked; raises ParamsError (one line)."""
+    params = load_params(PARAMS)
+    earlier = applied_profiles(PARAMS)
+    if earlier:
+        raise ParamsError(
+            f"params.yaml already has {earlier} applied: `git checkout params.yaml` first, or name every profile "
+            f"in one call (python scripts/apply_profile.py {earlier.replace(' + ', ' ')} {' '.join(names)})"
+        )
+    for name in names:
+        params = apply_profile(params, load_profile(name))
+    try:
+        check_params(params)
+    except ParamsError as e:
+        raise ParamsError(f"{' + '.join(names)}: {e}") from None
+    return params
 
 
 def main() -> int:
     if len(sys.argv) < 2:
         print("usage: python scripts/apply_profile.py PROFILE.yaml [PROFILE.yaml ...]", file=sys.stderr)
         return 2
-    params = load_params("params.yaml")
-    for name in sys.argv[1:]:
-        path = Path(name)
-        if not path.is_file():
-            print(f"{path}: no such profile (see profiles/)", file=sys.stderr)
-            return 2
-        params = apply_profile(params, yaml.safe_load(path.read_text()) or {})
+    names = sys.argv[1:]
     try:
-        check_params(params)
-    except ParamsError as e:
-        print(f"{' + '.join(sys.argv[1:])}: {e}; params.yaml is unchanged", file=sys.stderr)
+        params = apply(names)
+        header = f"{HEADER}{' + '.join(names)} applied; `git checkout params.yaml` restores the default.\n"
+        text = header + dump_yaml(params)
+        with atomic_write(PARAMS) as f:
+            f.write(text.encode())
+    except (ParamsError, FileNotFoundError) as e:
+        print(f"{e}; params.yaml is unchanged", file=sys.stderr)
         return 2
-    names = " + ".join(sys.argv[1:])
-    header = f"# params.yaml with {names} applied; `git checkout params.yaml` restores the default.\n"
-    Path("params.yaml").write_text(header + yaml.safe_dump(params, sort_keys=False, default_flow_style=None))
-    print(f"params.yaml <- {names}", file=sys.stderr)
+    except OSError as e:
+        print(f"params.yaml: could not write it ({e.strerror or e}); params.yaml is unchanged", file=sys.stderr)
+        return 2
+    later = f" ({' + '.join(names[1:])} patching {names[0]}: what they do not set, {names[0]} keeps)"
+    print(f"params.yaml <- {' + '.join(names)}{later if len(names) > 1 else ''}", file=sys.stderr)
     return 0
 
 

@@ -106,9 +106,9 @@ CASES = {  # the hostile review's cases: (mutation, the line that must come out)
     ),
     "variant name with a space": (
         _set("variants.liif v1", {"role": "other"}),
-        "variants.'liif v1': a variant name is a DVC stage name",
+        "variants.'liif v1': a name is a folder and DVC stage name",
     ),
-    "variant name with @": (_set("variants.liif@x", {"role": "other"}), "a variant name is a DVC stage name"),
+    "variant name with @": (_set("variants.liif@x", {"role": "other"}), "a name is a folder and DVC stage name"),
     "fixed-scale up-sampler x5": (
         _set("variants.upsample-x2.model.scale", 5),
         "variants.upsample-x2.model.scale: 5: 5 is not a scale of the sub-pixel up-sampler",
@@ -118,9 +118,9 @@ CASES = {  # the hostile review's cases: (mutation, the line that must come out)
         "variants.liif-c.modle: unknown key; did you mean model?",
     ),
     "unknown section": (_set("trian", {}), "trian: unknown section; did you mean train?"),
-    "lr written 1e-4": (
+    "lr quoted '1e-4'": (
         _set("train.lr", "1e-4"),
-        "train.lr: '1e-4': Input should be a valid number (YAML reads 1e-4 as text",
+        "train.lr: '1e-4': Input should be a valid number (a quoted number is text: write it without quotes)",
     ),
     "milestones unsorted": (
         _set("train.milestones", [85, 60]),
@@ -149,7 +149,7 @@ def test_a_bad_parameter_is_one_line_naming_the_key(case):
 def test_a_dotted_variant_name_is_refused():
     params = default()
     params["variants"]["liif-v1.1"] = {"role": "other"}
-    with pytest.raises(ParamsError, match=r"variants.'liif-v1.1': a variant name is a DVC stage name"):
+    with pytest.raises(ParamsError, match=r"variants.'liif-v1.1': a name is a folder and DVC stage name"):
         check_params(params)
 
 
@@ -188,7 +188,7 @@ def test_prepare_and_report_refuse_bad_params_in_one_line(tmp_path):
     args = ["--metrics", "m", "--models", "m", "--data", "d", "--out", "r", "--headline", "h.json"]
     done = _run("report.py", args, tmp_path, params)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "variants.liif-seed1.role seed_of: 'liif-seed9' is not a variant of params.yaml" in done.stderr
+    assert "variants.liif-seed1.role {seed_of: liif-seed9}: 'liif-seed9' is not a variant of params.yaml" in done.stderr
 
 
 def test_an_unexpected_error_shows_its_traceback_and_names_the_stage(tmp_path):
