@@ -17,8 +17,10 @@ Nothing is deleted before it is replaced: the files of such a run (its checkpoin
 and come back, to resume exactly where they stopped, when that configuration runs again (a rejected
 change, then a revert). Once the new run has saved its first epoch, the moved-aside runs are deleted.
 
-A run that diverges (``divergence``: a non-finite loss, a loss above ``LOSS_CEILING``, or an epoch's loss
-over ``EXPLOSION_FACTOR`` times the run's lowest) stops with ``DivergedError`` before saving that epoch:
+A run that diverges (``divergence``: a non-finite loss, a loss above ``LOSS_CEILING``, or a loss level over
+``EXPLOSION_FACTOR`` times the run's lowest: an epoch's loss when an epoch holds ``WINDOW_SAMPLES`` samples or
+more, else the median of the last epochs that hold that many, so that a few-sample epoch's noise never stops
+a healthy run) stops with ``DivergedError`` before saving that epoch:
 ``epoch-last.pth`` stays the last good epoch, the MLflow run ends FAILED, and ``diverged.json`` tells
 evaluation to refuse the model (``liif.evaluate.diverged``) until a run saves an epoch again.
 
@@ -39,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -64,8 +67,12 @@ LAST = "epoch-last.pth"  # the resume point
 # Divergence (see ``divergence``). Healthy L1 on normalised RGB starts below about 1 and falls noisily: on
 # 11 healthy 100-epoch runs of the default profile an epoch's loss rose at most 1.33x over the epoch before
 # and 1.59x over the lowest before it (tests/test_divergence.py holds the noisiest); runs that diverged went
-# 0.47 -> 14.6 (lr 0.05: 31x), 0.07 -> 6.2 (a stretched schedule: 88x) and to 1.27e27 (lr 1000).
-EXPLOSION_FACTOR = 4.0  # an epoch's mean loss above this many times the run's lowest epoch loss: diverged
+# 0.47 -> 14.6 (lr 0.05: 31x), 0.07 -> 6.2 (a stretched schedule: 88x) and to 1.27e27 (lr 1000). An epoch of
+# few samples is a noisy mean: one photograph at batch 1 (1 sample an epoch) swings 0.16 to 0.66 while it
+# learns, so its loss level is the median of the last epochs holding WINDOW_SAMPLES samples; on the healthy
+# few-sample runs of tests/data/few-sample-curves.json that median rose at most 1.5x over its lowest.
+EXPLOSION_FACTOR = 4.0  # a loss level above this many times the run's lowest level: diverged
+WINDOW_SAMPLES = 64  # the samples a loss level averages over at least (the default's 72 an epoch: one epoch)
 LOSS_CEILING = 10.0  # ... or above this at all: L1 against targets in [-1, 1] is about 0.5 for a model predicting 0
 
 
@@ -337,17 +344,35 @@ def save_epoch(out_dir: Path, model, *, state: dict, metadata: dict, is_best: bo
     _write_history(state["history"], out_dir)
 
 
-def divergence(loss: float, losses: list[float]) -> str | None:
-    """How an epoch of mean loss ``loss``, after epochs of mean losses ``losses``, diverged ("is not finite",
-    "is above ...", "is over ..."), or None for a healthy epoch: a non-finite loss, a loss above
-    ``LOSS_CEILING``, or above ``EXPLOSION_FACTOR`` times the lowest of ``losses``."""
+def loss_window(samples: int) -> int:
+    """The epochs a loss level is the median of: enough to hold ``WINDOW_SAMPLES`` of ``samples`` an epoch."""
+    return max(1, math.ceil(WINDOW_SAMPLES / max(samples, 1)))
+
+
+def divergence(loss: float, losses: list[float], *, samples: int) -> str | None:
+    """How an epoch of mean loss ``loss`` over ``samples`` samples, after epochs of mean losses ``losses``,
+    diverged ("is not finite", "is above ...", "... is over ..."), or None for a healthy epoch: a non-finite
+    loss, a loss above ``LOSS_CEILING``, or a loss level above ``EXPLOSION_FACTOR`` times the lowest level
+    before it. The level is the median loss of the last ``loss_window(samples)`` epochs: the epoch's own loss
+    when it holds ``WINDOW_SAMPLES`` samples or more, a median when a single epoch is too noisy to judge."""
     if not math.isfinite(loss):
         return "is not finite"
     if loss > LOSS_CEILING:
         return f"is above {LOSS_CEILING:g} (a model predicting 0 scores about 0.5 on colours in [-1, 1])"
-    if losses and loss > EXPLOSION_FACTOR * min(losses):
-        return f"is over {EXPLOSION_FACTOR:g}x the lowest epoch loss so far ({min(losses):.4g})"
-    return None
+    k = loss_window(samples)
+    if len(losses) < k:  # a level needs a full window now and one before it
+        return None
+    series = np.asarray([*losses, loss], dtype=np.float64)
+    levels = np.median(np.lib.stride_tricks.sliding_window_view(series, k), axis=1)
+    now, lowest = float(levels[-1]), float(levels[:-1].min())
+    if now <= EXPLOSION_FACTOR * lowest:
+        return None
+    if k == 1:
+        return f"is over {EXPLOSION_FACTOR:g}x the lowest epoch loss so far ({lowest:.4g})"
+    return (
+        f"(median of the last {k} epochs {now:.4g}, {samples} samples each) is over {EXPLOSION_FACTOR:g}x "
+        f"the lowest such median so far ({lowest:.4g})"
+    )
 
 
 def remedy(config: dict) -> str:
@@ -534,7 +559,7 @@ def fit(
             desc=f"{config['variant']} epoch {epoch}/{t['epochs']}",
         )
         scheduler.step()
-        rule = divergence(loss, losses)
+        rule = divergence(loss, losses, samples=len(train_set))
         if rule:
             stop_diverged(
                 config, out_dir, epoch=epoch, loss=loss, rule=rule, metadata=metadata, tracker=tracker, ranks=ranks
