@@ -187,13 +187,22 @@ class PairedPatches(torch.utils.data.Dataset):
         repeat: int = 1,
         seed: int = 0,
         channel_shuffle: bool = False,
+        names: list[str] | None = None,
     ):
+        """``names`` (the LR files, default their positions) name an image that cannot serve."""
         self.hr, self.lr, self.scale, self.inp_size = hr_images, lr_images, scale, inp_size
         self.channel_shuffle = channel_shuffle
         self.augment, self.repeat, self.seed, self.epoch = augment, repeat, seed, 0
-        for hr, lr in zip(hr_images, lr_images):
+        names = names or [f"LR image {i + 1} of {len(lr_images)}" for i in range(len(lr_images))]
+        for hr, lr, name in zip(hr_images, lr_images, names):
             if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
                 raise ValueError(f"an HR image {tuple(hr.shape)} is smaller than its LR {tuple(lr.shape)} x{scale}")
+            if min(lr.shape[-2:]) < inp_size:
+                h, w = lr.shape[-2:]
+                raise ValueError(
+                    f"{name} ({h}x{w}) is smaller than the {inp_size}x{inp_size} LR patch train.inp_size asks for: "
+                    f"set train.inp_size to {min(h, w)} or less for this variant, or leave the image out of the dataset"
+                )
 
     def __len__(self):
         return len(self.hr) * self.repeat
@@ -316,8 +325,9 @@ def make_training_sets(
     val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[:n_val]
     if t["samples"] == "paired":  # spec 2.5: fixed-scale up-samplers learn from the shipped LR images
         s = t["scale_min"]
-        train_lr = load_images(prepared.lr(name, "train", s), desc=f"{name}/train x{s}")
-        val_lr = load_images(prepared.lr(val_name, val_split, s), desc=f"{val_name}/{val_split} x{s}")[:n_val]
+        train_dir, val_dir = prepared.lr(name, "train", s), prepared.lr(val_name, val_split, s)
+        train_lr = load_images(train_dir, desc=f"{name}/train x{s}")
+        val_lr = load_images(val_dir, desc=f"{val_name}/{val_split} x{s}")[:n_val]
         train = PairedPatches(
             train_hr,
             train_lr,
@@ -327,9 +337,17 @@ def make_training_sets(
             repeat=t["repeat"],
             seed=seed,
             channel_shuffle=t.get("channel_shuffle", False),
+            names=[str(path) for path in list_images(train_dir)],
         )
         val = PairedPatches(
-            val_hr, val_lr, scale=s, inp_size=t["inp_size"], augment=False, repeat=t["val_repeat"], seed=seed + 1
+            val_hr,
+            val_lr,
+            scale=s,
+            inp_size=t["inp_size"],
+            augment=False,
+            repeat=t["val_repeat"],
+            seed=seed + 1,
+            names=[str(path) for path in list_images(val_dir)][:n_val],
         )
         return train, val
     if t["samples"] != "downsampled":

@@ -278,6 +278,32 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(up_val.hr, val_hr[:2], strict=True))
 
 
+def test_a_fixed_scale_patch_larger_than_an_lr_image_is_one_line_naming_it_and_the_key(tmp_path, capsys):
+    """The LR images of write_tree are 32x36: a 48-pixel patch cannot be cut from them."""
+    from liif.layout import PreparedData
+    from liif.samples import make_training_sets
+    from liif.stage import run_stage
+
+    prepared = PreparedData(tmp_path)
+    write_tree(prepared, "photos", {"train": 2, "test": 1})
+    params = {
+        "model": {**TINY_MODEL_SECTION, "name": "fixed-scale"},
+        "train": {**tiny_config()["train"], "dataset": "photos", "inp_size": 48},
+        "variants": {"up": {}},
+    }
+    del params["train"]["samples"]
+    config = resolve_variant(params, "up")
+    assert run_stage("train", lambda: make_training_sets(config, prepared), argv=["--config", "up.json"]) == 2
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("train@")]  # besides the loading bars
+    assert "Traceback" not in err
+    lr_file = prepared.lr("photos", "train", 2) / "train0x2.png"
+    assert said == [
+        f"train@up: {lr_file} (32x36) is smaller than the 48x48 LR patch train.inp_size asks for: set "
+        "train.inp_size to 32 or less for this variant, or leave the image out of the dataset"
+    ]
+
+
 def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
     """DVC re-runs train@v after a change to the data or code; resuming the finished run would keep stale weights."""
     from liif.layout import PreparedData
