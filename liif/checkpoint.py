@@ -13,6 +13,7 @@ load unchanged: their spec is translated to our constructor arguments and the
 decoder's ``imnet.`` prefix becomes ``decoder.``.
 """
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -160,6 +161,27 @@ def _describe_mismatch(model: nn.Module, state_dict: dict) -> str | None:
     return "; ".join(parts) or None
 
 
+def _count(args: dict, key: str, default: int) -> int:
+    value = args.get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _least_tensors(spec: dict) -> int:
+    """How many weight tensors the model a spec declares holds at least, counted without building it: a file
+    holding fewer cannot match, and a forged count (300,000 residual blocks) would take minutes to build."""
+    args = spec.get("args") if isinstance(spec.get("args"), dict) else {}
+    encoder = args.get("encoder") if isinstance(args.get("encoder"), dict) else {}
+    least = 0
+    if encoder.get("name") in ("edsr-baseline", "edsr"):  # two convs (weight, bias) per residual block
+        least += 4 * _count(encoder, "n_resblocks", 16 if encoder["name"] == "edsr-baseline" else 32)
+    elif encoder.get("name") == "rdn":  # a conv per dense layer and the fusion conv per block
+        least += _count(encoder, "n_blocks", 16) * 2 * (_count(encoder, "n_convs", 8) + 1)
+    hidden = args.get("decoder_hidden")
+    if isinstance(hidden, list | tuple):
+        least += 2 * len(hidden)
+    return least
+
+
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes; returns ``(model in eval mode, raw dict)``.
 
@@ -178,6 +200,13 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
                 f"{path}: not a LIIF checkpoint (keys {sorted(raw)[:6]}; expected a liif-repro "
                 "checkpoint or the reference format with model.name/args/sd)"
             )
+        least = _least_tensors(spec)
+        if isinstance(state_dict, dict) and least > len(state_dict):
+            raise CheckpointError(
+                f"{path}: declares a {spec.get('name')} of at least {least:,} weight tensors "
+                f"({json.dumps(spec.get('args'))[:200]}) but holds {len(state_dict):,}: a corrupted or forged "
+                "model description; refused before building it"
+            )
         with torch.device("meta"):  # shapes only: a declared architecture costs no memory until it is checked
             skeleton = build_model(spec)
     except CheckpointError:
@@ -187,6 +216,12 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     problem = _describe_mismatch(skeleton, state_dict)
     if problem:
         raise CheckpointError(f"{path}: weights do not match the {spec['name']} architecture it declares: {problem}")
+    bad = next((k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: tensor {bad} holds NaN or infinite weights (a diverged or corrupted model), refused; "
+            f"{_recovery(path)}"
+        )
     model = build_model(spec)
     model.load_state_dict(state_dict)
     raw["spec"] = spec

@@ -1,4 +1,5 @@
 import json
+import math
 import pickle
 import re
 from pathlib import Path
@@ -221,3 +222,39 @@ def test_checkpoints_honour_the_umask_so_teammates_can_read_them(tmp_path):
         os.umask(old)
     assert (tmp_path / "shared.pth").stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600
     assert [p.name for p in tmp_path.iterdir()] == ["shared.pth"]
+
+
+def test_a_forged_block_count_is_refused_before_any_module_is_built(tmp_path, capsys):
+    """A small file declaring 300,000 residual blocks: refused from its tensor count in a moment, not after
+    building 300,000 blocks (minutes and gigabytes)."""
+    import time
+
+    from liif.cli import main
+
+    path = tmp_path / "forged.pth"
+    save_checkpoint(path, model=tiny_liif())
+    raw = torch.load(path, weights_only=True)
+    raw["model"]["args"]["encoder"]["n_resblocks"] = 300_000
+    raw["state_dict"] = {k: v[:1] for k, v in list(raw["state_dict"].items())[:4]}
+    torch.save(raw, path)
+    assert path.stat().st_size < 8000
+    began = time.perf_counter()
+    assert main(["info", str(path)]) == 2
+    assert time.perf_counter() - began < 3
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"liif: error: {path}: declares a liif of at least 1,200,004 weight tensors (")
+    assert err.endswith("but holds 4: a corrupted or forged model description; refused before building it\n")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tmp_path, value):
+    model = tiny_liif()
+    with torch.no_grad():
+        model.decoder.layers[2].weight[0, 0] = value
+    save_checkpoint(tmp_path / "nan.pth", model=model)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(tmp_path / "nan.pth")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'nan.pth'}: tensor decoder.layers.2.weight holds NaN or infinite weights")
