@@ -84,3 +84,64 @@ def test_squares_cut_photographs_into_whole_tiles(tmp_path):
     small = Image.open(prepared.sized("squares", "train", 32) / "photo-01-02.png")
     expected = Image.fromarray(rgb[128:256, 256:384]).resize((32, 32), Image.Resampling.BICUBIC)
     assert small.size == (32, 32) and np.array_equal(np.asarray(small), np.asarray(expected))
+
+
+def _victim(tmp_path):
+    """A file beside the data folders that a dataset name must never reach."""
+    victim = tmp_path / "victim" / "keep.txt"
+    victim.parent.mkdir()
+    victim.write_text("mine")
+    return victim
+
+
+@pytest.mark.parametrize("name", ["../../../victim", "{tmp}/victim", ".", "sample/.."])
+def test_prepare_never_deletes_outside_its_folder(tmp_path, name):
+    from liif.prepare import prepare_dataset
+
+    victim = _victim(tmp_path)
+    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/prepared").mkdir()
+    name = name.format(tmp=tmp_path)
+    spec = {"source": "sample", "test": ["camera"]}
+    with pytest.raises(ValueError, match="not a name of a folder inside"):
+        prepare_dataset(
+            name,
+            spec,
+            raw_root=tmp_path / "data/raw",
+            prepared=PreparedData(tmp_path / "data/prepared/x"),
+            sample_lr_scales=[2],
+        )
+    assert victim.read_text() == "mine"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stage", ["download.py", "prepare.py"])
+@pytest.mark.parametrize("name", ["../../../victim", "/abs/victim"])
+def test_a_dataset_name_outside_its_folder_is_refused_by_the_stages(tmp_path, stage, name):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from liif.params import dump_yaml, load_params
+
+    root = Path(__file__).resolve().parents[1]
+    victim = _victim(tmp_path)
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    name = name.replace("/abs", str(tmp_path))
+    params = load_params(root / "params.yaml")
+    params["data"]["datasets"] = {name: {"source": "sample", "test": ["camera"]}}
+    (work / "params.yaml").write_text(dump_yaml(params))
+    args = (
+        ["--raw", "data/raw", "--trusted", "t.json"]
+        if stage == "download.py"
+        else ["--raw", "data/raw", "--out", "data/prepared"]
+    )
+    done = subprocess.run(
+        [sys.executable, str(root / "stages" / stage), *args], cwd=work, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"{stage.removesuffix('.py')}: params.yaml data.datasets: {name!r}: a name is a folder and DVC stage name: "
+        "letters, digits, - and _ (no dots, spaces or slashes), starting with a letter or digit"
+    ], done.stderr
+    assert victim.read_text() == "mine"

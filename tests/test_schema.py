@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liif.params import apply_profile, load_params
+from liif.params import apply_profile, load_params, load_profile
 from liif.report import ReportError, load_scores
 from liif.roles import RoleError, study_roles
 from liif.schema import ParamsError, check_params
@@ -28,7 +28,7 @@ def default():
 def test_every_profile_fits_the_schema(profiles):
     params = default()
     for name in profiles:
-        params = apply_profile(params, yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text()))
+        params = apply_profile(params, load_profile(ROOT / "profiles" / f"{name}.yaml"))
     check_params(params)
     study_roles(params)
 
@@ -127,6 +127,57 @@ CASES = {  # the hostile review's cases: (mutation, the line that must come out)
         "train: milestones [85, 60]: epochs in increasing order",
     ),
     "runtime.threds": (_set("runtime.threds", 1), "runtime.threds: unknown key; did you mean threads?"),
+    "seed 10**15": (_set("train.seed", 10**15), "train.seed: 1000000000000000: Input should be less than 4294967296"),
+    "threads 10**20": (
+        _set("runtime.threads", 10**20),
+        "runtime.threads: 100000000000000000000: Input should be less than or equal to 4096",
+    ),
+    "epochs 1e9": (
+        _set("train.epochs", 1e9),
+        "train.epochs: 1000000000.0: Input should be less than or equal to 1000000",
+    ),
+    "epochs 1e3": (
+        _set("train.epochs", 1e3),
+        "train.epochs: 1000.0: Input should be a valid integer (an integer, e.g. 1000)",
+    ),
+    "batch_size 10**6": (
+        _set("train.batch_size", 10**6),
+        "train.batch_size: 1000000: Input should be less than or equal to 8192",
+    ),
+    "n_feats 10**6": (
+        _set("model.encoder.n_feats", 10**6),
+        "model.encoder.n_feats: 1000000: Input should be less than or equal to 4096",
+    ),
+    "scale_max .inf": (_set("train.scale_max", math.inf), "train.scale_max: inf: Input should be a finite number"),
+    "lr .nan": (_set("train.lr", math.nan), "train.lr: nan: Input should be a finite number"),
+    "gamma -.inf": (_set("train.gamma", -math.inf), "train.gamma: -inf: Input should be a finite number"),
+    "val_fraction .nan": (
+        _set("data.datasets.sample.val_fraction", math.nan),
+        "data.datasets.sample.val_fraction: nan: Input should be a finite number",
+    ),
+    "res_scale .inf": (
+        _set("model.encoder.res_scale", math.inf),
+        "model.encoder.res_scale: inf: Input should be a finite",
+    ),
+    "augment 'off'": (
+        _set("train.augment", "off"),
+        "train.augment: 'off': Input should be a valid boolean (write true or false)",
+    ),
+    "dataset name ..": (
+        lambda params: params["data"]["datasets"].update(
+            {"../../../victim2": {"source": "sample", "test": ["camera"]}}
+        ),
+        "params.yaml data.datasets: '../../../victim2': a name is a folder and DVC stage name",
+    ),
+    "absolute dataset name": (
+        _set("eval.datasets./tmp/victim", {"protocol": "none"}),
+        "params.yaml eval.datasets: '/tmp/victim': a name is a folder and DVC stage name",
+    ),
+    "train.dataset ..": (_set("train.dataset", ".."), "params.yaml train.dataset: '..': a name is a folder"),
+    "variant named by a number": (
+        lambda params: params["variants"].update({10: {"role": "other"}}),
+        "params.yaml variants.10: a name is a folder",
+    ),
     "dataset key": (
         _set("data.datasets.sample.tain", []),
         "data.datasets.sample.tain: unknown key; did you mean train?",

@@ -239,3 +239,15 @@ def test_a_damaged_trust_file_is_an_error_not_a_traceback(tmp_path):
         fetch_dataset(
             "celeba-hq", {"source": "mirror", "mirror": str(tmp_path)}, raw_root=tmp_path / "raw", trusted=trusted
         )
+
+
+@pytest.mark.parametrize("name", ["../victim", "../../victim", "/victim"])
+def test_a_download_never_writes_outside_its_folder(tmp_path, name):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    name = str(tmp_path / "victim") if name == "/victim" else name
+    with pytest.raises(ValueError, match="not a name of a folder inside"):
+        fetch_dataset(name, {"source": "sample", "test": ["camera"]}, raw)
+    with pytest.raises(ValueError, match="not a name of a folder inside"):
+        dataset_root(name, {"source": "official"}, raw)
+    assert not (tmp_path / "victim").exists() and not (tmp_path / "data" / "victim").exists()
