@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from liif.checkpoint import CheckpointError, load_checkpoint
+from liif.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from liif.images import ImageError, image_size, list_images, load_image
 from liif.layout import PreparedData
 from liif.metrics import psnr, ssim
@@ -145,15 +145,9 @@ def evaluate_variant(
     """
     metrics, rows = {}, []
     recipe = config["train"] or {}
-    stopped = diverged(model_dir, config_hash(config))
-    if stopped:
-        loss, v = stopped.get("loss"), config["variant"]
-        loss = f"{loss:.4g}" if isinstance(loss, float) else loss
-        fix = stopped.get("remedy") or f"change the recipe, then rerun `dvc repro train@{v}`"
-        raise CheckpointError(
-            f"{model_dir}: the training of {v} diverged at epoch {stopped.get('epoch')} (loss {loss}), "
-            f"so it is not evaluated; {fix}"
-        )
+    refuse_diverged(config, model_dir)
+    if config["train"] is not None:  # Bicubic learns nothing: it has no training to finish
+        finished_training(config, model_dir)
     model = load_trained(
         config, Path(model_dir) / evaluation["task_checkpoint" if recipe.get("task") else "checkpoint"]
     )
@@ -210,6 +204,49 @@ def diverged(model_dir: str | Path, of_hash: str | None = None) -> dict | None:
     if of_hash is not None and record.get("config_hash") != of_hash:
         return None
     return record
+
+
+def refuse_diverged(config: dict, model_dir: str | Path):
+    """Refuse the model of a training of ``config`` that diverged, saying what to change."""
+    stopped = diverged(model_dir, config_hash(config))
+    if stopped:
+        loss, v = stopped.get("loss"), config["variant"]
+        loss = f"{loss:.4g}" if isinstance(loss, float) else loss
+        fix = stopped.get("remedy") or f"change the recipe, then rerun `dvc repro train@{v}`"
+        raise CheckpointError(
+            f"{model_dir}: the training of {v} diverged at epoch {stopped.get('epoch')} (loss {loss}), "
+            f"so it is not evaluated; {fix}"
+        )
+
+
+def finished_training(config: dict, model_dir: str | Path) -> dict:
+    """The ``summary.json`` of the finished training of ``config`` in ``model_dir``; a training that stopped
+    early (killed, diverged, a marker deleted by hand) or that wrote its summary under another configuration
+    is refused before anything is scored, so no metrics file describes a half-trained model."""
+    refuse_diverged(config, model_dir)
+    model_dir, v = Path(model_dir), config["variant"]
+    rerun = f"so it is not evaluated; run `dvc repro train@{v}` to finish it"
+    epochs = (config["train"] or {}).get("epochs")
+    if epochs:
+        last = model_dir / "epoch-last.pth"
+        epoch = ((read_checkpoint(last).get("train_state") or {}).get("epoch")) if last.is_file() else None
+        if epoch != epochs:
+            at = f"is at epoch {epoch} of {epochs}" if epoch is not None else "is missing"
+            raise CheckpointError(f"{last}: {at}: the training of {v} did not finish, {rerun}")
+    path = model_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing: the training of {v} did not finish, {rerun}") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e}), {rerun}") from None
+    stored = summary.get("config_hash") if isinstance(summary, dict) else None
+    if stored != config_hash(config):
+        raise CheckpointError(
+            f"{path}: written by a training of configuration {stored}, not {config_hash(config)} "
+            f"(configs/{v}.json), {rerun}"
+        )
+    return summary
 
 
 def load_trained(config: dict, path: Path) -> torch.nn.Module:

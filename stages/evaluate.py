@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from liif.evaluate import evaluate_variant
+from liif.evaluate import evaluate_variant, finished_training
 from liif.layout import PreparedData
 from liif.params import load_params, runtime_settings
 from liif.schema import check_params
@@ -27,6 +27,7 @@ def main() -> int:
     check_params(params, variants=[config["variant"]])
     runtime = runtime_settings(params)
     began = time.perf_counter()
+    summary = finished_training(config, args.models)  # before any score is computed or written
     metrics, rows = evaluate_variant(
         config,
         model_dir=args.models,
@@ -39,7 +40,6 @@ def main() -> int:
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
     Path(args.per_image).write_text("\n".join(["dataset\tscale\timage\tpsnr\tssim", *rows]) + "\n")
     tracking = runtime["tracking"]
-    summary = json.loads((Path(args.models) / "summary.json").read_text())
     tracker = Tracker(
         enabled=tracking["enabled"],
         experiment=tracking["experiment"],

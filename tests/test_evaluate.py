@@ -1,5 +1,10 @@
 """The pipeline's evaluation (spec section 4): shipped LR at x2-x4, PIL-downsampled HR crops above,
-no silent change of degradation, and no scoring of another variant's weights."""
+no silent change of degradation, and no scoring of another variant's weights or of an unfinished training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ from liif.models import Bicubic
 from liif.resize import matlab_bicubic, pil_bicubic
 from liif.variants import config_hash
 
+ROOT = Path(__file__).resolve().parents[1]
 CONFIG = {"variant": "bicubic", "model": {"name": "bicubic", "args": {}}, "train": None}
 
 
@@ -111,3 +117,74 @@ def test_a_model_whose_training_diverged_is_refused(prepared):
     (model_dir / "diverged.json").write_text(json.dumps({**marker, "config_hash": "0123"}))  # another recipe's
     metrics, _ = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
     assert set(metrics["set"]) == {"x2"}
+
+
+def trained_config() -> dict:
+    from liif.params import load_params
+    from liif.variants import resolve_variant
+
+    return resolve_variant(load_params(ROOT / "params.yaml"), "liif")
+
+
+def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
+    """What liif.train leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
+    from liif.models import build_model
+
+    metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
+    save_checkpoint(
+        model_dir / "epoch-last.pth",
+        model=build_model(config["model"]),
+        train_state={"epoch": epoch},
+        metadata=metadata,
+    )
+    if summary_hash:
+        (model_dir / "summary.json").write_text(json.dumps({"config_hash": summary_hash, "mlflow_run_id": None}))
+
+
+def test_only_a_training_that_finished_is_evaluated(tmp_path):
+    """A run killed at epoch 21 of 300 (its diverged.json deleted, or never written) is refused before anything
+    is scored, as is one without its summary or with another configuration's."""
+    from liif.evaluate import finished_training
+
+    config, model_dir = trained_config(), tmp_path / "liif"
+    epochs, mine = config["train"]["epochs"], config_hash(config)
+    save_run(model_dir, config, epoch=21, summary_hash=None)
+    with pytest.raises(CheckpointError) as refused:
+        finished_training(config, model_dir)
+    assert str(refused.value) == (
+        f"{model_dir / 'epoch-last.pth'}: is at epoch 21 of {epochs}: the training of liif did not finish, so it "
+        "is not evaluated; run `dvc repro train@liif` to finish it"
+    )
+    save_run(model_dir, config, epoch=epochs, summary_hash=None)
+    with pytest.raises(CheckpointError, match=r"summary\.json: missing: the training of liif did not finish"):
+        finished_training(config, model_dir)
+    save_run(model_dir, config, epoch=epochs, summary_hash="0123")
+    with pytest.raises(CheckpointError, match=rf"written by a training of configuration 0123, not {mine}"):
+        finished_training(config, model_dir)
+    save_run(model_dir, config, epoch=epochs, summary_hash=mine)
+    assert finished_training(config, model_dir)["config_hash"] == mine
+    (model_dir / "diverged.json").write_text(json.dumps({"config_hash": mine, "epoch": 22, "remedy": "fix"}))
+    with pytest.raises(CheckpointError, match=r"the training of liif diverged at epoch 22 .*; fix$"):
+        finished_training(config, model_dir)
+
+
+@pytest.mark.integration
+def test_the_evaluate_stage_writes_no_metrics_for_an_unfinished_training(tmp_path):
+    config = trained_config()
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "liif.json").write_text(json.dumps(config))
+    save_run(tmp_path / "models" / "liif", config, epoch=21, summary_hash=None)
+    command = [sys.executable, str(ROOT / "stages" / "evaluate.py"), "--config", "liif.json", "--data", "prepared"]
+    proc = subprocess.run(
+        [*command, "--models", "models/liif", "--metrics", "m/liif.json", "--per-image", "m/liif.tsv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"evaluate@liif: models/liif/epoch-last.pth: is at epoch 21 of {config['train']['epochs']}: the training of "
+        "liif did not finish, so it is not evaluated; run `dvc repro train@liif` to finish it"
+    ]
+    assert not (tmp_path / "m").exists()
