@@ -35,6 +35,10 @@ def parse_scale(text: str) -> float | tuple[float, float]:
         raise UsageError(f"--scale {text!r}: expected a number like 3.5 or HxW factors like 2x3") from None
     if len(values) not in (1, 2) or not all(v > 0 and v < float("inf") for v in values):
         raise UsageError(f"--scale {text!r}: scale factors must be positive numbers")
+    if min(values) < 1:
+        raise UsageError(
+            f"--scale {text!r}: factors below 1 would shrink the image; liif up-samples (factors of 1 or more)"
+        )
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
@@ -50,6 +54,32 @@ def load_model(checkpoint: str):
     if checkpoint == "bicubic":
         return Bicubic(), {"format": "builtin", "spec": {"name": "bicubic", "args": {}}}
     return load_checkpoint(checkpoint, device="cpu")
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def training_progress(raw: dict) -> tuple[str, bool]:
+    """A liif-repro checkpoint's epoch as ``liif info`` prints it ("21 of 300 (unfinished)") and whether its
+    training stopped before the configured epochs; other files give their epoch alone, or "unknown"."""
+    state = raw.get("train_state") if raw.get("format") == "liif-repro" else None
+    if state is not None and not isinstance(state, dict):
+        return f"unknown (train_state is a {type(state).__name__}, not a mapping)", False
+    epoch = state.get("epoch") if state else raw.get("epoch")
+    if epoch is None:
+        return "unknown", False
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool)):
+        return f"unknown (malformed: {epoch!r})", False
+    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    epochs = metadata.get("epochs")
+    if raw.get("format") != "liif-repro" or not (isinstance(epochs, int) and epochs > 0):
+        return str(epoch), False
+    if epoch >= epochs:
+        return f"{epoch} of {epochs}", False
+    if metadata.get("kept"):  # epoch-best.pth, a snapshot: stopping early is what the file is for
+        return f"{epoch} of {epochs} ({metadata['kept']})", False
+    return f"{epoch} of {epochs} (unfinished)", True
 
 
 def cmd_upscale(args) -> int:
@@ -95,9 +125,18 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"--scale {args.scale}: LR folders exist for integer scales up to 1000")
     if args.lr is not None and scale != int(scale):
         raise UsageError(f"--lr pairs files by integer scale; got --scale {args.scale}")
+    if scale < 1:
+        raise UsageError(f"--scale {args.scale}: factors below 1 would up-sample the LR image; use 1 or more")
     resolve_device(args.device)
     hr_paths = list_images(args.hr)
-    model, _ = load_model(args.checkpoint)
+    model, raw = load_model(args.checkpoint)
+    progress, unfinished = training_progress(raw)
+    if unfinished:
+        print(
+            f"liif: warning: {args.checkpoint} is epoch {progress.removesuffix(' (unfinished)')} of a training that "
+            "did not finish: these scores are not its trained model's",
+            file=sys.stderr,
+        )
     scores = evaluate_pairs(
         model,
         hr_paths,
@@ -108,25 +147,40 @@ def cmd_evaluate(args) -> int:
         grey_luma=args.grey_luma,
         progress=not args.json,
     )
+    for s in scores:  # +inf PSNR is an exact reconstruction; anything else non-finite is no score at all
+        if math.isnan(s.psnr) or s.psnr == -math.inf or not math.isfinite(s.ssim):
+            raise ValueError(
+                f"{s.name}: the prediction scores PSNR {s.psnr} and SSIM {s.ssim}, not numbers; "
+                f"{args.checkpoint} computes NaN or infinite colours on it, so no score is reported"
+            )
     mean_psnr = sum(s.psnr for s in scores) / len(scores)
     mean_ssim = sum(s.ssim for s in scores) / len(scores)
-    if args.json:
+    if args.json:  # strict JSON: an exact reconstruction's infinite PSNR is null, with psnr_exact true
         result = {
             "checkpoint": args.checkpoint,
             "scale": scale,
             "protocol": args.protocol,
             "lr": args.lr,
-            "images": [vars(s) for s in scores],
-            "mean_psnr": mean_psnr,
+            "images": [
+                {**vars(s), "psnr": s.psnr if math.isfinite(s.psnr) else None, "psnr_exact": s.psnr == math.inf}
+                for s in scores
+            ],
+            "mean_psnr": mean_psnr if math.isfinite(mean_psnr) else None,
             "mean_ssim": mean_ssim,
         }
-        print(json.dumps(result, indent=2))
+        if not math.isfinite(mean_psnr):
+            result["note"] = "psnr null: the prediction equals the HR image (infinite PSNR), for psnr_exact images"
+        print(json.dumps(result, indent=2, allow_nan=False))
     else:
+
+        def shown(value: float) -> str:
+            return f"{value:8.3f} dB" if math.isfinite(value) else "   exact (infinite PSNR)"
+
         width = max(len(s.name) for s in scores)
         for s in scores:
-            print(f"{s.name:<{width}}  {s.psnr:8.3f} dB  SSIM {s.ssim:.4f}")
+            print(f"{s.name:<{width}}  {shown(s.psnr)}  SSIM {s.ssim:.4f}")
         print(
-            f"{'mean':<{width}}  {mean_psnr:8.3f} dB  SSIM {mean_ssim:.4f}  ({len(scores)} images, x{scale:g}, {args.protocol})"
+            f"{'mean':<{width}}  {shown(mean_psnr)}  SSIM {mean_ssim:.4f}  ({len(scores)} images, x{scale:g}, {args.protocol})"
         )
     return 0
 
@@ -141,16 +195,30 @@ def cmd_info(args) -> int:
     total = count_parameters(model)
     parts = ", ".join(f"{name} {count_parameters(child):,}" for name, child in model.named_children())
     print(f"parameters:  {total:,} ({parts})")
+    print(f"epoch:       {training_progress(raw)[0]}")
+    # What a file holds besides its weights is printed as far as it is well formed, and named where it is not.
     train_state = raw.get("train_state") if raw["format"] == "liif-repro" else None
-    epoch = train_state.get("epoch") if train_state else raw.get("epoch")
-    print(f"epoch:       {epoch if epoch is not None else 'unknown'}")
-    history = (train_state or {}).get("history") or []
-    if history:
+    history = train_state.get("history") if isinstance(train_state, dict) else None
+    if history is not None and not isinstance(history, list):
+        print(f"history:     malformed (a {type(history).__name__}, not a list): not shown")
+    elif history:
         last = history[-1]
-        print(f"val PSNR:    {last['val_psnr']:.2f} dB at the last epoch, best {train_state['best_val_psnr']:.2f} dB")
-        print(f"lr:          {last['lr']:.3e} in the last epoch")
-    for key, value in (raw.get("metadata") or {}).items():
-        print(f"{key + ':':<13}{value}")
+        if not isinstance(last, dict):
+            print(f"history:     malformed (the last entry is a {type(last).__name__}, not a mapping): not shown")
+        else:
+            best = train_state.get("best_val_psnr")
+            best = f"best {best:.2f} dB" if _number(best) else f"best unknown ({best!r})"
+            psnr = last.get("val_psnr")
+            psnr = f"{psnr:.2f} dB" if _number(psnr) else f"unknown ({psnr!r})"
+            print(f"val PSNR:    {psnr} at the last epoch, {best}")
+            lr = last.get("lr")
+            print(f"lr:          {lr:.3e} in the last epoch" if _number(lr) else f"lr:          unknown ({lr!r})")
+    metadata = raw.get("metadata")
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            print(f"{str(key) + ':':<13}{value}")
+    elif metadata is not None:
+        print(f"metadata:    malformed (a {type(metadata).__name__}, not a mapping): not shown")
     return 0
 
 

@@ -336,10 +336,12 @@ def save_epoch(out_dir: Path, model, *, state: dict, metadata: dict, is_best: bo
     """After an epoch (rank 0): ``epoch-best.pth`` when ``is_best``, ``epoch-<n>.pth`` every ``save_every``
     epochs, ``epoch-last.pth`` (the resume point) and ``history.tsv``."""
     epoch = state["epoch"]
-    if is_best:
-        save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=metadata)
+    if is_best:  # "kept": why a file stops before the last epoch without its run being unfinished
+        best = {**metadata, "kept": "best validation PSNR"}
+        save_checkpoint(out_dir / "epoch-best.pth", model=model, train_state=state, metadata=best)
     if save_every and epoch % save_every == 0:
-        save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=metadata)
+        snapshot = {**metadata, "kept": f"snapshot every {save_every} epochs"}
+        save_checkpoint(out_dir / f"epoch-{epoch}.pth", model=model, train_state=state, metadata=snapshot)
     save_checkpoint(out_dir / "epoch-last.pth", model=model, train_state=state, metadata=metadata)  # resume point
     _write_history(state["history"], out_dir)
 
@@ -528,7 +530,13 @@ def fit(
     device = distributed.device_for(ranks, device)
     if ranks.main:
         _prepare_out_dir(out_dir)
-    metadata = {"variant": config["variant"], "config_hash": config_hash(config), "inputs": inputs}
+    # epochs: what `liif info` and `liif evaluate` measure a checkpoint's epoch against (unfinished or not)
+    metadata = {
+        "variant": config["variant"],
+        "config_hash": config_hash(config),
+        "inputs": inputs,
+        "epochs": t["epochs"],
+    }
     amp_dtype = AMP_DTYPES[t.get("amp", "fp32")]
 
     model, optimizer, scheduler, scaler = build_training(

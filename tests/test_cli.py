@@ -1,6 +1,7 @@
 """The ``liif`` command as a user runs it: a real subprocess, real files."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -300,3 +301,110 @@ def test_an_undefined_exif_orientation_leaves_the_pixels_as_stored(tmp_path):
     exif[0x0112] = 9  # not one of the 8 defined values
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "odd.png", exif=exif)
     assert image_size(tmp_path / "odd.png") == (20, 30) and load_image(tmp_path / "odd.png")[0].shape == (3, 20, 30)
+
+
+def cli(capsys, *args):
+    """``liif`` in this process (cheaper than ``run``): exit code, stdout, stderr."""
+    from liif.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scales_below_1_are_refused_in_one_line(workdir, capsys):
+    out = workdir / "small.png"
+    for scale in ("0.5", "1x0.5"):
+        code, _, err = cli(
+            capsys, "upscale", workdir / "rgb.png", "-o", out, "--scale", scale, "--checkpoint", "bicubic"
+        )
+        assert code == 2 and err == f"liif: error: --scale '{scale}': factors below 1 would shrink the image; " + (
+            "liif up-samples (factors of 1 or more)\n"
+        )
+        assert not out.exists()
+    for scale in ("0.01", "1e-300"):
+        code, stdout, err = cli(capsys, "evaluate", "--checkpoint", "bicubic", "--hr", workdir, "--scale", scale)
+        assert code == 2 and stdout == ""
+        assert err == f"liif: error: --scale {scale}: factors below 1 would up-sample the LR image; use 1 or more\n"
+
+
+def test_evaluate_json_is_strict_and_an_exact_reconstruction_has_a_null_psnr(workdir, tmp_path, capsys):
+    """At x1 Bicubic returns the HR image itself: an infinite PSNR, which JSON cannot hold."""
+    hr_dir = tmp_path / "HR"
+    hr_dir.mkdir()
+    (hr_dir / "rgb.png").write_bytes((workdir / "rgb.png").read_bytes())
+    code, out, err = cli(capsys, "evaluate", "--checkpoint", "bicubic", "--hr", hr_dir, "--scale", "1", "--json")
+    assert code == 0, err
+
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    result = json.loads(out, parse_constant=no_constants)
+    assert result["images"][0]["psnr"] is None and result["images"][0]["psnr_exact"] is True
+    assert result["mean_psnr"] is None and "infinite PSNR" in result["note"] and result["mean_ssim"] == 1.0
+    code, out, err = cli(capsys, "evaluate", "--checkpoint", "bicubic", "--hr", hr_dir, "--scale", "1")
+    assert code == 0 and "exact (infinite PSNR)" in out and "inf" not in out.replace("infinite", "")
+
+
+def test_a_score_that_is_not_a_number_is_refused_not_printed(workdir, monkeypatch, capsys):
+    import liif.cli
+    from liif.evaluate import ImageScore
+
+    monkeypatch.setattr(liif.cli, "evaluate_pairs", lambda *a, **k: [ImageScore("rgb.png", math.nan, math.nan, False)])
+    for extra in ((), ("--json",)):
+        code, out, err = cli(capsys, "evaluate", "--checkpoint", "bicubic", "--hr", workdir, "--scale", "2", *extra)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert err.startswith("liif: error: rgb.png: the prediction scores PSNR nan and SSIM nan, not numbers; ")
+
+
+def save_trained(path, *, epoch: int, kept: str | None = None):
+    history = [{"epoch": e, "loss": 0.1, "val_psnr": 20.0 + e / 10, "lr": 1e-3, "seconds": 1.0} for e in (1, epoch)]
+    metadata = {"variant": "liif", "config_hash": "0123", "epochs": 300, **({"kept": kept} if kept else {})}
+    state = {"epoch": epoch, "history": history, "best_val_psnr": 22.1}
+    save_checkpoint(path, model=tiny_liif(), train_state=state, metadata=metadata)
+
+
+def test_an_unfinished_training_is_named_by_info_and_evaluate(workdir, tmp_path, capsys):
+    save_trained(tmp_path / "epoch-last.pth", epoch=21)
+    save_trained(tmp_path / "epoch-best.pth", epoch=21, kept="best validation PSNR")
+    save_trained(tmp_path / "done.pth", epoch=300)
+    epochs = {}
+    for name in ("epoch-last.pth", "epoch-best.pth", "done.pth"):
+        code, out, _ = cli(capsys, "info", tmp_path / name)
+        assert code == 0
+        epochs[name] = next(line for line in out.splitlines() if line.startswith("epoch:"))
+    assert epochs == {
+        "epoch-last.pth": "epoch:       21 of 300 (unfinished)",
+        "epoch-best.pth": "epoch:       21 of 300 (best validation PSNR)",
+        "done.pth": "epoch:       300 of 300",
+    }
+    (tmp_path / "HR").mkdir()
+    (tmp_path / "HR" / "rgb.png").write_bytes((workdir / "rgb.png").read_bytes())
+    hr = ("--hr", tmp_path / "HR", "--scale", "2", "--json")  # --json: no progress bar on stderr
+    code, _, err = cli(capsys, "evaluate", "--checkpoint", tmp_path / "epoch-last.pth", *hr)
+    assert code == 0 and err == (
+        f"liif: warning: {tmp_path / 'epoch-last.pth'} is epoch 21 of 300 of a training that did not finish: "
+        "these scores are not its trained model's\n"
+    )
+    for name in ("epoch-best.pth", "done.pth"):
+        assert cli(capsys, "evaluate", "--checkpoint", tmp_path / name, *hr)[2] == ""
+
+
+@pytest.mark.parametrize(
+    "change, shown",
+    [
+        ({"train_state": {"epoch": 7, "history": [1, 2], "best_val_psnr": 26.1}}, "history:     malformed (the last"),
+        ({"train_state": {"epoch": 7, "history": [{"epoch": 7}], "best_val_psnr": None}}, "val PSNR:    unknown"),
+        ({"metadata": ["variant", "liif"]}, "metadata:    malformed (a list, not a mapping): not shown"),
+        ({"train_state": {"epoch": "7", "history": {}, "best_val_psnr": "x"}}, "epoch:       unknown (malformed: '7')"),
+    ],
+    ids=["history-of-numbers", "entry-without-keys", "metadata-list", "text-epoch"],
+)
+def test_info_shows_what_a_malformed_checkpoint_holds_and_names_the_rest(tmp_path, capsys, change, shown):
+    path = tmp_path / "odd.pth"
+    save_checkpoint(path, model=tiny_liif())
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, **change}, path)
+    code, out, err = cli(capsys, "info", path)
+    assert code == 0 and err == "" and shown in out, out
+    assert out.startswith(f"file:        {path}\nformat:      liif-repro\nmodel:       liif\n")
