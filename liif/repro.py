@@ -401,6 +401,9 @@ def repro(all_variants: list[str], names: list[str], *, jobs: str | int = "auto"
     work = {v: variant_work(v) for v in variants}
     variants = longest_first(variants, work)
     _say(f"liif repro: longest first: {', '.join(variants)}")
+    from liif.tracking import create_store  # once, before parallel jobs could race to create the MLflow store
+
+    create_store()
     finished = run_jobs(variants, slots)
     failed = [job for job in finished if job.code]
     if failed:

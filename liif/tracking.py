@@ -8,6 +8,13 @@ tracking is then switched off for the rest of the stage: the DVC outputs are
 still written. MLflow's own logging (database set-up notices, SQLAlchemy
 tracebacks) is kept quiet while the tracker talks to it.
 
+The store is created (or a half-created one repaired) under an ``flock`` on
+``mlflow.db.lock`` beside it, so parallel stages never race to build its tables:
+``liif repro`` creates it once before its jobs start (``create_store``), and every
+stage takes the same lock anyway. Each open run leaves a marker under
+``mlartifacts/.open-runs/`` naming its process; a stage that starts closes, as
+KILLED, the runs of processes that died without ending them.
+
 The experiment is tagged ``mlflow.experimentKind = custom_model_development``,
 MLflow 3's mark of a model-training experiment (an untagged one counts as a
 GenAI project wherever MLflow reads the tag). MLflow 3.17's UI picks its GenAI
@@ -16,9 +23,14 @@ prints (``Tracker.experiment_link``) also sets that switch.
 """
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
 import re
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,6 +51,179 @@ def repo_root() -> Path:
 def store_paths(root: Path | None = None) -> tuple[str, str]:
     root = root or repo_root()
     return f"sqlite:///{root / 'mlflow.db'}", (root / "mlartifacts").as_uri()
+
+
+class StoreError(RuntimeError):
+    """An MLflow store this code cannot create or repair; the message names the file and the fix."""
+
+
+STORE_LOCK = "mlflow.db.lock"  # beside mlflow.db: held while the store is created, migrated or repaired
+OPEN_RUNS = Path("mlartifacts") / ".open-runs"  # one marker per open run: not a DVC output, never hashed
+
+
+@contextlib.contextmanager
+def store_lock(root: Path):
+    """Exclusive ``flock`` on ``mlflow.db.lock``: the kernel frees it when its holder dies, however it dies."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / STORE_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _tables(database: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
+        return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _repair_leftovers(database: Path):
+    """Alembic's scratch tables left by a migration that died (``_alembic_tmp_<table>``): dropped, or renamed
+    back where the migration had already dropped the original. Only under ``store_lock``: no migration runs."""
+    tables = _tables(database)
+    with contextlib.closing(sqlite3.connect(database, timeout=60)) as db, db:
+        for scratch in sorted(t for t in tables if t.startswith("_alembic_tmp_")):
+            original = scratch.removeprefix("_alembic_tmp_")
+            if original in tables:
+                db.execute(f'DROP TABLE "{scratch}"')
+            else:
+                db.execute(f'ALTER TABLE "{scratch}" RENAME TO "{original}"')
+
+
+def _holds_runs(database: Path) -> bool:
+    if "runs" not in _tables(database):
+        return False
+    with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
+        return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
+
+
+def _open_store(uri: str, artifacts: str, database: Path):
+    """MLflow's SQLite store, created or finished under ``store_lock``: a half-created store without runs is
+    started afresh, one with runs has its migration rerun; what cannot be repaired is one ``StoreError``."""
+    from mlflow.store.db.utils import _upgrade_db
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    def engine():
+        return SqlAlchemyStore._get_or_create_engine(uri)
+
+    if database.is_file():
+        _repair_leftovers(database)
+    try:
+        return SqlAlchemyStore(uri, artifacts)
+    except Exception as first:  # noqa: BLE001 - a half-created store: repaired below or reported
+        engine().dispose()
+        _repair_leftovers(database)
+        try:
+            if _holds_runs(database):
+                _upgrade_db(engine())
+            else:  # nothing tracked yet: nothing to lose by building it again
+                with contextlib.closing(sqlite3.connect(database, timeout=60)) as db, db:
+                    for table in _tables(database):
+                        db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            engine().dispose()
+            return SqlAlchemyStore(uri, artifacts)
+        except Exception as e:  # noqa: BLE001
+            reason = _reason(e) or _reason(first)
+            raise StoreError(
+                f"{database}: a half-migrated MLflow store ({reason}); back it up and run "
+                f"`mlflow db upgrade sqlite:///{database}`, or move it away to start a new one"
+            ) from None
+
+
+def ensure_store(root: Path, experiment: str):
+    """The store under ``root`` with its tables at MLflow's schema and ``experiment`` in it, made by one process
+    at a time: parallel stages creating a fresh store lost tracking (``table experiments already exists``) or
+    broke it for good (``table _alembic_tmp_tags already exists`` at every later start)."""
+    from mlflow.entities import ExperimentTag
+
+    database = root / "mlflow.db"
+    if database.exists() and not database.is_file():  # MLflow would retry for about 100 s, then fail
+        raise OSError(f"{database} is not a SQLite file; move it away to track runs")
+    uri, artifacts = store_paths(root)
+    with store_lock(root):
+        store = _open_store(uri, artifacts, database)
+        found = store.get_experiment_by_name(experiment)
+        if found is None:
+            store.create_experiment(
+                experiment, artifact_location=artifacts, tags=[ExperimentTag(KIND_TAG, TRAINING_KIND)]
+            )
+        elif KIND_TAG not in found.tags:  # a store made before the tag (a kind set in the UI stays)
+            store.set_experiment_tag(found.experiment_id, ExperimentTag(KIND_TAG, TRAINING_KIND))
+
+
+def create_store(settings: dict | None = None) -> bool:
+    """Create the MLflow store before parallel jobs start (``liif repro``); ``settings`` is the runtime.tracking
+    section, read from params.yaml when None. Nothing when tracking is off; a failure is one warning line (each
+    stage then says why it tracks nothing), never a stop."""
+    try:
+        if settings is None:
+            from liif.params import load_params, runtime_settings
+
+            settings = runtime_settings(load_params())["tracking"]
+        if not settings["enabled"]:
+            return False
+        import mlflow  # noqa: F401 - before quieting: importing it configures its loggers
+
+        with _quiet_mlflow():
+            ensure_store(repo_root(), settings["experiment"])
+        return True
+    except Exception as e:  # noqa: BLE001 - the stages report params errors; tracking never stops a pipeline
+        print(f"warning: MLflow store not created: {type(e).__name__}: {_reason(e)}", file=sys.stderr)
+        return False
+
+
+def _reason(error: Exception) -> str:
+    """The line of an error worth showing (SQLAlchemy's ``(sqlite3.OperationalError) ...``, not its SQL)."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return next((line for line in lines if re.search(r"\(\w+(\.\w+)*Error\)", line)), lines[0] if lines else "")
+
+
+def _started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, /proc), to tell it from a later one given its PID."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return started is None or _started(pid) in (None, started)
+
+
+def mark_open(root: Path, run_id: str, stage: str):
+    """Name the process holding ``run_id`` open, so a later stage can end the run if this process dies."""
+    folder = root / OPEN_RUNS
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"run_id": run_id, "pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname()}
+    (folder / f"{run_id}.json").write_text(json.dumps({**info, "stage": stage}) + "\n")
+
+
+def unmark(root: Path, run_id: str | None):
+    if run_id:
+        (root / OPEN_RUNS / f"{run_id}.json").unlink(missing_ok=True)
+
+
+def stale_runs(root: Path) -> list[str]:
+    """Runs left open by processes of this host that are gone (killed): their markers are removed."""
+    folder, host, stale = root / OPEN_RUNS, socket.gethostname(), []
+    for marker in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            info = json.loads(marker.read_text())
+            run_id, pid = str(info["run_id"]), int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            marker.unlink(missing_ok=True)  # unreadable: it can name no run
+            continue
+        if info.get("host") == host and pid != os.getpid() and not _alive(pid, info.get("started")):
+            stale.append(run_id)
+            marker.unlink(missing_ok=True)
+    return stale
 
 
 def git_revision(root: Path) -> str:
@@ -79,6 +264,7 @@ class Tracker:
     def __init__(self, *, enabled: bool, experiment: str, run_name: str, run_id: str | None = None, stage: str = ""):
         self.run_id = None
         self.enabled = enabled
+        self.root = repo_root()
         if not enabled:
             return
         try:
@@ -94,21 +280,13 @@ class Tracker:
     def _start(self, *, experiment: str, run_name: str, run_id: str | None, stage: str):
         mlflow = self.mlflow
         try:
-            root = repo_root()
-            uri, artifacts = store_paths(root)
-            database = root / "mlflow.db"
-            if database.exists() and not database.is_file():  # MLflow would retry for about 100 s, then fail
-                raise OSError(f"{database} is not a SQLite file; move it away to track runs")
+            root = self.root = repo_root()
+            uri, _ = store_paths(root)
+            self._retry(lambda: ensure_store(root, experiment))
             mlflow.set_tracking_uri(uri)
-            found = mlflow.get_experiment_by_name(experiment)
-            if found is None:
-                kind = {KIND_TAG: TRAINING_KIND}
-                self._retry(lambda: mlflow.create_experiment(experiment, artifact_location=artifacts, tags=kind))
-            elif KIND_TAG not in found.tags:  # a store made before the tag (a kind set in the UI stays)
-                self._retry(
-                    lambda: mlflow.MlflowClient().set_experiment_tag(found.experiment_id, KIND_TAG, TRAINING_KIND)
-                )
             mlflow.set_experiment(experiment)
+            for stale in stale_runs(root):  # runs of killed stages, so none shows as running forever
+                self.close_stale(stale, status="KILLED")
             tags = {
                 "git_revision": git_revision(root),
                 "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
@@ -118,6 +296,7 @@ class Tracker:
             }
             run = self._retry(lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags))
             self.run_id = run.info.run_id
+            mark_open(root, self.run_id, tags["stage"] or run_name)
         except Exception as e:  # noqa: BLE001 - tracking must never stop training
             self._disable(e)
 
@@ -132,9 +311,7 @@ class Tracker:
                 time.sleep(0.5 * 2**i)
 
     def _disable(self, error: Exception):
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        reason = next((line for line in lines if re.search(r"\(\w+(\.\w+)*Error\)", line)), lines[0] if lines else "")
-        print(f"warning: MLflow tracking disabled: {type(error).__name__}: {reason}", file=sys.stderr)
+        print(f"warning: MLflow tracking disabled: {type(error).__name__}: {_reason(error)}", file=sys.stderr)
         self.enabled = False
 
     def _call(self, fn):
@@ -207,6 +384,20 @@ class Tracker:
 
     def end(self, status: str = "FINISHED"):
         self._call(lambda: self.mlflow.end_run(status=status))
+        if self.enabled:  # ended: nothing left for a later stage to close
+            unmark(self.root, self.run_id)
+
+    def end_on_signal(self):
+        """A SIGTERM or SIGINT ends this run KILLED at once, then stops the process as the signal would have."""
+
+        def stop(signum, frame):
+            self.end(status="KILLED")
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        if self.run_id:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, stop)
 
 
 def variant_runs(run_ids: list[str], *, enabled: bool) -> "pd.DataFrame":

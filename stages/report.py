@@ -40,6 +40,7 @@ def main() -> int:
     headline = report.write_headline(study, Path(args.headline))
 
     tracker = tracking.report_tracker(tracking_settings)
+    tracker.end_on_signal()  # a killed report leaves no run RUNNING (a SIGKILL's is closed at the next start)
     runs = tracking.variant_runs(list(summaries.get("mlflow_run_id", pd.Series()).dropna()), enabled=tracker.enabled)
     link, revision = tracking.ui_instructions(tracker), tracking.git_revision(tracking.repo_root())[:12]
     seconds = tracking.eval_times(runs)

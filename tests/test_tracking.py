@@ -1,10 +1,15 @@
 """MLflow tracking never breaks a stage, and says so in one line when it cannot work."""
 
+import json
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
+from conftest import CPU_RUNTIME
 
 STAGE = """
 from liif.tracking import Tracker
@@ -130,3 +135,207 @@ def test_orphans_are_the_runs_no_report_adopted(variants):
 
     assert set(orphans(variant_runs(list(variants.values()), enabled=True))) == {variants["b"], variants["c"]}
     assert orphans(pd.DataFrame()) == []
+
+
+HOLD = """
+import sys, time
+from liif.tracking import Tracker
+t = Tracker(enabled=True, experiment='liif-repro', run_name='report', stage='report')
+if 'on-signal' in sys.argv:
+    t.end_on_signal()
+print(t.run_id, flush=True)
+time.sleep(120)
+"""
+
+
+def hold_a_run(cwd, *args):
+    """A stage process holding its MLflow run open, and the run's id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+def run_status(database, run_id):
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT status FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()[0]
+
+
+@pytest.mark.integration
+def test_a_killed_stage_leaves_no_run_running(tmp_path):
+    """SIGKILL gives a stage no chance to end its run: the next stage that starts closes it as KILLED."""
+    proc, run_id = hold_a_run(tmp_path)
+    assert run_id and (tmp_path / "mlartifacts/.open-runs" / f"{run_id}.json").is_file()
+    proc.kill()
+    proc.wait(timeout=30)
+    assert run_status(tmp_path / "mlflow.db", run_id) == "RUNNING"
+    assert run_stage(tmp_path).stdout.strip() == "stage went on True"
+    assert run_status(tmp_path / "mlflow.db", run_id) == "KILLED"
+    assert not list((tmp_path / "mlartifacts/.open-runs").iterdir())  # the new stage ended its own run too
+
+
+@pytest.mark.integration
+def test_a_terminated_report_ends_its_run_killed_at_once(tmp_path):
+    proc, run_id = hold_a_run(tmp_path, "on-signal")
+    proc.terminate()
+    assert proc.wait(timeout=60) == -signal.SIGTERM, proc.stderr.read()
+    assert run_status(tmp_path / "mlflow.db", run_id) == "KILLED"
+    assert not (tmp_path / "mlartifacts/.open-runs" / f"{run_id}.json").exists()
+
+
+def test_a_live_stage_keeps_its_run_open(tmp_path, monkeypatch):
+    """Only runs of processes that are gone count as stale: another stage running beside this one is not."""
+    from liif.tracking import mark_open, stale_runs
+
+    mark_open(tmp_path, "mine", "report")
+    assert stale_runs(tmp_path) == []  # this very process
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    marker = tmp_path / "mlartifacts/.open-runs/gone.json"
+    marker.write_text(json.dumps({"run_id": "gone", "pid": int(gone.stdout), "host": socket.gethostname()}))
+    (tmp_path / "mlartifacts/.open-runs/other-host.json").write_text(
+        json.dumps({"run_id": "other-host", "pid": 1, "host": "not-" + socket.gethostname()})
+    )
+    assert stale_runs(tmp_path) == ["gone"] and not marker.exists()
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from liif.tracking import Tracker
+Path(sys.argv[1]).touch()
+while not Path('go').exists():
+    time.sleep(0.01)
+t = Tracker(enabled=True, experiment='liif-repro', run_name=sys.argv[1])
+t.log_metrics({'psnr': 30.0})
+t.end()
+print('tracked', t.enabled)
+"""
+
+
+@pytest.mark.integration
+def test_stages_creating_a_fresh_store_at_once_all_track(tmp_path):
+    """Four stages open a store that does not exist yet at the same moment: one creates it, all track."""
+    names = [f"stage{i}" for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, name],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+        for name in names
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / name).exists() for name in names) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [proc.communicate(timeout=180) for proc in procs]
+    for out, err in results:
+        assert out.strip() == "tracked True" and "tracking disabled" not in err, err
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        statuses = db.execute("SELECT status FROM runs").fetchall()
+    assert statuses == [("FINISHED",)] * 4
+
+
+def half_migrated(database, *, leftover: str = "_alembic_tmp_tags"):
+    """The store a migration killed halfway leaves: the schema at an old revision, Alembic's scratch table left."""
+    import sqlalchemy
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base
+
+    uri = f"sqlite:///{database}"
+    engine = sqlalchemy.create_engine(uri)
+    Base.metadata.create_all(engine)
+    config = _get_alembic_config(uri)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "4465047574b1")  # the revision before tags are rebuilt with a longer value
+    engine.dispose()
+    with sqlite3.connect(database) as db:
+        db.execute(f"CREATE TABLE {leftover} (key VARCHAR(250))")
+
+
+@pytest.mark.integration
+def test_a_half_created_store_is_repaired(tmp_path):
+    """Before, every later stage lost tracking to `table _alembic_tmp_tags already exists` until the store was
+    deleted; a store that tracked nothing yet is now built again under the lock."""
+    half_migrated(tmp_path / "mlflow.db")
+    proc = run_stage(tmp_path)
+    assert proc.stdout.strip() == "stage went on True" and "tracking disabled" not in proc.stderr, proc.stderr
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db.execute("SELECT status FROM runs").fetchall() == [("FINISHED",)]
+    assert not {t for t in tables if t.startswith("_alembic_tmp_")}
+
+
+@pytest.mark.integration
+def test_a_store_with_runs_that_cannot_be_migrated_is_one_line(tmp_path):
+    """Runs are never thrown away to repair a store: the stage goes on untracked, naming the file and the fix."""
+    assert run_stage(tmp_path).stdout.strip() == "stage went on True"
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '4465047574b1'")  # a migration that died halfway
+        db.execute("CREATE TABLE _alembic_tmp_tags (key VARCHAR(250))")
+    for _ in range(2):  # and the next stage is told the same, not a new error
+        proc = run_stage(tmp_path)
+        assert proc.returncode == 0 and proc.stdout.strip() == "stage went on False"
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"warning: MLflow tracking disabled: StoreError: {tmp_path / 'mlflow.db'}: ")
+        assert "`mlflow db upgrade sqlite:///" in lines[0] and "move it away to start a new one" in lines[0]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+def test_create_store_makes_the_store_once_or_nothing_when_tracking_is_off(tmp_path, monkeypatch):
+    from liif.tracking import create_store
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert create_store({"enabled": False, "experiment": "liif-repro"}) is False
+    assert not (tmp_path / "mlflow.db").exists()
+    assert create_store({"enabled": True, "experiment": "liif-repro"}) is True
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        names = {name for (name,) in db.execute("SELECT name FROM experiments")}
+    assert names == {"Default", "liif-repro"} and (tmp_path / "mlflow.db.lock").is_file()
+
+
+def test_liif_repro_creates_the_store_before_its_parallel_jobs(tmp_path, monkeypatch):
+    """The store is made once, from params.yaml's runtime.tracking, before any two jobs could race to make it."""
+    import yaml
+
+    from liif import repro
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    params = {"runtime": {**CPU_RUNTIME, "tracking": {"enabled": True, "experiment": "made-first"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    seen = []
+
+    def jobs(variants, slots):
+        seen.append((tmp_path / "mlflow.db").is_file())
+        return []
+
+    for name, value in {
+        "choose_variants": lambda all_variants, names: (["liif", "metasr"], False),
+        "plan_slots": lambda *a, **k: [{}, {}],
+        "gpu_count": lambda: 0,
+        "cpu_cores": lambda: 2,
+        "clear_stale_locks": lambda: None,
+        "run_upstream": lambda env: 0,
+        "variant_work": lambda variant: 1,
+        "longest_first": lambda variants, work: variants,
+        "run_jobs": jobs,
+    }.items():
+        monkeypatch.setattr(repro, name, value)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    assert repro.repro(["liif", "metasr"], [], jobs=2) == 0
+    assert seen == [True]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert ("made-first",) in db.execute("SELECT name FROM experiments").fetchall()
