@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, needs_dvc, sh, study_copy
 
-from liif.lock import FolderLockedError, lock_path, model_folder_lock
+from liif.lock import HELD_ENV, FolderLockedError, lock_path, model_folder_lock
 
 HOLD = "import sys, time; from liif.lock import model_folder_lock\nwith model_folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
 
@@ -67,3 +67,21 @@ def test_the_train_stage_refuses_a_folder_another_training_holds(tmp_path):
     assert proc.stderr.startswith(f"train@liif: models/liif is being trained by PID {holder.pid} on ")
     assert proc.stderr.endswith("; stop it or wait\n") and proc.stderr.count("\n") == 1, proc.stderr
     assert not (repo / "models" / "liif").exists() and time.monotonic() - began < 60
+
+
+def test_the_processes_a_holder_launches_share_its_lock(tmp_path, monkeypatch):
+    """The train stage's torchrun launcher holds the folder's lock; its ranks (told through the environment) do not
+    take it again, while any other process is still refused."""
+    folder = tmp_path / "models" / "liif"
+    holder = _holder(folder)
+    try:
+        monkeypatch.setenv(HELD_ENV, str(lock_path(folder).resolve()))
+        with model_folder_lock(folder):
+            pass
+        monkeypatch.setenv(HELD_ENV, str(lock_path(tmp_path / "models" / "other").resolve()))
+        with pytest.raises(FolderLockedError, match=f"PID {holder.pid} "):
+            with model_folder_lock(folder):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
