@@ -124,7 +124,8 @@ def role_of(params: dict, variant: str) -> Role:
         where = f"params.yaml variants.{variant}.role {{ablation: {argument}}}"
         if argument not in ABLATIONS:
             raise RoleError(f"{where}: {argument!r} is not a component; expected one of {', '.join(ABLATIONS)}")
-        _check_ablation(params, variant, argument, config, where)
+        if not _check_ablation(params, variant, argument, config, where):
+            return _with(role, kind="other")  # the base lacks the component too: nothing for RQ4 to measure
         return _with(role, component=argument)
     if kind == "seed_of":
         where = f"params.yaml variants.{variant}.role {{seed_of: {argument}}}"
@@ -194,41 +195,40 @@ def _sets_seed(params: dict, variant: str) -> bool:
     return "seed" in ((params["variants"][variant] or {}).get("train") or {})
 
 
-def _check_ablation(params: dict, variant: str, component: str, config: dict, where: str):
+def _check_ablation(params: dict, variant: str, component: str, config: dict, where: str) -> bool:
     """An ablation is the base model without its component and otherwise the same model and recipe: the
-    report reads its difference from the base as what the component adds."""
+    report reads its difference from the base as what the component adds. False where the base itself was
+    changed to lack it (``dvc exp run -S model.cell_decode=false``): the two are then the same model."""
     bases = [v for v, override in params["variants"].items() if (override or {}).get("role") == "base"]
     if not bases:
         raise RoleError(f"{where}: no variant declares role base, the model it removes {component} from")
     base = bases[0]
     original = resolve_variant(params, base)
     if original["model"]["name"] != "liif":
-        return  # study_roles names the base's wrong model
+        return True  # study_roles names the base's wrong model
     key = "decoder_hidden" if component == "decoder_depth" else component
     mine, theirs = config["model"]["args"][key], original["model"]["args"][key]
-    if component == "decoder_depth":
-        if len(mine) >= len(theirs):
-            fewer = theirs[: max(1, len(theirs) // 2)]
-            raise RoleError(
-                f"{where}: has {len(mine)} decoder layers, {base} {len(theirs)}; set "
-                f"variants.{variant}.model.decoder_hidden to fewer layers, e.g. {fewer}"
-            )
-    elif theirs is not True:
-        raise RoleError(
-            f"{where}: the base {base} resolves to model.{key} {str(theirs).lower()}, so there is nothing to "
-            f"ablate; set model.{key}: true"
-        )
-    elif mine is not False:
-        raise RoleError(
-            f"{where}: resolves to model.{key} {str(mine).lower()}, as {base} does; set "
-            f"variants.{variant}.model.{key}: false"
-        )
     others = [k for k in _differences(config, original) if k != f"model.{key}"]
     if others:
         raise RoleError(
             f"{where}: differs from {base} also in {', '.join(others)}; an ablation removes {component} "
             "and changes nothing else"
         )
+    if component == "decoder_depth":
+        if mine == theirs and key in ((params["variants"][variant] or {}).get("model") or {}):
+            return False  # the base's decoder was made the ablation's own
+        if len(mine) >= len(theirs):
+            fewer = theirs[: max(1, len(theirs) // 2)]
+            raise RoleError(
+                f"{where}: has {len(mine)} decoder layers, {base} {len(theirs)}; set "
+                f"variants.{variant}.model.decoder_hidden to fewer layers, e.g. {fewer}"
+            )
+    elif mine is not False:
+        raise RoleError(
+            f"{where}: resolves to model.{key} {str(mine).lower()}, as {base} does; set "
+            f"variants.{variant}.model.{key}: false"
+        )
+    return theirs is True or component == "decoder_depth"
 
 
 def _with(role: Role, **changes) -> Role:

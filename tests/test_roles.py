@@ -189,11 +189,19 @@ def test_a_profile_giving_every_variant_one_seed_collapses_the_replicates():
         study_roles(collapsed)
 
 
-def test_an_ablation_of_a_component_the_base_lacks_is_refused():
-    params = small_study(**{"liif-c": {"role": {"ablation": "cell_decode"}, "model": {"cell_decode": False}}})
-    params["model"]["cell_decode"] = False  # dvc exp run -S model.cell_decode=false
-    with pytest.raises(RoleError, match="the base liif resolves to model.cell_decode false, so there is nothing"):
-        study_roles(params)
+def test_an_ablation_the_base_was_changed_to_match_is_in_no_verdict():
+    """``dvc exp run -S model.cell_decode=false`` makes LIIF itself the ablation: liif-c is then the same model,
+    kept in the tables but out of RQ4 (no "+0.00" effect, no figure captioned "without cell decoding")."""
+    params = small_study(
+        **{
+            "liif-c": {"role": {"ablation": "cell_decode"}, "model": {"cell_decode": False}},
+            "liif-d": {"role": {"ablation": "decoder_depth"}, "model": {"decoder_hidden": [16, 16]}},
+        }
+    )
+    params["model"]["cell_decode"] = False
+    params["model"]["decoder_hidden"] = [16, 16]
+    roles = study_roles(params)
+    assert roles.of["liif-c"].kind == "other" and roles.of["liif-d"].kind == "other" and roles.ablations() == {}
 
 
 def test_true_replicates_and_ablations_pass():
