@@ -83,16 +83,14 @@ def plan_slots(jobs: str | int, *, gpus: int, cores: int, variants: int | None =
         count = int(text)
         if count < 1:
             raise ReproError(f"--jobs {count}: at least 1")
-        devices = f"{gpus} GPUs" if gpus else f"{cores} CPU cores"
-        if count > (gpus or cores):
-            _say(
-                f"liif repro: --jobs {count}: capped at {gpus or cores}, one job per {'GPU' if gpus else 'core'} ({devices})"
-            )
-            count = gpus or cores
-    if variants is not None and count > max(1, variants):
+    limits = {f"one job per {'GPU' if gpus else 'core'}": gpus or cores}
+    if variants is not None:
+        limits["one job per variant to run"] = max(1, variants)
+    reason, cap = min(limits.items(), key=lambda item: item[1])
+    if count > cap:
         if jobs != "auto":
-            _say(f"liif repro: --jobs {count}: capped at {max(1, variants)}, one job per variant to run")
-        count = max(1, variants)
+            _say(f"liif repro: --jobs {count}: capped at {cap}, {reason}")
+        count = cap
     if gpus:
         return [{"CUDA_VISIBLE_DEVICES": str(i % gpus)} for i in range(count)]
     threads = max(1, cores // count)

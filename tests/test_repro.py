@@ -184,7 +184,7 @@ def test_jobs_are_capped_by_the_cores_and_the_variants_before_anything_is_alloca
     began = time.monotonic()
     slots = plan_slots("20000000", gpus=0, cores=2, variants=19)
     assert len(slots) == 2 and time.monotonic() - began < 1
-    assert "--jobs 20000000: capped at 2, one job per core (2 CPU cores)" in capsys.readouterr().err
+    assert "liif repro: --jobs 20000000: capped at 2, one job per core\n" in capsys.readouterr().err
     assert len(plan_slots("auto", gpus=0, cores=16, variants=3)) == 3
     assert [json.loads(s["LIIF_RUNTIME"])["threads"] for s in plan_slots(8, gpus=0, cores=16, variants=2)] == [8, 8]
     assert "one job per variant" in capsys.readouterr().err
