@@ -73,8 +73,9 @@ def read_checkpoint(path: str | Path) -> dict:
     return raw
 
 
-def _recovery(path: Path) -> str:
+def _recovery(path: str | Path) -> str:
     """How to get a usable file back: DVC restores a pipeline checkpoint (``models/<variant>/``) or retrains it."""
+    path = Path(path)
     if path.parent.parent.name == "models":
         folder, variant = path.parent, path.parent.name
         return (

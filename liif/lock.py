@@ -23,7 +23,8 @@ class FolderLockedError(RuntimeError):
 
 
 def lock_path(out_dir: str | Path) -> Path:
-    out_dir = Path(out_dir)
+    """``<folder>.lock`` beside the folder, resolved: ``./models//liif/`` or a link to it lock the same file."""
+    out_dir = Path(out_dir).resolve()
     return out_dir.with_name(f"{out_dir.name}.lock")
 
 

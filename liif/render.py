@@ -49,6 +49,10 @@ def _owned(owner: torch.Tensor, lo: int, hi: int) -> tuple[int, int]:
     return int(torch.searchsorted(owner, lo)), int(torch.searchsorted(owner, hi))
 
 
+class RenderError(ValueError):
+    """A model whose output is not a number: no image or score is made of it."""
+
+
 @torch.inference_mode()
 def render_image(
     model: torch.nn.Module,
@@ -99,6 +103,11 @@ def render_image(
             _decode_block(model, grid, out, axis_y, axis_x, (i0, i1), (j0, j1), cell, chunk, bar)
             del grid
     bar.close()
+    if not torch.isfinite(out).all():  # clamping keeps NaN: a black or NaN image would pass for a result
+        raise RenderError(
+            "the model's output holds NaN or infinite values (its weights overflow: a diverged or corrupted "
+            "model); nothing was written"
+        )
     return out
 
 

@@ -159,6 +159,8 @@ def _differences(config: dict, other: dict) -> list[str]:
 def _check_replicate(params: dict, variant: str, of: str, config: dict, where: str):
     """A seed replicate is its variant trained again with another seed, and nothing else: otherwise the seed
     noise every verdict is judged by is zero (the same run twice) or mixed with another change."""
+    if of == variant:
+        raise RoleError(f"{where}: names {variant} itself; name the variant it replicates with another seed")
     original = resolve_variant(params, of)
     if original["model"]["name"] != config["model"]["name"]:
         raise RoleError(

@@ -196,12 +196,19 @@ class Tracking(Section):
 class Runtime(Section):
     device: str  # auto | cpu | cuda[:N]
     threads: Procs
-    workers: Literal["auto"] | Procs
+    workers: Literal["auto"] | int
     nproc: Annotated[int, Field(ge=1, le=MAX_PROCS)]
     compile: bool
     channels_last: bool
     save_every: Annotated[int, Field(ge=0, le=MAX_COUNT)]
     tracking: Tracking
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, workers):
+        if workers == "auto" or (type(workers) is int and 0 <= workers <= MAX_PROCS):
+            return workers
+        raise ValueError(f"auto or a whole number of loader processes from 0 to {MAX_PROCS}")
 
     @field_validator("device")
     @classmethod
@@ -352,6 +359,18 @@ def check_variant(params: dict, variant: str):
     _check(Model, model, f"{where}.model")  # the base sections passed already: what fails here, the override set
     _check(Train, train, f"{where}.train")
     _check_queries(model, train, f"{where}.train")
+    for key in ("dataset", "val_dataset"):
+        _check_known_dataset(params, train.get(key), f"{where}.train.{key}")
+
+
+def _check_known_dataset(params: dict, name: str | None, where: str):
+    """A dataset a recipe or the evaluation names must be one ``data.datasets`` makes (a profile stacked over
+    another could otherwise leave ``train.dataset`` naming a dataset the later profile dropped)."""
+    datasets = (params.get("data") or {}).get("datasets")
+    if name is not None and isinstance(datasets, dict) and name not in datasets:
+        raise ParamsError(
+            f"params.yaml {where}: {name!r} is not a dataset of data.datasets{_closest(name, list(datasets))}"
+        )
 
 
 def _check_queries(model: dict, train: dict, where: str):
@@ -379,6 +398,9 @@ def check_params(params: dict, *, variants: list[str] | None = None, sections=tu
             raise ParamsError(f"params.yaml: the {section} section is missing")
         if SECTIONS[section] is not None:
             _check(SECTIONS[section], params[section], section)
+    if "eval" in sections and "data" in params:
+        for name in params["eval"]["datasets"]:
+            _check_known_dataset(params, name, f"eval.datasets.{name}")
     if "variants" not in sections:
         return
     _check(Model, params["model"], "model")

@@ -6,7 +6,8 @@
 The result is plain YAML (comments are not kept); ``git checkout params.yaml`` restores the default profile.
 
 Profiles apply to the default params.yaml only. Each later profile of one call patches the ones before it
-(``paper-smoke.yaml`` shortens ``paper.yaml``'s training): what it does not set, the earlier profile keeps.
+(``paper-smoke.yaml`` shortens ``paper.yaml``'s training): what it does not set, the earlier profile keeps, and
+the script lists those keys (``kept from profiles/paper.yaml: train.dataset=div2k, ...``).
 Applying a profile over a params.yaml that already has profiles applied is refused, since the earlier one's
 keys would silently survive (a dataset, a learning rate, a caveat): restore params.yaml first, or name all the
 profiles in one call. The first line of the written params.yaml records which profiles it holds.
@@ -31,6 +32,34 @@ def applied_profiles(path: Path) -> str | None:
     with open(path) as f:
         first = f.readline()
     return first.removeprefix(HEADER).split(" applied", 1)[0] if first.startswith(HEADER) else None
+
+
+WHOLE = {("variants",), ("data", "datasets"), ("eval", "datasets")}  # replaced whole by a profile that sets them
+
+
+def _leaves(profile: dict, prefix: tuple = ()) -> dict[tuple, object]:
+    """A profile's keys as paths (``("train", "lr")``) -> value; the lists of variants and datasets are one key."""
+    out = {}
+    for key, value in profile.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and value and path not in WHOLE:
+            out.update(_leaves(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def kept(profiles: list[dict]) -> list[str]:
+    """The keys an earlier profile of one call sets that no later one sets: they survive into params.yaml."""
+    out = []
+    for i, earlier in enumerate(profiles[:-1]):
+        later = [set(_leaves(p)) for p in profiles[i + 1 :]]
+        for path, value in _leaves(earlier).items():
+            prefixes = {path[:n] for n in range(1, len(path) + 1)}
+            if not any(prefixes & keys or any(k[: len(path)] == path for k in keys) for keys in later):
+                shown = value if isinstance(value, bool | int | float) else str(value)[:40]
+                out.append(f"{'.'.join(map(str, path))}={shown}")
+    return out
 
 
 def apply(names: list[str]) -> dict:
@@ -68,6 +97,9 @@ def main() -> int:
     except OSError as e:
         print(f"params.yaml: could not write it ({e.strerror or e}); params.yaml is unchanged", file=sys.stderr)
         return 2
+    if len(names) > 1:
+        survive = kept([load_profile(name) for name in names])
+        print(f"kept from {' + '.join(names[:-1])}: {', '.join(survive) or 'nothing'}", file=sys.stderr)
     later = f" ({' + '.join(names[1:])} patching {names[0]}: what they do not set, {names[0]} keeps)"
     print(f"params.yaml <- {' + '.join(names)}{later if len(names) > 1 else ''}", file=sys.stderr)
     return 0

@@ -408,3 +408,31 @@ def test_info_shows_what_a_malformed_checkpoint_holds_and_names_the_rest(tmp_pat
     code, out, err = cli(capsys, "info", path)
     assert code == 0 and err == "" and shown in out, out
     assert out.startswith(f"file:        {path}\nformat:      liif-repro\nmodel:       liif\n")
+
+
+@pytest.mark.parametrize("value", [math.nan, 1e38], ids=["nan-weight", "overflowing-weights"])
+def test_a_model_whose_output_is_not_a_number_makes_no_image_and_no_score(workdir, tmp_path, capsys, value):
+    """A NaN weight is refused on load; finite weights whose output overflows are refused after rendering,
+    before anything is written: clamping keeps NaN, so the image would be black and the score nan."""
+    model = tiny_liif()
+    with torch.no_grad():
+        if math.isnan(value):
+            model.decoder.layers[0].weight[0, 0] = value
+        else:
+            for p in model.decoder.parameters():
+                p.fill_(value)
+    save_checkpoint(tmp_path / "bad.pth", model=model)
+    for suffix in (".png", ".npy"):
+        out = tmp_path / f"out{suffix}"
+        code, _, err = cli(
+            capsys, "upscale", workdir / "rgb.png", "-o", out, "--scale", 2, "--checkpoint", tmp_path / "bad.pth"
+        )
+        assert code == 2 and err.count("\n") == 1 and "NaN or infinite" in err, err
+        assert not out.exists()
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    (hr / "rgb.png").write_bytes((workdir / "rgb.png").read_bytes())
+    code, stdout, err = cli(
+        capsys, "evaluate", "--checkpoint", tmp_path / "bad.pth", "--hr", hr, "--scale", 2, "--json"
+    )
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and "NaN or infinite" in err, err

@@ -85,3 +85,18 @@ def test_the_processes_a_holder_launches_share_its_lock(tmp_path, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_link_to_a_held_folder_is_the_same_folder(tmp_path):
+    folder = tmp_path / "models" / "liif"
+    folder.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(folder)
+    holder = _holder(folder)
+    try:
+        for alias in (tmp_path / "link", tmp_path / "models" / "." / "liif"):
+            with pytest.raises(FolderLockedError):
+                with model_folder_lock(alias):
+                    pytest.fail(f"{alias} trained beside {folder}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

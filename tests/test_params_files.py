@@ -128,6 +128,15 @@ def test_a_runtime_override_names_liif_runtime(value, monkeypatch):
     assert runtime_settings(default())["threads"] == 1
 
 
+@pytest.mark.parametrize("value", ["1e9", "-1", '"many"', "true", "2.0"])
+def test_workers_out_of_range_says_what_it_accepts(value, monkeypatch):
+    monkeypatch.setenv("LIIF_RUNTIME", f'{{"workers": {value}}}')
+    with pytest.raises(ParamsError) as refused:
+        runtime_settings(default())
+    assert str(refused.value).endswith(": auto or a whole number of loader processes from 0 to 4096"), refused.value
+    assert "literal" not in str(refused.value)
+
+
 # scripts/apply_profile.py
 
 
@@ -187,6 +196,9 @@ def test_profiles_stack_in_one_call_and_never_over_an_applied_one(checkout):
     done = apply(checkout, "profiles/paper.yaml", "profiles/paper-smoke.yaml")
     assert done.returncode == 0, done.stderr
     assert "paper-smoke.yaml patching profiles/paper.yaml" in done.stderr
+    kept = next(line for line in done.stderr.splitlines() if line.startswith("kept from profiles/paper.yaml: "))
+    assert "train.dataset=div2k" in kept and "train.lr=0.0001" in kept  # what paper-smoke leaves as paper's
+    assert "runtime.save_every" not in kept and "data.datasets" not in kept  # what paper-smoke sets itself
     applied = (checkout / "params.yaml").read_text()
     assert applied.startswith("# params.yaml with profiles/paper.yaml + profiles/paper-smoke.yaml applied;")
     assert load_params(checkout / "params.yaml")["train"]["dataset"] == "div2k"  # paper's, which smoke keeps
@@ -202,3 +214,12 @@ def test_profiles_stack_in_one_call_and_never_over_an_applied_one(checkout):
 def test_every_shipped_profile_loads():
     for path in (ROOT / "profiles").glob("*.yaml"):
         assert isinstance(load_profile(path), dict)
+
+
+def test_a_stacked_profile_leaving_a_dataset_behind_is_refused(checkout):
+    """paper then tiny: tiny replaces the datasets, paper's train.dataset div2k would survive and name none."""
+    before = (checkout / "params.yaml").read_text()
+    line = one_line(apply(checkout, "profiles/paper.yaml", "profiles/tiny.yaml"))
+    assert line.startswith("profiles/paper.yaml + profiles/tiny.yaml: params.yaml variants.")
+    assert ".train.dataset: 'div2k' is not a dataset of data.datasets" in line
+    assert (checkout / "params.yaml").read_text() == before

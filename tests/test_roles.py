@@ -138,6 +138,10 @@ def small_study(**variants) -> dict:
             "same configuration as liif; set variants.liif-seed1.train.seed to another seed (a profile's every_variant",
         ),
         (
+            {"liif-seed1": {"role": {"seed_of": "liif-seed1"}, "train": {"seed": 1}}},
+            "variants.liif-seed1.role {seed_of: liif-seed1}: names liif-seed1 itself; name the variant it replicates",
+        ),
+        (
             {"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1, "epochs": 3}}},
             "variants.liif-seed1.role {seed_of: liif}: differs from liif in train.epochs; "
             "a seed replicate changes train.seed alone",
