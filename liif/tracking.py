@@ -22,6 +22,7 @@ or training views from a switch of its own instead, so the link the report
 prints (``Tracker.experiment_link``) also sets that switch.
 """
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -297,6 +298,9 @@ class Tracker:
             run = self._retry(lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags))
             self.run_id = run.info.run_id
             mark_open(root, self.run_id, tags["stage"] or run_name)
+            # Registered after MLflow's own exit hook, so it runs first: a stage that stops before ending its run
+            # (Ctrl-C, a runner's SIGINT, an error) would otherwise have MLflow close it as FINISHED.
+            atexit.register(self._end_unfinished)
         except Exception as e:  # noqa: BLE001 - tracking must never stop training
             self._disable(e)
 
@@ -386,6 +390,11 @@ class Tracker:
         self._call(lambda: self.mlflow.end_run(status=status))
         if self.enabled:  # ended: nothing left for a later stage to close
             unmark(self.root, self.run_id)
+        self.ended = True
+
+    def _end_unfinished(self):
+        if self.run_id and not getattr(self, "ended", False):
+            self.end(status="KILLED")
 
     def end_on_signal(self):
         """A SIGTERM or SIGINT ends this run KILLED at once, then stops the process as the signal would have."""

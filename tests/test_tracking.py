@@ -148,6 +148,17 @@ time.sleep(120)
 """
 
 
+@pytest.mark.integration
+def test_an_interrupted_stage_ends_its_run_killed_not_finished(tmp_path):
+    """SIGINT (Ctrl-C, or liif repro stopping its jobs) raises KeyboardInterrupt: the stage exits through Python,
+    where MLflow's own exit hook would end the open run as FINISHED."""
+    proc, run_id = hold_a_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0 and "KeyboardInterrupt" in proc.stderr.read()
+    assert run_status(tmp_path / "mlflow.db", run_id) == "KILLED"
+    assert not (tmp_path / "mlartifacts/.open-runs" / f"{run_id}.json").exists()
+
+
 def hold_a_run(cwd, *args):
     """A stage process holding its MLflow run open, and the run's id."""
     proc = subprocess.Popen(
