@@ -99,7 +99,12 @@ def test_a_failing_job_and_a_killed_run(tmp_path):
     repo = study_copy(tmp_path / "repo", "profiles/tiny.yaml")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["epochs"] = EPOCHS
-    params["variants"]["broken"] = {"role": "other", "train": {"dataset": "no-such-dataset"}}
+    # passes configure, fails in its training: LR patches larger than the sample suite's x2 LR images
+    params["variants"]["broken"] = {
+        "role": "other",
+        "model": {"name": "fixed-scale", "scale": 2},
+        "train": {"inp_size": 400},
+    }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "longer, and a broken variant", cwd=repo)
     names = ["liif", "liif-c", "broken"]
