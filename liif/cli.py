@@ -223,21 +223,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    import yaml
-
     from liif.params import load_params
     from liif.repro import check_workspace, repro
     from liif.schema import check_params
 
     try:
         check_workspace()
-        params = load_params()
+        params = load_params()  # a broken file is a ParamsError naming its line
         check_params(params)
-    except yaml.YAMLError as e:  # a broken params.yaml: where, not the parser's traceback
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        print(f"liif repro: params.yaml{where}: not valid YAML: fix it and rerun", file=sys.stderr)
-        return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"liif repro: {e}", file=sys.stderr)
         return 2
