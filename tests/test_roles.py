@@ -118,11 +118,25 @@ def small_study(**variants) -> dict:
             "predictor_hidden": 16,
             "scale": 2,
         },
-        "train": {"dataset": "sample", "val_split": "val", "epochs": 2, "batch_size": 4, "repeat": 1, "inp_size": 48,
-                  "scale_min": 1, "scale_max": 4, "sample_q": 64, "lr": 1e-3, "milestones": [1], "gamma": 0.5,
-                  "val_images": 1, "val_repeat": 1, "seed": 0},
+        "train": {
+            "dataset": "sample",
+            "val_split": "val",
+            "epochs": 2,
+            "batch_size": 4,
+            "repeat": 1,
+            "inp_size": 48,
+            "scale_min": 1,
+            "scale_max": 4,
+            "sample_q": 64,
+            "lr": 1e-3,
+            "milestones": [1],
+            "gamma": 0.5,
+            "val_images": 1,
+            "val_repeat": 1,
+            "seed": 0,
+        },
         "variants": {"liif": {"role": "base"}, "metasr": {"role": "metasr", "model": {"name": "metasr"}}, **variants},
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
@@ -151,8 +165,10 @@ def small_study(**variants) -> dict:
             "metasr-seed1 is a metasr model and liif a liif; seed_of names a variant of the same model",
         ),
         (
-            {"liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
-             "liif-seed2": {"role": {"seed_of": "liif"}, "train": {"seed": 1}}},
+            {
+                "liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
+                "liif-seed2": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
+            },
             "has the same train.seed 1 as liif-seed",
         ),
         (
@@ -166,8 +182,13 @@ def small_study(**variants) -> dict:
             "an ablation removes feat_unfold and changes nothing else",
         ),
         (
-            {"liif-e": {"role": {"ablation": "local_ensemble"}, "model": {"local_ensemble": False},
-                        "train": {"epochs": 3}}},
+            {
+                "liif-e": {
+                    "role": {"ablation": "local_ensemble"},
+                    "model": {"local_ensemble": False},
+                    "train": {"epochs": 3},
+                }
+            },
             "differs from liif also in train.epochs",
         ),
         (
@@ -176,7 +197,7 @@ def small_study(**variants) -> dict:
             "set variants.liif-d.model.decoder_hidden to fewer layers, e.g. [16, 16]",
         ),
     ],
-)  # fmt: skip
+)
 def test_a_role_must_match_what_its_configuration_changes(variants, message):
     """A replicate identical to its base measures zero noise; an ablation that changes nothing (or more than its
     component) is not what RQ4 says it is: either is one line naming the variant, its role and the fix."""
