@@ -76,11 +76,13 @@ def _argument(pid: int, name: str) -> str:
 
 
 def _trainings(repo: Path) -> list[int]:
-    """PIDs of the train stages running in ``repo``, however they were started."""
+    """PIDs of the Python processes running ``stages/train.py`` in ``repo``, however they were started (the shell
+    DVC starts them through carries the whole command as one argument, so it is not one of them)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"stages/train.py" in (proc / "cmdline").read_bytes():
+            argv = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+            if b"stages/train.py" in argv and b"--out" in argv:
                 if Path(os.readlink(proc / "cwd")) == repo:
                     found.append(int(proc.name))
         except OSError:
