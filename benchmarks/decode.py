@@ -38,9 +38,9 @@ def peak_rss_mb() -> float:
 
 
 def worker(args):
-    from liif.checkpoint import load_checkpoint
+    from liif.eval.render import render_image, render_reference
     from liif.models import LIIF
-    from liif.render import render_image, render_reference
+    from liif.models.checkpoint import load_checkpoint
 
     torch.set_grad_enabled(False)
     if args.checkpoint:

@@ -26,17 +26,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from liif.evaluate import evaluate_pairs  # noqa: E402
+from liif.config.params import apply_profile, load_params  # noqa: E402
+from liif.config.variants import resolve_variant  # noqa: E402
+from liif.data.layout import PreparedData  # noqa: E402
+from liif.data.prepare import prepare_dataset
+from liif.eval.scores import evaluate_pairs  # noqa: E402
 from liif.images import list_images  # noqa: E402
-from liif.layout import PreparedData  # noqa: E402
 from liif.models import build_model  # noqa: E402
-from liif.params import apply_profile, load_params  # noqa: E402
-from liif.prepare import prepare_dataset
-from liif.protocol import SHIPPED_LR_SCALES  # noqa: E402
-from liif.samples import make_training_sets  # noqa: E402
 from liif.sources import fetch_dataset  # noqa: E402
-from liif.train import fit  # noqa: E402
-from liif.variants import resolve_variant  # noqa: E402
+from liif.sources.catalogue import SHIPPED_LR_SCALES  # noqa: E402
+from liif.train.loop import fit  # noqa: E402
+from liif.train.patches import make_training_sets  # noqa: E402
 
 # Every candidate starts from the data, model and epochs of params.yaml with the paper-like recipe of the earlier
 # default below, so the table does not change meaning when params.yaml takes a winner.

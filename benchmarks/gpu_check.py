@@ -8,10 +8,10 @@
 * ``train <mode>, synthetic`` and ``train <mode>, real data`` (steps/s), modes fp32, bf16 and compiled
   (fp32 under torch.compile): the paper configuration (EDSR-baseline-LIIF, batch 16, 48x48 inputs, 2304
   queries). Synthetic batches already sit on the device (``benchmarks/train_step.py``'s batch and timing);
-  real data are photographs of the sample suite prepared by ``liif.prepare`` and fed by
-  ``liif.train.make_loader`` (``runtime.workers: auto`` workers, pinned memory on CUDA) through
-  ``liif.train.train_one_epoch``: the gap between the two rows is the cost of loading;
-* ``decode 64->256`` and ``decode 48->480`` (output pixels/s of ``liif.render.render_image``);
+  real data are photographs of the sample suite prepared by ``liif.data.prepare`` and fed by
+  ``liif.train.loop.make_loader`` (``runtime.workers: auto`` workers, pinned memory on CUDA) through
+  ``liif.train.loop.train_one_epoch``: the gap between the two rows is the cost of loading;
+* ``decode 64->256`` and ``decode 48->480`` (output pixels/s of ``liif.eval.render.render_image``);
 * ``liif repro --jobs auto``: the tiny-profile pipeline in a study copy (tests/conftest.py ``study_copy``),
   on CUDA only, in the background while the CUDA tests run; the benchmarks start once it has finished.
 
@@ -47,10 +47,10 @@ try:  # a bare GPU machine may lack the project's dependencies (pydantic): they 
     from train_step import make_batch, time_steps  # benchmarks/train_step.py: benchmarks/ leads sys.path
 
     from liif.device import resolve_device, resolve_workers
-    from liif.distributed import Ranks
+    from liif.eval.render import DEFAULT_CHUNK, render_image
     from liif.models import LIIF
-    from liif.render import DEFAULT_CHUNK, render_image
-    from liif.train import AMP_DTYPES, grad_scaler, make_loader, train_one_epoch
+    from liif.train.distributed import Ranks
+    from liif.train.loop import AMP_DTYPES, grad_scaler, make_loader, train_one_epoch
 except ImportError as e:
     MISSING = e
 else:
@@ -160,11 +160,11 @@ def new_model(config: dict, device) -> torch.nn.Module:
 
 
 def prepare_photos(workdir: Path) -> list[torch.Tensor]:
-    """The sample suite's photographs written by liif.sources, prepared (HR) by liif.prepare, loaded by liif.samples."""
-    from liif.layout import PreparedData
-    from liif.prepare import prepare_split
-    from liif.samples import load_images
+    """The sample suite's photographs written by liif.sources, prepared (HR) by liif.data.prepare, loaded by liif.train.patches."""
+    from liif.data.layout import PreparedData
+    from liif.data.prepare import prepare_split
     from liif.sources import export_sample_suite
+    from liif.train.patches import load_images
 
     raw = export_sample_suite(PHOTOS, workdir / "raw")
     prepared = PreparedData(workdir / "prepared")
@@ -175,7 +175,7 @@ def prepare_photos(workdir: Path) -> list[torch.Tensor]:
 def real_loader(images: list[torch.Tensor], config: dict, device):
     """The training loader of the paper's recipe (random scale x1-x4, flips, ``sample_q`` queries) over the
     photographs: one epoch is ``epoch_steps`` whole batches."""
-    from liif.samples import DownsampledPatches
+    from liif.train.patches import DownsampledPatches
 
     samples = config["batch"] * config["epoch_steps"]
     if samples % len(images):
@@ -238,7 +238,7 @@ def real_rate(mode: str, config: dict, device, loader, workers: int, epoch: int,
     pinned = ", pinned memory" if loader.pin_memory else ""
     detail = (
         f"{len(loader)} steps after a warm-up epoch, {len(PHOTOS)} sample-suite photographs prepared by "
-        f"liif.prepare, {workers} loader workers{pinned}; {peak(device)}"
+        f"liif.data.prepare, {workers} loader workers{pinned}; {peak(device)}"
     )
     return len(loader) / seconds, detail
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liif.evaluate import evaluate_pairs, load_trained
+from liif.config.params import load_params
+from liif.config.roles import study_roles
+from liif.eval.scores import evaluate_pairs, load_trained
 from liif.images import list_images
 from liif.models import build_model
-from liif.params import load_params
-from liif.roles import study_roles
 
 
 def mean_psnr(model, folder: Path, scale: int) -> float:

@@ -28,14 +28,14 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from liif.evaluate import evaluate_pairs, evaluate_task
+from liif.config.params import load_params
+from liif.config.variants import resolve_variant
+from liif.data.layout import PreparedData
+from liif.eval.scores import evaluate_pairs, evaluate_task
 from liif.images import list_images
-from liif.layout import PreparedData
 from liif.models import build_model
-from liif.params import load_params
-from liif.samples import make_training_sets
-from liif.train import DivergedError, fit
-from liif.variants import resolve_variant
+from liif.train.loop import DivergedError, fit
+from liif.train.patches import make_training_sets
 
 # name -> (patch of the default train section, multiple of each variant's default epochs); the milestones
 # stretch with the length, as a user lengthening the schedule would. Each names its peak lr, so a row of

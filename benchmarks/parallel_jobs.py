@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from liif.layout import PreparedData
+from liif.config.params import load_params
+from liif.config.variants import resolve_variant
+from liif.data.layout import PreparedData
 from liif.models import build_model
-from liif.params import load_params
-from liif.samples import make_training_sets
-from liif.train import make_loader, train_step
-from liif.variants import resolve_variant
+from liif.train.loop import make_loader, train_step
+from liif.train.patches import make_training_sets
 
 
 def seconds_per_epoch(variant: str, data: str, *, epochs: int, compile_model: bool = False, workers: int = 0) -> float:

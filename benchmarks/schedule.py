@@ -1,5 +1,5 @@
 """Job order of ``liif repro``: the last committed study's per-variant times replayed through params.yaml order
-and through longest-first (``liif.repro.estimated_work``), on the same number of slots.
+and through longest-first (``liif.study.repro.estimated_work``), on the same number of slots.
 
 The times are the report's "Wall time per stage" table (reports/README.md: train + evaluate seconds of each
 variant, in params.yaml order); the estimates come from the committed configs/ and the sample suite's training
@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from liif.repro import estimated_work, longest_first
+from liif.study.repro import estimated_work, longest_first
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = {"sample": 9, "squares": 273}  # the default profile's training photographs and their 128 px tiles

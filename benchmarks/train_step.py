@@ -22,7 +22,7 @@ import torch
 
 from liif.device import resolve_device
 from liif.models import LIIF, make_coord
-from liif.train import AMP_DTYPES, grad_scaler, train_step
+from liif.train.loop import AMP_DTYPES, grad_scaler, train_step
 
 
 def make_batch(batch: int, sample_q: int, device, seed: int = 0) -> dict:
@@ -60,7 +60,7 @@ def gradients(model: torch.nn.Module, batch: dict) -> list[torch.Tensor]:
 
 
 def time_steps(model: torch.nn.Module, batch: dict, *, steps: int, warmup: int, amp: str | None, device) -> float:
-    """Median seconds of a full training step (``liif.train.train_step``), after warm-up steps."""
+    """Median seconds of a full training step (``liif.train.loop.train_step``), after warm-up steps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     dtype = AMP_DTYPES[amp or "fp32"]
     scaler = grad_scaler(dtype, device)

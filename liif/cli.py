@@ -13,16 +13,17 @@ from pathlib import Path
 
 import torch
 
-from liif.checkpoint import CheckpointError, count_parameters, load_checkpoint
 from liif.device import resolve_device
-from liif.evaluate import evaluate_pairs
-from liif.images import ImageError, check_output_path, image_size, list_images, load_image, save_image
+from liif.errors import UserError
+from liif.eval.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
+from liif.eval.scores import evaluate_pairs
+from liif.images import check_output_path, image_size, list_images, load_image, save_image
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
-from liif.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
+from liif.models.checkpoint import count_parameters, load_checkpoint
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     pass
 
 
@@ -149,7 +150,7 @@ def cmd_evaluate(args) -> int:
     )
     for s in scores:  # +inf PSNR is an exact reconstruction; anything else non-finite is no score at all
         if math.isnan(s.psnr) or s.psnr == -math.inf or not math.isfinite(s.ssim):
-            raise ValueError(
+            raise UsageError(
                 f"{s.name}: the prediction scores PSNR {s.psnr} and SSIM {s.ssim}, not numbers; "
                 f"{args.checkpoint} computes NaN or infinite colours on it, so no score is reported"
             )
@@ -223,15 +224,15 @@ def cmd_info(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    from liif.params import load_params
-    from liif.repro import check_workspace, repro
-    from liif.schema import check_params
+    from liif.config.params import load_params
+    from liif.config.schema import check_params
+    from liif.study.repro import check_workspace, repro
 
     try:
         check_workspace()
         params = load_params()  # a broken file is a ParamsError naming its line
         check_params(params)
-    except (ValueError, FileNotFoundError) as e:
+    except UserError as e:
         print(f"liif repro: {e}", file=sys.stderr)
         return 2
     try:
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except (UsageError, ImageError, CheckpointError, ValueError) as e:
+    except UserError as e:
         print(f"liif: error: {e}", file=sys.stderr)
         return 2
     except torch.cuda.OutOfMemoryError:

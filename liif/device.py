@@ -4,6 +4,8 @@ import os
 
 import torch
 
+from liif.errors import UserError
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when available; asking for CUDA without one is an error."""
@@ -12,9 +14,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu or auto")
+        raise UserError("device 'cuda' requested but no CUDA device is available; use --device cpu or auto")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}: expected auto, cpu or cuda[:N]")
+        raise UserError(f"unknown device {device!r}: expected auto, cpu or cuda[:N]")
     return torch.device(device)
 
 
@@ -24,6 +26,6 @@ def resolve_workers(workers: int | str, device: torch.device, processes: int = 1
     other training ``processes`` of the machine."""
     if workers != "auto":
         if not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"runtime.workers {workers!r}: expected auto or a number >= 0")
+            raise UserError(f"runtime.workers {workers!r}: expected auto or a number >= 0")
         return workers
     return 0 if device.type == "cpu" else max(0, min(8, (os.cpu_count() or 1) // processes - 1))

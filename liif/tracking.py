@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from liif.errors import UserError
+
 if TYPE_CHECKING:  # pandas comes with the pipeline extra, as MLflow does; only the run look-ups need it
     import pandas as pd
 
@@ -54,7 +56,7 @@ def store_paths(root: Path | None = None) -> tuple[str, str]:
     return f"sqlite:///{root / 'mlflow.db'}", (root / "mlartifacts").as_uri()
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError):
     """An MLflow store this code cannot create or repair; the message names the file and the fix."""
 
 
@@ -159,7 +161,7 @@ def create_store(settings: dict | None = None) -> bool:
     stage then says why it tracks nothing), never a stop."""
     try:
         if settings is None:
-            from liif.params import load_params, runtime_settings
+            from liif.config.params import load_params, runtime_settings
 
             settings = runtime_settings(load_params())["tracking"]
         if not settings["enabled"]:

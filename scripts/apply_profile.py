@@ -19,9 +19,9 @@ line on stderr and exit code 2, and leaves params.yaml as it was: it is replaced
 import sys
 from pathlib import Path
 
+from liif.config.params import ParamsError, apply_profile, dump_yaml, load_params, load_profile
+from liif.config.schema import check_params
 from liif.files import atomic_write
-from liif.params import ParamsError, apply_profile, dump_yaml, load_params, load_profile
-from liif.schema import check_params
 
 PARAMS = Path("params.yaml")
 HEADER = "# params.yaml with "  # the first line of a params.yaml this script wrote

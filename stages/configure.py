@@ -10,11 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from liif.params import load_params
-from liif.roles import role_of
-from liif.schema import check_params
-from liif.stage import run_stage
-from liif.variants import resolve_variant
+from liif.config.params import load_params
+from liif.config.roles import role_of
+from liif.config.schema import check_params
+from liif.config.variants import resolve_variant
+from liif.errors import run_stage
 
 
 def main() -> int:

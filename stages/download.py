@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from liif.params import load_params
-from liif.schema import check_params
+from liif.config.params import load_params
+from liif.config.schema import check_params
+from liif.errors import run_stage
 from liif.sources import fetch_datasets
-from liif.stage import run_stage
 
 
 def main() -> int:

@@ -6,11 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-from liif.evaluate import evaluate_variant, finished_training
-from liif.layout import PreparedData
-from liif.params import load_params, runtime_settings
-from liif.schema import check_params
-from liif.stage import run_stage
+from liif.config.params import load_params, runtime_settings
+from liif.config.schema import check_params
+from liif.data.layout import PreparedData
+from liif.errors import run_stage
+from liif.eval.scores import evaluate_variant, finished_training
 from liif.tracking import Tracker
 
 

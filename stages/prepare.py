@@ -3,12 +3,12 @@
 import argparse
 import sys
 
-from liif.layout import PreparedData
-from liif.params import load_params
-from liif.prepare import prepare_dataset
-from liif.protocol import SHIPPED_LR_SCALES
-from liif.schema import check_params
-from liif.stage import run_stage
+from liif.config.params import load_params
+from liif.config.schema import check_params
+from liif.data.layout import PreparedData
+from liif.data.prepare import prepare_dataset
+from liif.errors import run_stage
+from liif.sources.catalogue import SHIPPED_LR_SCALES
 
 
 def main() -> int:

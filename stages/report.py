@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from liif import charts, renders, report, tracking
-from liif.layout import PreparedData
-from liif.pages import run_context, write_pages
-from liif.params import load_params, runtime_settings
-from liif.roles import study_roles
-from liif.schema import check_params
-from liif.stage import run_stage
+from liif.config.params import load_params, runtime_settings
+from liif.config.roles import study_roles
+from liif.config.schema import check_params
+from liif.data.layout import PreparedData
+from liif.errors import run_stage
+from liif.study.pages import run_context, write_pages
 
 
 def main() -> int:

@@ -10,13 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liif import distributed
-from liif.layout import PreparedData
-from liif.lock import HELD_ENV, lock_path, model_folder_lock
-from liif.params import load_params, runtime_settings
-from liif.schema import check_params
-from liif.stage import run_stage
-from liif.train import DivergedError, train_variant
+from liif.config.params import load_params, runtime_settings
+from liif.config.schema import check_params
+from liif.data.layout import PreparedData
+from liif.errors import run_stage
+from liif.files import HELD_ENV, lock_path, model_folder_lock
+from liif.train import distributed
+from liif.train.loop import DivergedError, train_variant
 
 
 def main() -> int:

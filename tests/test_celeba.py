@@ -8,10 +8,10 @@ import torch
 from conftest import CPU_RUNTIME, TINY_ENCODER
 from PIL import Image
 
-from liif.layout import PreparedData
+from liif.data.layout import PreparedData
+from liif.data.prepare import celeba_split, prepare_celeba, write_manifest
 from liif.models import LIIF, FixedScaleSR
-from liif.prepare import celeba_split, prepare_celeba, write_manifest
-from liif.samples import UniformVariedPairs, load_images
+from liif.train.patches import UniformVariedPairs, load_images
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +66,13 @@ def _rgb_psnr(pred: np.ndarray, hr: np.ndarray) -> float:
 
 
 def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
-    from liif.checkpoint import load_checkpoint, read_checkpoint
-    from liif.evaluate import evaluate_variant
+    from liif.config.variants import resolve_variant
+    from liif.eval.render import render_image
+    from liif.eval.scores import evaluate_variant
     from liif.models import build_model, model_spec
-    from liif.render import render_image
-    from liif.samples import make_training_sets
-    from liif.train import train_variant
-    from liif.variants import resolve_variant
+    from liif.models.checkpoint import load_checkpoint, read_checkpoint
+    from liif.train.loop import train_variant
+    from liif.train.patches import make_training_sets
 
     _, out, split = faces
     prepared = PreparedData(out.parent)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import TINY_ENCODER, tiny_liif
 
-from liif.checkpoint import CheckpointError, load_checkpoint, official_to_spec, save_checkpoint
 from liif.encoders import RDN
 from liif.models import LIIF, FixedScaleSR, MetaSR, build_model
+from liif.models.checkpoint import CheckpointError, load_checkpoint, official_to_spec, save_checkpoint
 
 
 def test_round_trip_keeps_weights_spec_and_train_state(tmp_path):
@@ -202,7 +202,7 @@ def test_a_declared_architecture_is_checked_before_it_is_built(tmp_path, args, m
     raw["model"]["args"].update(args)
     torch.save(raw, path)
     code = (
-        "import resource, sys\nfrom liif.checkpoint import CheckpointError, load_checkpoint\n"
+        "import resource, sys\nfrom liif.models.checkpoint import CheckpointError, load_checkpoint\n"
         f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
     )

@@ -12,7 +12,7 @@ import torch
 from conftest import random_image, tiny_liif
 from PIL import Image
 
-from liif.checkpoint import save_checkpoint
+from liif.models.checkpoint import save_checkpoint
 
 
 def run(*args):
@@ -348,7 +348,7 @@ def test_evaluate_json_is_strict_and_an_exact_reconstruction_has_a_null_psnr(wor
 
 def test_a_score_that_is_not_a_number_is_refused_not_printed(workdir, monkeypatch, capsys):
     import liif.cli
-    from liif.evaluate import ImageScore
+    from liif.eval.scores import ImageScore
 
     monkeypatch.setattr(liif.cli, "evaluate_pairs", lambda *a, **k: [ImageScore("rgb.png", math.nan, math.nan, False)])
     for extra in ((), ("--json",)):

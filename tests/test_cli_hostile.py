@@ -15,8 +15,8 @@ import torch
 from conftest import random_image, tiny_liif
 from PIL import Image
 
-from liif.checkpoint import save_checkpoint
 from liif.images import ImageError, decode_image
+from liif.models.checkpoint import save_checkpoint
 
 
 def run(*args, command=(sys.executable, "-m", "liif.cli")):
@@ -94,18 +94,18 @@ def test_evaluate_refuses_an_lr_folder_of_another_scale(hr_and_lr):
 
 
 def test_every_pair_is_checked_before_any_image_is_rendered(hr_and_lr, monkeypatch):
-    import liif.evaluate
+    import liif.eval.scores
     from liif.models import Bicubic
 
     d = hr_and_lr
     save_rgb(np.asarray(Image.open(d / "X4" / "im1x4.png")), d / "X2" / "im1x2.png")  # only the second pair is wrong
     rendered = []
-    monkeypatch.setattr(liif.evaluate, "render_image", lambda *a, **k: rendered.append(a) or torch.zeros(64, 48, 3))
+    monkeypatch.setattr(liif.eval.scores, "render_image", lambda *a, **k: rendered.append(a) or torch.zeros(64, 48, 3))
     hr_paths = sorted((d / "HR").iterdir())
     with pytest.raises(
         ImageError, match=r"X2/im1x2\.png \(16x12\) is not .*im1\.png \(64x48\) at x2: their sizes imply x4"
     ):
-        liif.evaluate.evaluate_pairs(
+        liif.eval.scores.evaluate_pairs(
             Bicubic(), hr_paths, scale=2, protocol="benchmark", lr_dir=d / "X2", progress=False
         )
     assert rendered == []
@@ -113,7 +113,7 @@ def test_every_pair_is_checked_before_any_image_is_rendered(hr_and_lr, monkeypat
 
 def test_a_modcrop_remainder_below_the_scale_is_the_paper_protocol(tmp_path):
     """HR 67x50 at x3 pairs with 22x16 LR (HR cropped to 66x48); 69x50 would not (it implies more than x3)."""
-    from liif.evaluate import check_pair, evaluate_pairs
+    from liif.eval.scores import check_pair, evaluate_pairs
     from liif.metrics import psnr
     from liif.models import Bicubic
 
@@ -133,7 +133,7 @@ def test_a_modcrop_remainder_below_the_scale_is_the_paper_protocol(tmp_path):
 
 def test_the_shipped_benchmark_pairs_pass_the_check(datasets_dir):
     """Every HR/LR pair of the EDSR benchmark sets (spec 4) satisfies the pairing rule, from the headers."""
-    from liif.evaluate import check_pair, lr_partner
+    from liif.eval.scores import check_pair, lr_partner
     from liif.images import image_size, list_images
 
     pairs = 0
@@ -148,10 +148,10 @@ def test_the_shipped_benchmark_pairs_pass_the_check(datasets_dir):
 
 def test_the_pipeline_evaluation_checks_its_shipped_lr_sets(tmp_path):
     """``evaluate_variant`` scores shipped x2-x4 LR folders through the same pairing: a wrong-scale set stops it."""
-    from liif.evaluate import evaluate_variant
-    from liif.layout import PreparedData
+    from liif.config.variants import config_hash
+    from liif.data.layout import PreparedData
+    from liif.eval.scores import evaluate_variant
     from liif.models import Bicubic
-    from liif.variants import config_hash
 
     config = {"variant": "bicubic", "model": {"name": "bicubic", "args": {}}, "train": None}
     prepared = PreparedData(tmp_path / "prepared")

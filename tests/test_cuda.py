@@ -3,13 +3,13 @@
 * every model (LIIF and each ablation switch, MetaSR, the fixed-scale up-samplers, Bicubic; EDSR-baseline
   and a small RDN encoder) and both renderers give on CUDA what they give on the CPU, within 1e-4, from
   the same weights and input (TF32 off: it is a speed setting, checked by the benchmarks, not here);
-* a bf16 and an fp16 (gradient scaler) training step under autocast, as ``liif.train`` runs them;
+* a bf16 and an fp16 (gradient scaler) training step under autocast, as ``liif.train.loop`` runs them;
 * a ``torch.compile``-d training step against the eager one;
-* DataLoader worker processes with pinned memory (``liif.train.make_loader``) make the batches of 0 workers;
+* DataLoader worker processes with pinned memory (``liif.train.loop.make_loader``) make the batches of 0 workers;
 * DDP over NCCL (2 GPUs and more): two ``torchrun`` processes train the weights of one.
 
 Run as a script (``python tests/test_cuda.py OUT_DIR CONFIG.json``), this file is the DDP test's training
-worker: a tiny ``liif.train.fit`` on CUDA, as ``tests/train_worker.py`` is on the CPU.
+worker: a tiny ``liif.train.loop.fit`` on CUDA, as ``tests/train_worker.py`` is on the CPU.
 """
 
 import copy
@@ -24,11 +24,11 @@ import pytest
 import torch
 from conftest import random_image, tiny_liif
 
-from liif import distributed
+from liif.eval.render import render_image, render_reference
 from liif.models import LIIF, Bicubic, FixedScaleSR, MetaSR, make_coord
-from liif.render import render_image, render_reference
-from liif.samples import DownsampledPatches
-from liif.train import AMP_DTYPES, grad_scaler, make_loader, train_step, wrap_model
+from liif.train import distributed
+from liif.train.loop import AMP_DTYPES, grad_scaler, make_loader, train_step, wrap_model
+from liif.train.patches import DownsampledPatches
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4  # CUDA against CPU, same weights and input
@@ -141,7 +141,7 @@ def snapshot(model) -> list[torch.Tensor]:
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_training_step(amp, record_property):
     """EDSR-baseline-LIIF under autocast: reduced-precision outputs, a finite loss near fp32's, every weight
-    moves; fp16 through the gradient scaler that liif.train gives it (a step it skips for overflow is retried)."""
+    moves; fp16 through the gradient scaler that liif.train.loop gives it (a step it skips for overflow is retried)."""
     device = torch.device("cuda")
     torch.manual_seed(0)
     model = LIIF(encoder=EDSR_BASELINE).to(device).train()
@@ -174,7 +174,7 @@ def test_mixed_precision_training_step(amp, record_property):
 
 
 def test_compiled_training_step_matches_eager(record_property):
-    """``liif.train.wrap_model(compile_model=True)``: the first step's loss and gradients are the eager
+    """``liif.train.loop.wrap_model(compile_model=True)``: the first step's loss and gradients are the eager
     step's, and further steps stay finite and move the weights."""
     device = torch.device("cuda")
     model = tiny_liif().to(device).train()
@@ -220,7 +220,7 @@ def test_pinned_worker_batches_equal_inline_batches(record_property):
 
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_ddp_over_nccl_trains_the_weights_of_one_process(tmp_path, record_property):
-    """``liif.distributed.launch_command``: two torchrun processes, one GPU each, NCCL, against one process."""
+    """``liif.train.distributed.launch_command``: two torchrun processes, one GPU each, NCCL, against one process."""
     from test_train import tiny_config
 
     config_path = tmp_path / "config.json"
@@ -234,7 +234,7 @@ def test_ddp_over_nccl_trains_the_weights_of_one_process(tmp_path, record_proper
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "backend.json").read_text()) == {"backend": "nccl", "world": 2}
-    from liif.checkpoint import read_checkpoint
+    from liif.models.checkpoint import read_checkpoint
 
     one, two = (read_checkpoint(tmp_path / run / "epoch-last.pth") for run in runs)
     worst = max((one["state_dict"][k] - two["state_dict"][k]).abs().max().item() for k in one["state_dict"])
@@ -248,7 +248,7 @@ def ddp_worker(out_dir: str, config_path: str):
     """Train tiny_config on CUDA into ``out_dir`` (one process, or one rank of torchrun)."""
     from test_train import tiny_sets
 
-    from liif.train import fit
+    from liif.train.loop import fit
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     config = json.loads(Path(config_path).read_text())

@@ -13,9 +13,9 @@ import pytest
 import torch
 from test_train import tiny_config
 
-from liif.checkpoint import read_checkpoint
-from liif.distributed import launch_command
-from liif.samples import EpochBatches
+from liif.models.checkpoint import read_checkpoint
+from liif.train.distributed import launch_command
+from liif.train.patches import EpochBatches
 
 WORKER = str(Path(__file__).with_name("train_worker.py"))
 
@@ -138,9 +138,9 @@ def test_the_train_stage_relaunches_itself_under_torchrun(tmp_path):
     """runtime.nproc: 2 in params.yaml: stages/train.py starts torchrun with 2 processes, rank 0 writes."""
     from test_train import write_tree
 
-    from liif.layout import PreparedData
-    from liif.params import load_params
-    from liif.variants import resolve_variant
+    from liif.config.params import load_params
+    from liif.config.variants import resolve_variant
+    from liif.data.layout import PreparedData
 
     root = Path(__file__).resolve().parents[1]
     params = load_params(root / "params.yaml")

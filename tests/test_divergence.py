@@ -14,11 +14,11 @@ import torch
 from conftest import random_image
 from test_train import saved_epoch, tiny_config, tiny_sets, write_tree
 
-import liif.train
-from liif.checkpoint import CheckpointError, read_checkpoint
-from liif.evaluate import DIVERGED_MARKER, diverged, evaluate_variant
-from liif.train import EXPLOSION_FACTOR, DivergedError, divergence, fit, loss_window
-from liif.variants import config_hash
+import liif.train.loop
+from liif.config.variants import config_hash
+from liif.eval.scores import DIVERGED_MARKER, diverged, evaluate_variant
+from liif.models.checkpoint import CheckpointError, read_checkpoint
+from liif.train.loop import EXPLOSION_FACTOR, DivergedError, divergence, fit, loss_window
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLES = 72  # an epoch of the default profile: 9 photographs, repeat 8
@@ -175,7 +175,7 @@ def test_a_nan_loss_stops_the_run_at_its_first_step_and_keeps_the_last_good_epoc
     leaves the marker and ends its MLflow run FAILED."""
     monkeypatch.chdir(tmp_path)  # the MLflow store lives at the repository root (here: tmp_path)
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    steps, train_one_epoch, train_step = [], liif.train.train_one_epoch, liif.train.train_step
+    steps, train_one_epoch, train_step = [], liif.train.loop.train_one_epoch, liif.train.loop.train_step
 
     def poisoned_epoch(model, *args, epoch, **kwargs):
         if epoch == 3:
@@ -187,8 +187,8 @@ def test_a_nan_loss_stops_the_run_at_its_first_step_and_keeps_the_last_good_epoc
         steps.append(None)
         return train_step(*args, **kwargs)
 
-    monkeypatch.setattr(liif.train, "train_one_epoch", poisoned_epoch)
-    monkeypatch.setattr(liif.train, "train_step", counted_step)
+    monkeypatch.setattr(liif.train.loop, "train_one_epoch", poisoned_epoch)
+    monkeypatch.setattr(liif.train.loop, "train_step", counted_step)
     config, out = tiny_config(epochs=5), tmp_path / "model"
     with pytest.raises(DivergedError) as raised:
         train(config, out, tracking={"enabled": True, "experiment": "liif-repro"})
@@ -225,13 +225,13 @@ def test_an_exploding_learning_rate_is_caught_and_a_fixed_recipe_replaces_the_ma
 
     fixed, seen = tiny_config(epochs=2), []
     aside = tmp_path / "superseded" / config_hash(config)
-    train_one_epoch = liif.train.train_one_epoch
+    train_one_epoch = liif.train.loop.train_one_epoch
 
     def spy(*args, epoch, **kwargs):
         seen.append(((tmp_path / DIVERGED_MARKER).exists(), (aside / DIVERGED_MARKER).exists()))
         return train_one_epoch(*args, epoch=epoch, **kwargs)
 
-    monkeypatch.setattr(liif.train, "train_one_epoch", spy)
+    monkeypatch.setattr(liif.train.loop, "train_one_epoch", spy)
     train(fixed, tmp_path)
     assert seen == [(False, True), (False, False)]  # moved aside with its run, then gone with it
     assert diverged(tmp_path) is None and not (tmp_path / "superseded").exists()
@@ -247,9 +247,9 @@ def test_a_stale_marker_goes_when_any_run_saves_an_epoch(tmp_path):
 def test_the_train_stage_exits_2_with_one_line_and_evaluation_refuses_the_model(tmp_path):
     """lr 10 explodes in the first epoch: nothing is saved, the stage says why in one line, and evaluating
     the variant is refused with how to fix it."""
-    from liif.layout import PreparedData
-    from liif.params import load_params
-    from liif.variants import resolve_variant
+    from liif.config.params import load_params
+    from liif.config.variants import resolve_variant
+    from liif.data.layout import PreparedData
 
     params = load_params(ROOT / "params.yaml")
     params["runtime"].update(nproc=1, tracking={"enabled": False, "experiment": "t"})
@@ -289,7 +289,7 @@ def test_the_train_stage_exits_2_with_one_line_and_evaluation_refuses_the_model(
 
 def test_every_rank_of_a_distributed_run_stops_together(tmp_path):
     """Under torchrun the ranks see the same all-reduced loss and stop at the same epoch, none left waiting."""
-    from liif.distributed import launch_command
+    from liif.train.distributed import launch_command
 
     config = tiny_config(epochs=4, batch_size=4, repeat=8, milestones=[1], gamma=1000.0)  # lr 1 from epoch 2
     (tmp_path / "config.json").write_text(json.dumps(config))

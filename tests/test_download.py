@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from liif.archives import ArchiveError, extract
-from liif.download import DownloadError, download
+from liif.sources.archives import ArchiveError, extract
+from liif.sources.download import DownloadError, download
 
 
 class Server:

@@ -12,14 +12,13 @@ import torch
 from conftest import random_image
 from PIL import Image
 
-from liif.checkpoint import CheckpointError, save_checkpoint
-from liif.evaluate import evaluate_variant
-from liif.images import ImageError, list_images, load_image
-from liif.layout import PreparedData
+from liif.config.variants import config_hash
+from liif.data.layout import PreparedData
+from liif.eval.scores import evaluate_variant
+from liif.images import ImageError, list_images, load_image, matlab_bicubic, pil_bicubic
 from liif.metrics import psnr
 from liif.models import Bicubic
-from liif.resize import matlab_bicubic, pil_bicubic
-from liif.variants import config_hash
+from liif.models.checkpoint import CheckpointError, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = {"variant": "bicubic", "model": {"name": "bicubic", "args": {}}, "train": None}
@@ -106,7 +105,7 @@ def test_weights_of_another_variant_or_configuration_are_refused(prepared):
 
 
 def test_a_model_whose_training_diverged_is_refused(prepared):
-    """liif.train leaves diverged.json when a run diverges; evaluation refuses that configuration's model."""
+    """liif.train.loop leaves diverged.json when a run diverges; evaluation refuses that configuration's model."""
     import json
 
     data, model_dir = prepared
@@ -120,14 +119,14 @@ def test_a_model_whose_training_diverged_is_refused(prepared):
 
 
 def trained_config() -> dict:
-    from liif.params import load_params
-    from liif.variants import resolve_variant
+    from liif.config.params import load_params
+    from liif.config.variants import resolve_variant
 
     return resolve_variant(load_params(ROOT / "params.yaml"), "liif")
 
 
 def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
-    """What liif.train leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
+    """What liif.train.loop leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
     from liif.models import build_model
 
     metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
@@ -144,7 +143,7 @@ def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
 def test_only_a_training_that_finished_is_evaluated(tmp_path):
     """A run killed at epoch 21 of 300 (its diverged.json deleted, or never written) is refused before anything
     is scored, as is one without its summary or with another configuration's."""
-    from liif.evaluate import finished_training
+    from liif.eval.scores import finished_training
 
     config, model_dir = trained_config(), tmp_path / "liif"
     epochs, mine = config["train"]["epochs"], config_hash(config)

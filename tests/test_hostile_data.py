@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from test_sources import benchmark_tar, png_bytes
 
-from liif.archives import ArchiveError, ArchiveLimits, check_archive, extract
-from liif.download import DownloadError, download
 from liif.sources import SourceError, fetch_dataset
+from liif.sources.archives import ArchiveError, ArchiveLimits, check_archive, extract
+from liif.sources.download import DownloadError, download
 
 
 def tar_bytes(members: list[tarfile.TarInfo], data: dict | None = None, *, end_marker: bool = True) -> bytes:

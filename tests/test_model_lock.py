@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, needs_dvc, sh, study_copy
 
-from liif.lock import HELD_ENV, FolderLockedError, lock_path, model_folder_lock
+from liif.files import HELD_ENV, FolderLockedError, lock_path, model_folder_lock
 
-HOLD = "import sys, time; from liif.lock import model_folder_lock\nwith model_folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
+HOLD = "import sys, time; from liif.files import model_folder_lock\nwith model_folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
 
 
 def _holder(folder: Path, **kwargs) -> subprocess.Popen:
@@ -28,7 +28,7 @@ def test_a_second_training_of_a_folder_is_refused_and_a_killed_holders_lock_is_f
     folder = tmp_path / "models" / "liif"
     holder = _holder(folder)
     try:
-        assert lock_path(folder) == tmp_path / "models" / "liif.lock"  # beside the DVC output, not inside it
+        assert lock_path(folder) == tmp_path / "models" / "liif.files"  # beside the DVC output, not inside it
         with pytest.raises(FolderLockedError) as refused:
             with model_folder_lock(folder):
                 pytest.fail("two trainings hold one folder")

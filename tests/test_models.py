@@ -2,9 +2,9 @@ import pytest
 import torch
 from conftest import TINY_ENCODER, random_image, tiny_liif
 
-from liif.checkpoint import count_parameters
 from liif.encoders import EDSR, RDN
 from liif.models import LIIF, MLP, FixedScaleSR, MetaSR, coord_axis, make_coord, nearest_index
+from liif.models.checkpoint import count_parameters
 
 
 def test_parameter_counts_match_the_paper():

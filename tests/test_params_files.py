@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from liif.params import ParamsError, dump_yaml, load_params, load_profile, read_yaml, runtime_settings
+from liif.config.params import ParamsError, dump_yaml, load_params, load_profile, read_yaml, runtime_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,8 +115,8 @@ def test_a_broken_params_yaml_is_one_line_for_stages_and_slurm(tmp_path, text, m
     (tmp_path / "params.yaml").write_text(text)
     done = run([str(ROOT / "stages/download.py"), "--raw", "raw", "--trusted", "t.json"], tmp_path)
     assert one_line(done).startswith(f"download: {message}")
-    done = run(["-m", "liif.slurm"], tmp_path)
-    assert one_line(done).startswith(f"python -m liif.slurm: {message}")
+    done = run(["-m", "liif.study.slurm"], tmp_path)
+    assert one_line(done).startswith(f"python -m liif.study.slurm: {message}")
 
 
 @pytest.mark.parametrize("value", ["1e20", "100000000000000000000", '"4"', "2.5"])

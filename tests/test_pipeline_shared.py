@@ -13,8 +13,8 @@ import torch
 from conftest import DATASETS, mlflow_runs, need, needs_dvc, sh, study_copy
 from PIL import Image
 
-from liif.checkpoint import load_checkpoint
-from liif.render import render_image
+from liif.eval.render import render_image
+from liif.models.checkpoint import load_checkpoint
 
 pytestmark = needs_dvc
 PUBLISHED_SET5 = {"x2": 33.66, "x3": 30.39, "x4": 28.42}  # ../shared/datasets/README.md

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import needs_dvc, sh, study_copy
 
-from liif.checkpoint import count_parameters, load_checkpoint
-from liif.protocol import PROTOCOL_SCALES
+from liif.metrics.protocol import PROTOCOL_SCALES
+from liif.models.checkpoint import count_parameters, load_checkpoint
 
 pytestmark = [needs_dvc, pytest.mark.slow]
 

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liif.data.layout import PreparedData
+from liif.data.prepare import prepare_split, write_manifest
 from liif.files import file_digest
-from liif.images import ImageError, decode_image
-from liif.layout import PreparedData
-from liif.prepare import prepare_split, write_manifest
-from liif.resize import matlab_bicubic
+from liif.images import ImageError, decode_image, matlab_bicubic
 from liif.sources import export_sample_suite
 
 
@@ -69,7 +68,7 @@ def test_package_photographs_join_the_sample_suite(tmp_path):
 
 
 def test_squares_cut_photographs_into_whole_tiles(tmp_path):
-    from liif.prepare import prepare_squares
+    from liif.data.prepare import prepare_squares
 
     src = tmp_path / "photo.png"
     rgb = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
@@ -96,7 +95,7 @@ def _victim(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../../victim", "{tmp}/victim", ".", "sample/.."])
 def test_prepare_never_deletes_outside_its_folder(tmp_path, name):
-    from liif.prepare import prepare_dataset
+    from liif.data.prepare import prepare_dataset
 
     victim = _victim(tmp_path)
     (tmp_path / "data/raw").mkdir(parents=True)
@@ -122,7 +121,7 @@ def test_a_dataset_name_outside_its_folder_is_refused_by_the_stages(tmp_path, st
     import sys
     from pathlib import Path
 
-    from liif.params import dump_yaml, load_params
+    from liif.config.params import dump_yaml, load_params
 
     root = Path(__file__).resolve().parents[1]
     victim = _victim(tmp_path)

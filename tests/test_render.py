@@ -3,12 +3,11 @@ import pytest
 import torch
 from conftest import TINY_ENCODER, random_image, tiny_liif
 
-from liif.checkpoint import load_checkpoint
 from liif.device import resolve_device
-from liif.images import load_image
+from liif.eval.render import output_size, render_image, render_reference
+from liif.images import load_image, matlab_bicubic
 from liif.models import LIIF, Bicubic, FixedScaleSR, MetaSR
-from liif.render import output_size, render_image, render_reference
-from liif.resize import matlab_bicubic
+from liif.models.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize("name", ["edsr-baseline-liif", "trained-liif", "metasr"])
@@ -115,7 +114,7 @@ def test_cell_override_changes_only_what_cell_decoding_reads():
 
 
 def test_figure_crops_go_where_the_detail_is():
-    from liif.renders import detailed_window
+    from liif.study.figures import detailed_window
 
     image = torch.full((3, 200, 300), 0.5)
     image[:, 120:170, 30:80] = random_image(50, 50, seed=3)  # the only texture

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from liif.pages import Context, write_pages
-from liif.paper import BENCHMARK, DIV2K, paper_benchmark, paper_row
-from liif.params import apply_profile, load_params
-from liif.report import (
+from liif.config.params import apply_profile, load_params
+from liif.config.roles import study_roles
+from liif.study.pages import Context, write_pages
+from liif.study.paper import BENCHMARK, DIV2K, paper_benchmark, paper_row
+from liif.study.report import (
     ReportError,
     Study,
     comparison,
@@ -27,7 +28,6 @@ from liif.report import (
     summary_word,
     verdict,
 )
-from liif.roles import study_roles
 
 METRICS = {  # the shape of metrics/eval/<variant>.json
     "liif": {"sample": {"x2": 30.00, "x4": 27.00, "x12": 24.00}},

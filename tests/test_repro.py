@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import needs_dvc, sh, study_copy
 
-from liif.repro import (
+from liif.study.repro import (
     Job,
     ReproError,
     _last_words,

@@ -6,9 +6,9 @@ import torch
 from conftest import random_image
 from PIL import Image
 
-from liif.evaluate import downsample_for_test
+from liif.eval.scores import downsample_for_test
+from liif.images import matlab_bicubic, pil_bicubic
 from liif.metrics import psnr, shave_for, ssim
-from liif.resize import matlab_bicubic, pil_bicubic
 
 
 def _rgb(path):
@@ -36,7 +36,7 @@ PUBLISHED_BICUBIC = {  # ../shared/datasets/README.md
 
 @pytest.mark.parametrize("dataset", sorted(PUBLISHED_BICUBIC))
 def test_bicubic_baseline_reproduces_published_y_psnr(datasets_dir, dataset):
-    from liif.evaluate import evaluate_pairs
+    from liif.eval.scores import evaluate_pairs
     from liif.images import list_images
     from liif.models import Bicubic
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liif.params import apply_profile, load_params
-from liif.roles import RoleError, study_roles
-from liif.variants import resolve_variant
+from liif.config.params import apply_profile, load_params
+from liif.config.roles import RoleError, study_roles
+from liif.config.variants import resolve_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from liif.samples import DownsampledPatches, PairedPatches, UniformVariedPairs
+from liif.train.patches import DownsampledPatches, PairedPatches, UniformVariedPairs
 
 TRANSFORMS = list(itertools.product([False, True], repeat=3))  # flip height, flip width, transpose (spec 3.2)
 

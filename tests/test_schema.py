@@ -1,4 +1,4 @@
-"""A wrong parameter costs one line: every case of the hostile review, checked against liif/schema.py and
+"""A wrong parameter costs one line: every case of the hostile review, checked against liif/config/schema.py and
 through the stage scripts themselves (exit code 2, one line, nothing written)."""
 
 import copy
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liif.params import apply_profile, load_params, load_profile
-from liif.report import ReportError, load_scores
-from liif.roles import RoleError, study_roles
-from liif.schema import ParamsError, check_params
+from liif.config.params import apply_profile, load_params, load_profile
+from liif.config.roles import RoleError, study_roles
+from liif.config.schema import ParamsError, check_params
+from liif.study.report import ReportError, load_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = [[], ["paper"], ["paper", "paper-smoke"], ["tiny"], ["shared-local"], ["shared-local-tiny"]]
@@ -243,9 +243,9 @@ def test_prepare_and_report_refuse_bad_params_in_one_line(tmp_path):
 
 
 def test_an_unexpected_error_shows_its_traceback_and_names_the_stage(tmp_path):
-    """liif/stage.py: a bug (here a KeyError) keeps its traceback, plus a line naming stage and variant."""
+    """liif/errors.py: a bug (here a KeyError) keeps its traceback, plus a line naming stage and variant."""
     code = (
-        "import sys; from liif.stage import run_stage\n"
+        "import sys; from liif.errors import run_stage\n"
         "def main():\n    return {}['missing']\n"
         "sys.exit(run_stage('train', main, ['--config', 'configs/liif-c.json']))"
     )
@@ -281,7 +281,7 @@ def test_the_report_refuses_missing_or_non_numeric_metrics(tmp_path, content, me
 
 
 def test_the_report_refuses_a_diverged_model(tmp_path):
-    from liif.report import refuse_diverged
+    from liif.study.report import refuse_diverged
 
     (tmp_path / "liif").mkdir()
     refuse_diverged(tmp_path, ["liif", "metasr"])  # no marker: nothing to refuse
@@ -317,7 +317,7 @@ def test_train_and_evaluate_refuse_bad_params_before_touching_the_model(tmp_path
 
 def test_a_full_disk_is_one_line_naming_the_file():
     code = (
-        "import errno, os, sys; from liif.stage import run_stage\n"
+        "import errno, os, sys; from liif.errors import run_stage\n"
         "def main():\n    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'models/liif/.epoch-last.pth.tmp')\n"
         "sys.exit(run_stage('train', main, ['--config', 'configs/liif.json']))"
     )

@@ -5,9 +5,9 @@ import os
 import stat
 import subprocess
 
-from liif.params import load_params
-from liif.repro import job_command
-from liif.slurm import array_script
+from liif.config.params import load_params
+from liif.study.repro import job_command
+from liif.study.slurm import array_script
 
 
 def test_each_task_runs_the_same_command_as_liif_repro(tmp_path):

@@ -11,14 +11,13 @@ from conftest import need
 from PIL import Image
 from test_download import Server
 
-from liif.catalogue import CATALOGUE, Archive, lookup
-from liif.evaluate import evaluate_pairs
-from liif.images import list_images
-from liif.layout import PreparedData
+from liif.data.layout import PreparedData
+from liif.data.prepare import celeba_split, prepare_official
+from liif.eval.scores import evaluate_pairs
+from liif.images import list_images, matlab_bicubic
 from liif.models import Bicubic
-from liif.prepare import celeba_split, prepare_official
-from liif.resize import matlab_bicubic
 from liif.sources import SourceError, dataset_root, fetch_dataset
+from liif.sources.catalogue import CATALOGUE, Archive, lookup
 
 
 def png_bytes(h, w, seed):
@@ -55,7 +54,7 @@ def unpinned(monkeypatch):
     return unpin
 
 
-# The public records, copied here independently of liif.catalogue: the DIV2K archives from TensorFlow
+# The public records, copied here independently of liif.sources.catalogue: the DIV2K archives from TensorFlow
 # Datasets (tensorflow/datasets, tensorflow_datasets/datasets/div2k/checksums.tsv), the EDSR benchmark.tar as
 # a public SISR project records and checks it (250,112,000 bytes, SHA-256 80c21c33...).
 DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"

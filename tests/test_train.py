@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import CPU_RUNTIME, TINY_MODEL_SECTION, random_image
 
-from liif.checkpoint import load_checkpoint, read_checkpoint
-from liif.params import apply_profile, load_params
-from liif.samples import DownsampledPatches, PairedPatches
-from liif.train import fit
-from liif.variants import config_hash, resolve_variant
+from liif.config.params import apply_profile, load_params
+from liif.config.variants import config_hash, resolve_variant
+from liif.models.checkpoint import load_checkpoint, read_checkpoint
+from liif.train.loop import fit
+from liif.train.patches import DownsampledPatches, PairedPatches
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -172,19 +172,19 @@ def test_a_run_killed_by_another_configuration_resumes_where_it_stopped(tmp_path
 
 
 def test_moved_aside_runs_go_once_the_new_run_saves_its_first_epoch(tmp_path, monkeypatch):
-    import liif.train
+    import liif.train.loop
 
     images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]
     a, b = tiny_config(epochs=2), tiny_config(epochs=2, lr=5e-4)
     fit(a, *tiny_sets(a, images), tmp_path, device="cpu")
     aside = tmp_path / "superseded" / config_hash(a)
-    seen, train_one_epoch = {}, liif.train.train_one_epoch
+    seen, train_one_epoch = {}, liif.train.loop.train_one_epoch
 
     def spy(*args, epoch, **kwargs):
         seen[epoch] = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else None
         return train_one_epoch(*args, epoch=epoch, **kwargs)
 
-    monkeypatch.setattr(liif.train, "train_one_epoch", spy)
+    monkeypatch.setattr(liif.train.loop, "train_one_epoch", spy)
     fit(b, *tiny_sets(b, images), tmp_path, device="cpu")
     assert seen[1] == ["epoch-best.pth", "epoch-last.pth", "history.tsv", "summary.json"]  # kept during epoch 1
     assert seen[2] is None and not (tmp_path / "superseded").exists()  # gone once B saved epoch 1
@@ -236,9 +236,8 @@ def test_variants_override_the_base_and_see_base_changes():
 
 def write_tree(prepared, name: str, sizes: dict, seed: int = 0):
     """A prepared dataset: HR images per split with MATLAB-bicubic X2 partners, and its manifest."""
-    from liif.images import write_png
-    from liif.prepare import write_manifest
-    from liif.resize import matlab_bicubic
+    from liif.data.prepare import write_manifest
+    from liif.images import matlab_bicubic, write_png
 
     for split, count in sizes.items():
         for i in range(count):
@@ -249,8 +248,8 @@ def write_tree(prepared, name: str, sizes: dict, seed: int = 0):
 
 
 def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
-    from liif.layout import PreparedData
-    from liif.samples import load_images, make_training_sets
+    from liif.data.layout import PreparedData
+    from liif.train.patches import load_images, make_training_sets
 
     prepared = PreparedData(tmp_path)
     write_tree(prepared, "photos", {"train": 3, "test": 2})
@@ -280,9 +279,9 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
 
 def test_a_fixed_scale_patch_larger_than_an_lr_image_is_one_line_naming_it_and_the_key(tmp_path, capsys):
     """The LR images of write_tree are 32x36: a 48-pixel patch cannot be cut from them."""
-    from liif.layout import PreparedData
-    from liif.samples import make_training_sets
-    from liif.stage import run_stage
+    from liif.data.layout import PreparedData
+    from liif.errors import run_stage
+    from liif.train.patches import make_training_sets
 
     prepared = PreparedData(tmp_path)
     write_tree(prepared, "photos", {"train": 2, "test": 1})
@@ -306,9 +305,9 @@ def test_a_fixed_scale_patch_larger_than_an_lr_image_is_one_line_naming_it_and_t
 
 def test_a_finished_run_is_retrained_when_its_training_data_changes(tmp_path):
     """DVC re-runs train@v after a change to the data or code; resuming the finished run would keep stale weights."""
-    from liif.layout import PreparedData
-    from liif.prepare import write_manifest
-    from liif.train import train_variant
+    from liif.data.layout import PreparedData
+    from liif.data.prepare import write_manifest
+    from liif.train.loop import train_variant
 
     prepared = PreparedData(tmp_path / "prepared")
     write_tree(prepared, "photos", {"train": 2, "test": 1})
@@ -367,7 +366,7 @@ def test_weights_do_not_depend_on_the_number_of_loader_workers(tmp_path):
 
 
 def test_mixed_precision_is_part_of_the_identity_and_trains(tmp_path):
-    from liif.params import load_params
+    from liif.config.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     bf16 = apply_profile(params, {"train": {"amp": "bf16"}})
@@ -385,7 +384,7 @@ def test_mixed_precision_is_part_of_the_identity_and_trains(tmp_path):
 def test_loader_batches_are_the_documented_function_of_seed_and_epoch():
     """Pinned: epoch e's order is torch.randperm(n) seeded with seed * 100003 + e, items made at epoch e, as the
     inline loop before the DataLoader did (the default profile's weights are bit-identical across the change)."""
-    from liif.train import make_loader
+    from liif.train.loop import make_loader
 
     images = [torch.round(random_image(70, 75, seed=i) * 255).to(torch.uint8) for i in range(3)]
     config = tiny_config()

@@ -9,10 +9,10 @@ import torch
 import yaml
 from conftest import TINY_MODEL_SECTION
 
-from liif.checkpoint import count_parameters
+from liif.config.params import apply_profile, load_params, runtime_settings
+from liif.config.variants import RECIPE_KEYS, config_hash, resolve_variant
 from liif.models import build_model
-from liif.params import apply_profile, load_params, runtime_settings
-from liif.variants import RECIPE_KEYS, config_hash, resolve_variant
+from liif.models.checkpoint import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["params.yaml"] + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "profiles").glob("*.yaml"))
@@ -146,7 +146,7 @@ def test_paper_profile_holds_the_spec_recipe():
         assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]
     assert params["eval"]["task_checkpoint"] == "epoch-best.pth"  # spec 3.4: CelebA-HQ reported with epoch-best
     assert params["data"]["datasets"]["celeba"]["catalogue"] == "celeba-hq"
-    from liif.protocol import PROTOCOL_SCALES  # no scales in the profile: each protocol's paper scales
+    from liif.metrics.protocol import PROTOCOL_SCALES  # no scales in the profile: each protocol's paper scales
 
     eval_scales = {n: s.get("scales", PROTOCOL_SCALES[s["protocol"]]) for n, s in params["eval"]["datasets"].items()}
     assert list(eval_scales["div2k-valid"]) == [2, 3, 4, 6, 12, 18, 24, 30]
@@ -209,7 +209,7 @@ def test_the_smoke_profile_keeps_every_paper_variant_at_its_true_size():
         assert quick["train"]["epochs"] == 1 and quick["train"]["batch_size"] == 2
 
 
-# A changed value for every train key a wrapper may read (liif.variants.RECIPE_KEYS), against BASE_TRAIN.
+# A changed value for every train key a wrapper may read (liif.config.variants.RECIPE_KEYS), against BASE_TRAIN.
 PROBES = {
     "dataset": "other",
     "val_dataset": "other",
@@ -233,7 +233,14 @@ PROBES = {
     "task": [16, 24],
     "gt_resize": 24,
 }
-LOOP_KEYS = {"epochs", "batch_size", "lr", "milestones", "gamma", "amp"}  # read by liif.train.fit, not the samples
+LOOP_KEYS = {
+    "epochs",
+    "batch_size",
+    "lr",
+    "milestones",
+    "gamma",
+    "amp",
+}  # read by liif.train.loop.fit, not the samples
 BASE_TRAIN = {
     "dataset": "photos",
     "val_split": "test",
@@ -258,9 +265,8 @@ def _prepared_photos(root: Path):
     """Two datasets with HR, MATLAB-bicubic X2 and square 16/24/32 versions of each image, per split."""
     from conftest import random_image
 
-    from liif.images import write_png
-    from liif.layout import PreparedData
-    from liif.resize import matlab_bicubic
+    from liif.data.layout import PreparedData
+    from liif.images import matlab_bicubic, write_png
 
     prepared = PreparedData(root)
     for d, name in enumerate(("photos", "other")):
@@ -279,7 +285,7 @@ def _prepared_photos(root: Path):
 
 def _samples(config: dict, prepared) -> list:
     """Every tensor of every sample the training and validation sets of ``config`` hold, in order."""
-    from liif.samples import make_training_sets
+    from liif.train.patches import make_training_sets
 
     return [
         [{k: v.clone() for k, v in ds[i].items()} for i in range(len(ds))]

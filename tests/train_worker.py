@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
 from test_train import tiny_sets  # noqa: E402
 
-from liif.train import fit  # noqa: E402
+from liif.train.loop import fit  # noqa: E402
 
 out_dir, config_path = sys.argv[1], sys.argv[2]
 config = json.loads(open(config_path).read())

@@ -3,7 +3,7 @@
 The report, its pages, figures and the paper comparison read variants through
 these roles, never through their names: rename ``upsample-x2`` or add
 ``liif-noshuffle`` and every verdict still finds them. A role is not part of a
-variant's identity (``liif.variants.resolve_variant`` leaves it out), so
+variant's identity (``liif.config.variants.resolve_variant`` leaves it out), so
 declaring or changing one retrains nothing. What a role implies is read from
 the variant's resolved configuration, not written twice: the scale of a
 fixed-scale up-sampler is its ``model.scale``, that of single-scale training
@@ -25,7 +25,8 @@ Roles, as written in ``params.yaml``::
 
 from dataclasses import dataclass
 
-from liif.variants import resolve_variant
+from liif.config.variants import resolve_variant
+from liif.errors import UserError
 
 ABLATIONS = {  # component -> (its name, what the ablated model lacks), in the report's words
     "cell_decode": ("cell decoding", "no cell decoding"),
@@ -56,7 +57,7 @@ MODEL_OF_KIND = {  # the model a role requires
 }
 
 
-class RoleError(ValueError):
+class RoleError(UserError):
     """A role that is missing, unknown or contradicts the variant's configuration."""
 
 

@@ -7,7 +7,7 @@ of query coordinates with their cell sizes to RGB (also in [-1, 1]):
     grid = model.prepare(grid)              # per-latent precomputation
     rgb = model.query(grid, coord, cell)    # any number of times, in chunks
 
-``forward(lr, coord, cell)`` chains the three; ``liif.render.render_image``
+``forward(lr, coord, cell)`` chains the three; ``liif.eval.render.render_image``
 drives them in tiles and chunks. Two properties of ``SRModel`` tell the
 renderer what differs: ``grid_scale`` (latents per LR pixel and axis: the
 fixed-scale up-samplers decode from their output grid) and ``resize_only``
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from liif.config.schema import MODEL_ARGS
 from liif.encoders import make_encoder
-from liif.resize import matlab_bicubic_tensor
-from liif.schema import MODEL_ARGS
+from liif.images import matlab_bicubic_tensor
 
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
 CLAMP = 1 - 1e-6
@@ -329,7 +329,7 @@ class FixedScaleSR(SRModel):
 class Bicubic(SRModel):
     """The Bicubic baseline: MATLAB-style bicubic up-sampling, no parameters.
 
-    ``liif.render.render_image`` calls ``resize`` on the whole image instead of querying.
+    ``liif.eval.render.render_image`` calls ``resize`` on the whole image instead of querying.
     """
 
     resize_only = True
@@ -346,7 +346,7 @@ class Bicubic(SRModel):
 MODEL_CLASSES = {"liif": LIIF, "metasr": MetaSR, "fixed-scale": FixedScaleSR, "bicubic": Bicubic}
 if MODEL_CLASSES.keys() != MODEL_ARGS.keys():  # the names of params.yaml's model.name, with the keys each one reads
     raise ImportError(
-        f"liif.models.MODEL_CLASSES {sorted(MODEL_CLASSES)} != liif.schema.MODEL_ARGS {sorted(MODEL_ARGS)}"
+        f"liif.models.MODEL_CLASSES {sorted(MODEL_CLASSES)} != liif.config.schema.MODEL_ARGS {sorted(MODEL_ARGS)}"
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from liif.errors import UserError
 from liif.files import atomic_write
 from liif.models import build_model, model_spec
 
@@ -28,7 +29,7 @@ FORMAT = "liif-repro"
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 

@@ -37,20 +37,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from liif.config.params import RUNTIME_ENV
+from liif.config.variants import config_hash
+from liif.errors import UserError
 from liif.files import atomic_write
-from liif.params import RUNTIME_ENV
-from liif.variants import config_hash
 
 LOG_DIR = Path("logs/repro")
 UPSTREAM = ("prepare", "configure")  # dvc repro of these groups also brings download up to date
 DOWNSTREAM = ("report",)
 EPOCH_LINE = re.compile(r"epoch (\d+): loss|epoch (\d+)/(\d+)")  # a finished epoch's line; tqdm's bar of one
-STAGE_LINE = re.compile(r"^[a-z]+(@[\w.-]+)?: \S")  # a stage's own one-line reason (liif.stage.run_stage)
+STAGE_LINE = re.compile(r"^[a-z]+(@[\w.-]+)?: \S")  # a stage's own one-line reason (liif.errors.run_stage)
 DVC_FAILED = "ERROR: failed to reproduce"
 GRACE = 30.0  # seconds a job's processes get to stop after each signal
 
 
-class ReproError(ValueError):
+class ReproError(UserError):
     """A request the runner cannot carry out (unknown variant, bad --jobs); one line."""
 
 

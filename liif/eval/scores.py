@@ -16,16 +16,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from liif.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from liif.images import ImageError, image_size, list_images, load_image
-from liif.layout import PreparedData
+from liif.config.variants import config_hash
+from liif.data.layout import PreparedData
+from liif.eval.render import render_image
+from liif.images import ImageError, image_size, list_images, load_image, pil_bicubic
 from liif.metrics import psnr, ssim
-from liif.protocol import PROTOCOL_SCALES, SHIPPED_LR_SCALES
-from liif.render import render_image
-from liif.resize import pil_bicubic
-from liif.variants import config_hash
+from liif.metrics.protocol import PROTOCOL_SCALES
+from liif.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from liif.sources.catalogue import SHIPPED_LR_SCALES
 
-DIVERGED_MARKER = "diverged.json"  # written by liif.train when a run diverges (this module imports no training code)
+DIVERGED_MARKER = (
+    "diverged.json"  # written by liif.train.loop when a run diverges (this module imports no training code)
+)
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -55,7 +57,7 @@ def downsample_for_test(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, t
     h, w = hr.shape[-2:]
     lr_h, lr_w = math.floor(h / scale), math.floor(w / scale)
     if lr_h < 1 or lr_w < 1:
-        raise ValueError(f"image of {h}x{w} is too small for scale {scale}")
+        raise ImageError(f"image of {h}x{w} is too small for scale {scale}")
     hr = hr[:, : round(lr_h * scale), : round(lr_w * scale)]
     return pil_bicubic(hr, (lr_h, lr_w)), hr
 
@@ -82,7 +84,7 @@ def evaluate_pairs(
 ) -> list[ImageScore]:
     """Score ``model`` on each HR image at ``scale``; see the module docstring for the LR inputs."""
     if lr_dir is not None and scale != int(scale):
-        raise ValueError(f"paired LR folders need an integer scale, got {scale}")
+        raise ImageError(f"paired LR folders need an integer scale, got {scale}")
     partners = {}  # every pair is checked from the file headers before any image is rendered
     for hr_path in hr_paths if lr_dir is not None else []:
         partners[hr_path] = lr_partner(hr_path, Path(lr_dir), int(scale))
@@ -191,7 +193,7 @@ def evaluate_variant(
 
 
 def diverged(model_dir: str | Path, of_hash: str | None = None) -> dict | None:
-    """The record ``liif.train`` left in ``model_dir`` when its run diverged (``variant``, ``config_hash``,
+    """The record ``liif.train.loop`` left in ``model_dir`` when its run diverged (``variant``, ``config_hash``,
     ``epoch``, ``loss``, ``rule``, ``remedy``, ``last_good_epoch``), or None. With ``of_hash`` (a
     ``config_hash``), only a record of that configuration counts. A run that saves an epoch removes it."""
     path = Path(model_dir) / DIVERGED_MARKER
@@ -250,7 +252,7 @@ def finished_training(config: dict, model_dir: str | Path) -> dict:
 
 
 def load_trained(config: dict, path: Path) -> torch.nn.Module:
-    """The model of a checkpoint written by ``liif.train`` for ``config``; another variant's or another
+    """The model of a checkpoint written by ``liif.train.loop`` for ``config``; another variant's or another
     configuration's weights are refused, so a metrics file can never describe the wrong model."""
     model, raw = load_checkpoint(path)
     stored = raw.get("metadata") or {}

@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from liif.device import resolve_device
+from liif.errors import UserError
 from liif.models import coord_axis, make_coord, nearest_index
 
 DEFAULT_CHUNK = 4096  # queries per decoder call (x4 rows with the local ensemble); fastest on CPU
@@ -24,19 +25,19 @@ DEFAULT_TILE = 512  # LR pixels per tile side
 def output_size(lr_size: tuple[int, int], *, scale=None, size=None) -> tuple[int, int]:
     """The (H, W) to render: an explicit size, or the LR size times a scale (one number or (sy, sx))."""
     if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale and size")
+        raise RenderError("give exactly one of scale and size")
     if size is not None:
         out = (int(size[0]), int(size[1]))
     else:
         sy, sx = (scale, scale) if isinstance(scale, (int, float)) else scale
         if not (sy > 0 and sx > 0 and math.isfinite(sy) and math.isfinite(sx)):
-            raise ValueError(f"scale must be positive and finite, got {scale}")
+            raise RenderError(f"scale must be positive and finite, got {scale}")
         h, w = lr_size[0] * sy, lr_size[1] * sx
         if not (h < 1e9 and w < 1e9):
-            raise ValueError(f"scale {scale}: the output of {h:g}x{w:g} pixels is absurdly large")
+            raise RenderError(f"scale {scale}: the output of {h:g}x{w:g} pixels is absurdly large")
         out = (round(h), round(w))
     if out[0] < 1 or out[1] < 1:
-        raise ValueError(f"output size {out[0]}x{out[1]} is empty")
+        raise RenderError(f"output size {out[0]}x{out[1]} is empty")
     return out
 
 
@@ -49,7 +50,7 @@ def _owned(owner: torch.Tensor, lo: int, hi: int) -> tuple[int, int]:
     return int(torch.searchsorted(owner, lo)), int(torch.searchsorted(owner, hi))
 
 
-class RenderError(ValueError):
+class RenderError(UserError):
     """A model whose output is not a number: no image or score is made of it."""
 
 

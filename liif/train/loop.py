@@ -7,10 +7,10 @@ into its output folder, atomically, after every epoch:
 ``epoch-best.pth`` (best validation PSNR) and, every ``save_every`` epochs,
 ``epoch-<n>.pth``. Rerun after a kill, it resumes from ``epoch-last.pth`` and
 ends with the same weights as a run that never stopped (data are a function
-of seed, epoch and index; see ``liif.samples``). A checkpoint written under
+of seed, epoch and index; see ``liif.train.patches``). A checkpoint written under
 another configuration, or from other training code or data (``train_inputs``),
 is never resumed: the run starts over and says so. So when DVC re-runs
-``train@v`` because, say, ``liif/resize.py`` changed, the model is retrained.
+``train@v`` because, say, ``liif/images.py`` changed, the model is retrained.
 
 Nothing is deleted before it is replaced: the files of such a run (its checkpoints, ``history.tsv``,
 ``summary.json``, ``diverged.json``) are moved into ``superseded/<config hash>-<inputs>/`` (``run_key``)
@@ -22,11 +22,11 @@ A run that diverges (``divergence``: a non-finite loss, a loss above ``LOSS_CEIL
 more, else the median of the last epochs that hold that many, so that a few-sample epoch's noise never stops
 a healthy run) stops with ``DivergedError`` before saving that epoch:
 ``epoch-last.pth`` stays the last good epoch, the MLflow run ends FAILED, and ``diverged.json`` tells
-evaluation to refuse the model (``liif.evaluate.diverged``) until a run saves an epoch again.
+evaluation to refuse the model (``liif.eval.scores.diverged``) until a run saves an epoch again.
 
 Batches come from a DataLoader with ``runtime.workers`` processes; under
 ``torchrun`` (``runtime.nproc``) every process trains on its share of each
-batch (``liif.distributed``). Mixed precision (``train.amp``) is part of a
+batch (``liif.train.distributed``). Mixed precision (``train.amp``) is part of a
 variant's identity, since it changes the numbers; ``torch.compile`` and
 channels-last (``runtime.compile``, ``runtime.channels_last``) are not.
 """
@@ -45,21 +45,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from liif import distributed
-from liif.checkpoint import read_checkpoint, save_checkpoint
+from liif.config.schema import AMP_CHOICES
+from liif.config.variants import config_hash
+from liif.data.layout import PreparedData
 from liif.device import resolve_device, resolve_workers
+from liif.errors import UserError
 from liif.files import atomic_write
-from liif.layout import PreparedData
 from liif.models import build_model
-from liif.samples import EpochBatches, make_training_sets
-from liif.schema import AMP_CHOICES
+from liif.models.checkpoint import read_checkpoint, save_checkpoint
 from liif.tracking import Tracker
-from liif.variants import config_hash
+from liif.train import distributed
+from liif.train.patches import EpochBatches, make_training_sets
 
-# The autocast dtype of each train.amp mode, named in liif.schema.AMP_CHOICES; fp32 runs without autocast.
+# The autocast dtype of each train.amp mode, named in liif.config.schema.AMP_CHOICES; fp32 runs without autocast.
 AMP_DTYPES = {name: getattr(torch, dtype) if dtype else None for name, dtype in AMP_CHOICES.items()}
 RUN_MARKER = "mlflow-run.txt"  # names the MLflow run in progress (see start_tracking)
-DIVERGED_MARKER = "diverged.json"  # a diverged run's record; read by liif.evaluate.diverged (same name there)
+DIVERGED_MARKER = "diverged.json"  # a diverged run's record; read by liif.eval.scores.diverged (same name there)
 SUPERSEDED = "superseded"  # superseded/<run key>/: another configuration's run, kept until this one saves an epoch
 RUN_FILES = ("epoch-*.pth", "history.tsv", "summary.json", DIVERGED_MARKER)  # what belongs to one run
 LAST = "epoch-last.pth"  # the resume point
@@ -76,7 +77,7 @@ WINDOW_SAMPLES = 64  # the samples a loss level averages over at least (the defa
 LOSS_CEILING = 10.0  # ... or above this at all: L1 against targets in [-1, 1] is about 0.5 for a model predicting 0
 
 
-class DivergedError(ValueError):
+class DivergedError(UserError):
     """Training diverged; the message is one line naming the variant, the epoch, the loss and what to change."""
 
 

@@ -14,11 +14,13 @@ refused before extraction.
 
 from dataclasses import dataclass
 
-from liif.archives import ArchiveLimits
-from liif.protocol import SHIPPED_LR_SCALES
+from liif.errors import UserError
+from liif.sources.archives import ArchiveLimits
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
+
+SHIPPED_LR_SCALES = (2, 3, 4)  # the MATLAB-bicubic LR sets DIV2K and the benchmarks ship
 
 
 @dataclass(frozen=True)
@@ -108,5 +110,5 @@ CATALOGUE = {
 
 def lookup(name: str) -> CatalogueEntry:
     if name not in CATALOGUE:
-        raise KeyError(f"unknown dataset {name!r}; the catalogue has {', '.join(CATALOGUE)}")
+        raise UserError(f"unknown dataset {name!r}; the catalogue has {', '.join(CATALOGUE)}")
     return CATALOGUE[name]

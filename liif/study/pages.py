@@ -2,7 +2,7 @@
 
 Each page states its question as the study asks it, shows the tables (written by
 ``DataFrame.to_markdown``) and figures with a caption under each, and opens with
-verdicts computed from the numbers and the seed noise (``liif.report``).
+verdicts computed from the numbers and the seed noise (``liif.study.report``).
 """
 
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from liif.report import (
+from liif.study.report import (
     NO_NOISE,
     UNRESOLVABLE,
     Study,

@@ -2,7 +2,7 @@
 
 A download goes to ``<name>.part`` and is renamed only after its length, its
 checksum (when one is known) and its content (``check``: for an archive its
-own integrity, see ``liif.archives``) check out, so a half-downloaded file or
+own integrity, see ``liif.sources.archives``) check out, so a half-downloaded file or
 an error page never looks complete. An interrupted download resumes with an
 HTTP Range request; a reply that does not continue where the file stopped, a
 body shorter or longer than announced, or a leftover ``.part`` that cannot be
@@ -21,12 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from liif.errors import UserError
 from liif.files import file_digest
 
 CHUNK = 1 << 20
 
 
-class DownloadError(Exception):
+class DownloadError(UserError):
     """A download or archive that cannot be used; the message names the URL or file and what to do."""
 
 
@@ -58,7 +59,7 @@ def verify(
     if check is not None and not sha256:
         try:
             check(path)
-        except Exception as e:  # noqa: BLE001 - any refusal of the content, with its own message
+        except UserError as e:  # a refusal of the content, with its own message
             raise DownloadError(f"{what}: {e}: {advice}") from None
 
 

@@ -12,10 +12,10 @@ and its hash is stored in every checkpoint.
 import hashlib
 import json
 
-from liif.params import RUNTIME_KEYS, deep_merge, merge_model
-from liif.schema import AMP_CHOICES, MODEL_ARGS
+from liif.config.params import RUNTIME_KEYS, ParamsError, deep_merge, merge_model
+from liif.config.schema import AMP_CHOICES, MODEL_ARGS
 
-RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.samples.make_training_sets)
+RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.train.patches.make_training_sets)
     "common": {
         "dataset",
         "val_dataset",
@@ -42,7 +42,7 @@ def model_spec_from_section(model: dict) -> dict:
     """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec."""
     name = model["name"]
     if name not in MODEL_ARGS:
-        raise ValueError(f"model.name {name!r}: expected one of {', '.join(MODEL_ARGS)}")
+        raise ParamsError(f"model.name {name!r}: expected one of {', '.join(MODEL_ARGS)}")
     args = {key: model[key] for key in MODEL_ARGS[name]}
     if name == "fixed-scale":
         args["scale"] = int(args["scale"])
@@ -58,11 +58,11 @@ def training_recipe(model: dict, train: dict) -> dict | None:
         return None
     unknown = set(train) - set().union(*RECIPE_KEYS.values()) - {"samples"}
     if unknown:
-        raise ValueError(f"train: unknown keys {sorted(unknown)}")
+        raise ParamsError(f"train: unknown keys {sorted(unknown)}")
     recipe = dict(train)
     if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
         recipe["samples"] = "uniform-varied"
-        recipe.pop("val_dataset", None)  # size-varied tasks validate on their own dataset (liif.samples)
+        recipe.pop("val_dataset", None)  # size-varied tasks validate on their own dataset (liif.train.patches)
         recipe["gt_resize"] = int(recipe["task"][1]) if model["name"] == "fixed-scale" else None
     elif model["name"] == "fixed-scale":  # spec 2.5: paired LR at the model's own scale
         recipe["samples"] = "paired"
@@ -70,7 +70,7 @@ def training_recipe(model: dict, train: dict) -> dict | None:
     else:
         recipe["samples"] = "downsampled"
     if recipe.get("amp", "fp32") not in AMP_CHOICES:
-        raise ValueError(f"train.amp {recipe['amp']!r}: expected one of {', '.join(AMP_CHOICES)}")
+        raise ParamsError(f"train.amp {recipe['amp']!r}: expected one of {', '.join(AMP_CHOICES)}")
     keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]] | {"samples"}
     return {k: v for k, v in recipe.items() if k in keep}
 
@@ -79,14 +79,14 @@ def resolve_variant(params: dict, variant: str) -> dict:
     """The identity of one variant: base sections with the variant's overrides applied."""
     variants = params.get("variants") or {}
     if variant not in variants:
-        raise ValueError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
+        raise ParamsError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
     override = variants[variant] or {}
-    unknown = set(override) - {"model", "train", "role"}  # the role (liif.roles) is not part of the identity
+    unknown = set(override) - {"model", "train", "role"}  # the role (liif.config.roles) is not part of the identity
     if unknown:
-        raise ValueError(f"variants.{variant}: only role, model and train can be set, not {sorted(unknown)}")
+        raise ParamsError(f"variants.{variant}: only role, model and train can be set, not {sorted(unknown)}")
     runtime_in_train = RUNTIME_KEYS & (set(params["train"]) | set(override.get("train", {})))
     if runtime_in_train:
-        raise ValueError(f"train.{sorted(runtime_in_train)[0]} is a runtime setting: move it to the runtime section")
+        raise ParamsError(f"train.{sorted(runtime_in_train)[0]} is a runtime setting: move it to the runtime section")
     model = merge_model(params["model"], override.get("model", {}))
     train = deep_merge(params["train"], override.get("train", {}))
     return {"variant": variant, "model": model_spec_from_section(model), "train": training_recipe(model, train)}

@@ -2,12 +2,12 @@
 
 Results come from the DVC metrics (``metrics/eval/<variant>.json`` and the per-image
 ``.tsv``) and the training summaries. Which variant is what comes from the roles
-declared in ``params.yaml`` (``liif.roles``), never from names. A difference counts
+declared in ``params.yaml`` (``liif.config.roles``), never from names. A difference counts
 only when it exceeds twice the seed-to-seed standard deviation of the base model at
 that scale (its ``seed_of`` replicates); otherwise it reads "within noise". Where the
 paper's own effect is smaller than that, a difference within noise says nothing about the
 paper and the verdict reads "not resolvable at this budget" instead. This
-module draws nothing (``liif.charts``) and renders nothing (``liif.renders``).
+module draws nothing (``liif.study.figures``) and renders nothing (``liif.study.figures``).
 """
 
 import hashlib
@@ -19,21 +19,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liif.evaluate import diverged
+from liif.config.roles import Roles
+from liif.data.layout import PreparedData
+from liif.errors import UserError
+from liif.eval.scores import diverged
 from liif.images import list_images
-from liif.layout import PreparedData
-from liif.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
-from liif.roles import Roles
+from liif.study.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
 
 # ---------------------------------------------------------------- loading
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """An input the report cannot stand behind (a missing or non-numeric metric); one line saying what to rerun."""
 
 
 SCALE_KEY = re.compile(r"x([1-9][0-9]*)")  # x2, x12: one spelling per scale, so x02 never sits beside x2
-TASK_KEY = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")  # a size-varied task L-H (liif.evaluate)
+TASK_KEY = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")  # a size-varied task L-H (liif.eval.scores)
 
 
 def _unique_keys(pairs: list) -> dict:

@@ -16,15 +16,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from liif.archives import ArchiveError, check_archive, extract
-from liif.catalogue import Archive, CatalogueEntry, lookup
-from liif.download import DownloadError, download, verify
+from liif.config.params import SOURCES
+from liif.errors import UserError
 from liif.files import atomic_write, file_digest, inside
 from liif.images import ImageError, decode_image, list_images, write_png
-from liif.params import SOURCES
+from liif.sources.archives import ArchiveError, check_archive, extract
+from liif.sources.catalogue import Archive, CatalogueEntry, lookup
+from liif.sources.download import DownloadError, download, verify
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A dataset source that cannot be used; the message says what to change."""
 
 
@@ -70,7 +71,7 @@ def export_sample_suite(names: list[str], out_dir: str | Path) -> list[Path]:
     """Write the named photographs as PNG files (greyscale ones stay greyscale)."""
     unknown = [n for n in names if n not in SAMPLE_PHOTOS]
     if unknown:
-        raise ValueError(f"unknown sample images {unknown}; available: {', '.join(SAMPLE_PHOTOS)}")
+        raise SourceError(f"unknown sample images {unknown}; available: {', '.join(SAMPLE_PHOTOS)}")
     if any(n in SKIMAGE_PHOTOS for n in names):
         try:
             import skimage.data
@@ -142,9 +143,9 @@ def _check_split_json(path: Path):
     try:
         raw = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"not a JSON file ({e})") from None
+        raise SourceError(f"not a JSON file ({e})") from None
     if not isinstance(raw, dict) or not all(isinstance(raw.get(k), list) for k in ("train", "val")):
-        raise ValueError("expected a JSON object with lists train and val")
+        raise SourceError("expected a JSON object with lists train and val")
 
 
 def _content_check(archive: Archive, entry: CatalogueEntry):
@@ -276,7 +277,7 @@ def fetch_datasets(datasets: dict, *, raw_root: str | Path, trusted: str | Path 
     for name, spec in datasets.items():
         try:
             root = fetch_dataset(name, spec, raw_root, trusted)
-        except (SourceError, DownloadError, ArchiveError, KeyError, ValueError) as e:
+        except UserError as e:
             raise SourceError(f"{name}: {e}") from None
         except OSError as e:  # a full disk, a read-only folder
             raise SourceError(

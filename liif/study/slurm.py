@@ -1,6 +1,6 @@
 """The study as a Slurm job array: one task per variant, the same per-variant command as ``liif repro``.
 
-    python -m liif.slurm > study.sbatch      # after `dvc repro prepare configure` on the login node
+    python -m liif.study.slurm > study.sbatch      # after `dvc repro prepare configure` on the login node
     jobid=$(sbatch --parsable study.sbatch)
     sbatch --dependency=afterok:$jobid --wrap "dvc --wait-for-lock repro report"
 
@@ -13,8 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from liif.params import ParamsError, load_params
-from liif.repro import job_command
+from liif.config.params import ParamsError, load_params
+from liif.study.repro import job_command
 
 
 def array_script(variants: list[str], *, root: Path, gpus: int = 1, cpus: int = 8, hours: int = 48) -> str:
@@ -41,7 +41,7 @@ def array_script(variants: list[str], *, root: Path, gpus: int = 1, cpus: int = 
 
 def study_variants(path: Path) -> list[str]:
     """The variants of params.yaml, checked as ``liif repro`` checks them before a task is queued for hours."""
-    from liif.schema import check_params
+    from liif.config.schema import check_params
 
     params = load_params(path)
     check_params(params, sections=("model", "train", "variants"))
@@ -49,7 +49,7 @@ def study_variants(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m liif.slurm", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m liif.study.slurm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the shared checkout (default: this one)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per task (0: CPU only)")
     parser.add_argument("--cpus", type=int, default=8, help="CPU cores per task")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variants = study_variants(Path(args.root) / "params.yaml")
     except (ParamsError, FileNotFoundError) as e:
-        print(f"python -m liif.slurm: {e}", file=sys.stderr)
+        print(f"python -m liif.study.slurm: {e}", file=sys.stderr)
         return 2
     root = Path(args.root).resolve()
     sys.stdout.write(array_script(variants, root=root, gpus=args.gpus, cpus=args.cpus, hours=args.hours))

@@ -2,7 +2,7 @@
 
 Its sections: ``data`` (datasets and where they come from), ``model`` and
 ``train`` (the base model and recipe), ``variants`` (overrides of those, see
-``liif.variants``), ``eval`` (datasets, protocols and scales), ``runtime``
+``liif.config.variants``), ``eval`` (datasets, protocols and scales), ``runtime``
 (how to run: device, threads, checkpoint frequency, tracking). Profiles under
 ``profiles/`` are patches of it.
 """
@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
+from liif.errors import UserError
+
 SOURCES = ("official", "mirror", "local", "sample")  # where a dataset comes from (liif.sources)
 ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
 RUNTIME_ENV = "LIIF_RUNTIME"  # a JSON object of runtime keys for one process (liif repro --jobs)
@@ -26,7 +28,7 @@ RUNTIME_KEYS = {"device", "threads", "workers", "nproc", "compile", "channels_la
 PROFILE_KEYS = ("data", "model", "train", "eval", "variants", "report", "runtime", "every_variant")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """A value of params.yaml (or of a resolved configuration) that no stage can run with; one line."""
 
 
@@ -90,7 +92,7 @@ def _plain(value, path: str, keys: list):
 def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; run from the repository root")
+        raise ParamsError(f"{path}: no such file; run from the repository root")
     params = read_yaml(path)
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, found {_kind(params)}")
@@ -101,7 +103,7 @@ def load_profile(path: str | Path) -> dict:
     """A profile (``profiles/*.yaml``): a mapping of sections, each a mapping; an empty file is no change."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such profile (see profiles/)")
+        raise ParamsError(f"{path}: no such profile (see profiles/)")
     profile = read_yaml(path)
     if profile is None:
         return {}
@@ -123,13 +125,13 @@ def _kind(value) -> str:
 
 
 def runtime_settings(params: dict) -> dict:
-    """The ``runtime`` section, checked (``liif.schema.Runtime``): how a stage runs, never what it computes, so no
+    """The ``runtime`` section, checked (``liif.config.schema.Runtime``): how a stage runs, never what it computes, so no
     result depends on it (it is not a DVC parameter and not part of a variant's identity).
 
     ``LIIF_RUNTIME``, a JSON object in the environment, overrides its keys for one process: ``liif repro`` gives
     each parallel job its share of the cores this way (``{"threads": 1}``) without touching params.yaml.
     """
-    from liif.schema import check_params  # the schema reads this module's constants
+    from liif.config.schema import check_params  # the schema reads this module's constants
 
     override = os.environ.get(RUNTIME_ENV)
     if not override:

@@ -1,4 +1,4 @@
-"""Stage ``prepare``: decode and check every image once, write the prepared layout (``liif.layout``).
+"""Stage ``prepare``: decode and check every image once, write the prepared layout (``liif.data.layout``).
 
 Official sets keep their shipped LR images; the sample suite gets MATLAB-bicubic
 LR images made the same way; CelebA-HQ faces are resized as the paper does and
@@ -14,12 +14,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from liif.catalogue import lookup
+from liif.data.layout import PreparedData
 from liif.files import file_digest
-from liif.images import decode_image, list_images, write_png
-from liif.layout import PreparedData
-from liif.resize import matlab_bicubic
+from liif.images import decode_image, list_images, matlab_bicubic, write_png
 from liif.sources import SAMPLE_SPLITS, dataset_root, lr_scales, split_file
+from liif.sources.catalogue import lookup
 
 CELEBA_SIZES = (256, 128, 64, 32)
 

@@ -17,9 +17,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from liif.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
+from liif.config.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
 
-AMP_CHOICES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}  # train.amp -> torch autocast dtype (liif.train)
+AMP_CHOICES = {
+    "fp32": None,
+    "bf16": "bfloat16",
+    "fp16": "float16",
+}  # train.amp -> torch autocast dtype (liif.train.loop)
 MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (liif.models.MODEL_CLASSES)
     "liif": ("encoder", "decoder_hidden", "feat_unfold", "local_ensemble", "cell_decode"),
     "metasr": ("encoder", "predictor_hidden"),

@@ -1,10 +1,10 @@
-"""How a stage script ends: an expected error is one line and exit code 2, an unexpected one its traceback
-and a line naming the stage and variant that failed.
+"""The one error rule: a user's mistake is a ``UserError`` (one line naming the key or file and the fix, exit 2);
+anything else is a bug and keeps its traceback, followed by a line naming the stage and variant that failed.
 
-Expected errors are the ones a user causes and can fix: every exception class the
-library defines on purpose (``liif.*``: ``ParamsError``, ``RoleError``, ``ImageError``,
-``CheckpointError``, ``SourceError``, a diverged run ...), a ``ValueError``, a missing
-file, a full disk. Their messages already say what to change, so no traceback is printed.
+A ``UserError`` is raised where the mistake is found: a bad value of params.yaml (``ParamsError``), a bad
+image, checkpoint, archive or download, a model folder another training holds, a run that diverged. A full
+disk is the one error of the system treated the same way (free space and rerun). A ``ValueError`` or
+``KeyError`` from inside the library is a bug, however it reads, and is shown in full.
 """
 
 import errno
@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class UserError(Exception):
+    """A mistake the user can fix; its message is one line that names the key or file and says what to change."""
+
+
 def expected(error: BaseException) -> bool:
-    """A user's mistake with a message that says what to change, rather than a bug."""
-    if isinstance(error, ValueError | FileNotFoundError) or type(error).__module__.startswith("liif."):
-        return True
-    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+    """A user's mistake (or a full disk) with a message that says what to change, rather than a bug."""
+    return isinstance(error, UserError) or (isinstance(error, OSError) and error.errno == errno.ENOSPC)
 
 
 def stage_label(stage: str, argv: list[str]) -> str:

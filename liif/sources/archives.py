@@ -5,7 +5,7 @@ files, so ``check_archive`` refuses every symbolic link, hard link, device,
 FIFO and any other non-regular member, every name that is absolute or climbs
 with ``..``, and every member whose declared size or compression ratio is
 absurd for the dataset (``ArchiveLimits``, stated per dataset in
-``liif.catalogue``). It also checks the archive's own integrity: a zip's
+``liif.sources.catalogue``). It also checks the archive's own integrity: a zip's
 central directory and every member's CRC, a tar read to its end-of-archive
 marker (a tar cut at a member boundary otherwise looks complete).
 
@@ -25,10 +25,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from liif.errors import UserError
+
 BLOCK = 1 << 20
 
 
-class ArchiveError(Exception):
+class ArchiveError(UserError):
     """An archive that cannot be trusted or extracted; the message names the file and what to do."""
 
 
