@@ -6,8 +6,8 @@ the fast renderer on the chosen device) at x2-x30 with the DIV2K protocol, and p
 and scale, and what the DIV2K evaluation of one variant (100 images x 8 scales) would take at that rate.
 The benchmark protocol renders the same way; only the score differs.
 
-    python benchmarks/evaluate.py                  # ../shared/datasets/div2k/0004.png when present, else synthetic
-    python benchmarks/evaluate.py --device cuda --images 3
+    python benchmarks/eval_time.py                  # ../shared/datasets/div2k/0004.png when present, else synthetic
+    python benchmarks/eval_time.py --device cuda --images 3
 """
 
 import argparse
