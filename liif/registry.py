@@ -1,0 +1,73 @@
+"""One registry per concept (model, encoder, dataset source, metric): a name of params.yaml -> the object it means.
+
+A component registers itself where it is defined (``@MODELS.register("liif")``) and the registry imports every
+module of its package the first time it is asked, so a new module is the only file a new component needs.
+"""
+
+import difflib
+import importlib
+import pkgutil
+
+from liif.errors import UserError
+
+
+class UnknownName(UserError):
+    """A name (of params.yaml, of the command line) that no component of the concept registered."""
+
+
+class Registry:
+    """Named components of one concept; ``kind`` names the concept in messages, ``package`` holds its modules."""
+
+    def __init__(self, kind: str, package: str):
+        self.kind = kind
+        self.package = package
+        self._entries: dict[str, object] = {}
+        self._loaded = False
+
+    def register(self, name: str):
+        """Decorator storing the object under ``name`` and setting its ``name`` attribute to it."""
+
+        def decorate(obj):
+            known = self._entries.get(name)
+            if known is not None and known is not obj:
+                raise ValueError(f"{self.kind} {name!r} is registered twice: by {_origin(known)} and {_origin(obj)}")
+            obj.name = name
+            self._entries[name] = obj
+            return obj
+
+        return decorate
+
+    def get(self, name: str, *, where: str = ""):
+        """The object registered as ``name``; an unknown name is the user's mistake, named with the valid ones.
+        ``where`` says where the name was written (``params.yaml model.name``)."""
+        self._load()
+        if isinstance(name, str) and name in self._entries:
+            return self._entries[name]
+        names = self.names()
+        match = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
+        hint = f"did you mean {match[0]}? " if match else ""
+        prefix = f"{where}: " if where else ""
+        raise UnknownName(f"{prefix}{name!r} is not a {self.kind}; {hint}valid: {', '.join(names)}")
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        self._load()
+        return sorted(self._entries)
+
+    def __contains__(self, name) -> bool:
+        self._load()
+        return name in self._entries
+
+    def _load(self):
+        """Import every module of the package once (each registers what it defines); ``_private`` modules skipped."""
+        if self._loaded:
+            return
+        self._loaded = True  # before importing: a module may ask its own registry while it is being imported
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
+
+
+def _origin(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
