@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from liif.config.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
+from liif.types import MAX_COUNT, MAX_PROCS, MAX_SCALE, MAX_SIZE, Count, Procs, Scale, Seed, Size, Width
 
 AMP_CHOICES = {
     "fp32": None,
@@ -34,20 +35,6 @@ MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (li
 # a single folder name (no slashes, no '..', not absolute), so data/raw/<name> stays inside data/raw.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 CHECKPOINT_NAME = re.compile(r"epoch-(last|best|\d+)\.pth")
-# Upper bounds: generous, far beyond any study, but low enough that a typo (an extra zero or three) is refused
-# here instead of hanging a run for years or asking for more memory than any machine has.
-MAX_SEED = 2**32  # numpy's seeds are below 2**32, and seed * 100_003 + epoch stays a 64-bit torch seed
-MAX_COUNT = 10**6  # epochs, repeats, images, checkpoint frequency: a million epochs of the smallest set is years
-MAX_SIZE = 8192  # pixels of a patch, square or crop and samples per batch: one such batch fills a GPU
-MAX_WIDTH = 4096  # channels, blocks and hidden units of a model (the paper's largest is 256)
-MAX_SCALE = 64  # an up-sampling factor (the paper's largest is x30)
-MAX_PROCS = 4096  # threads, loader workers and processes: more than any machine has cores
-Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
-Size = Annotated[int, Field(ge=1, le=MAX_SIZE)]
-Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
-Scale = Annotated[int, Field(ge=1, le=MAX_SCALE)]
-Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
-Procs = Annotated[int, Field(ge=0, le=MAX_PROCS)]
 
 
 def valid_name(name: str) -> str:
