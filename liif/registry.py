@@ -1,12 +1,16 @@
 """One registry per concept (model, encoder, dataset source, metric): a name of params.yaml -> the object it means.
 
-A component registers itself where it is defined (``@MODELS.register("liif")``) and the registry imports every
-module of its package the first time it is asked, so a new module is the only file a new component needs.
+A component registers itself where it is defined (``@MODELS.register(<name>)`` above its class) and the registry
+imports every module of its package the first time it is asked, so a new module is the only file a new component
+needs. A component's keyword-only constructor arguments are its settings (``settings``): the params.yaml schema is
+built from their annotations and defaults, so a default is written once, in the signature.
 """
 
 import difflib
 import importlib
+import inspect
 import pkgutil
+import typing
 
 from liif.errors import UserError
 
@@ -56,7 +60,7 @@ class Registry:
 
     def __contains__(self, name) -> bool:
         self._load()
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def _load(self):
         """Import every module of the package once (each registers what it defines); ``_private`` modules skipped."""
@@ -67,6 +71,23 @@ class Registry:
         for module in pkgutil.iter_modules(package.__path__):
             if not module.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{module.name}")
+
+
+REQUIRED = inspect.Parameter.empty  # the default of a setting that has none
+
+
+def settings(component) -> dict[str, tuple[object, object]]:
+    """A component's settings: keyword-only argument -> (annotation, default or ``REQUIRED``), in signature order.
+    Arguments named in its ``from_model`` (passed by the code that builds it, such as an encoder's ``upscale``)
+    are not settings."""
+    init = component.__init__ if isinstance(component, type) else component
+    hints = typing.get_type_hints(init, include_extras=True)
+    internal = set(getattr(component, "from_model", ()))
+    return {
+        name: (hints.get(name, typing.Any), parameter.default)
+        for name, parameter in inspect.signature(component).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in internal
+    }
 
 
 def _origin(obj) -> str:

@@ -6,6 +6,8 @@ The upper bounds are generous, far beyond any study, but low enough that a typo 
 instead of hanging a run for years or asking for more memory than any machine has.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from annotated_types import Interval, Len
@@ -26,3 +28,22 @@ Seed = Annotated[int, Interval(ge=0, lt=MAX_SEED)]
 Procs = Annotated[int, Interval(ge=0, le=MAX_PROCS)]
 KernelSize = Annotated[int, Interval(ge=1, le=31)]
 ResScale = Annotated[float, Interval(gt=0, le=1e3)]  # a residual branch's multiplier
+
+
+@dataclass(frozen=True)
+class Check:
+    """A further check of a setting, after its type and range: ``fn(value)`` returns the value or raises
+    ValueError saying what it accepts (the schema reports it as the key's error)."""
+
+    fn: Callable
+
+
+@dataclass(frozen=True)
+class Component:
+    """Marks a setting that is another registry's component: a section ``{name: ..., <its settings>}`` checked
+    against the settings of the component it names (``Component("encoder")``: a model's ``encoder``)."""
+
+    kind: str
+
+
+EncoderSection = Annotated[dict, Component("encoder")]

@@ -3,14 +3,14 @@
 Ours is a plain dict, readable with ``torch.load(weights_only=True)``::
 
     {"format": "liif-repro", "version": 1,
-     "model": {"name": "liif", "args": {...}},      # liif.models.build_model
+     "model": {"name": ..., "args": {...}},          # liif.models.build_model
      "state_dict": {...},
      "train_state": {...} | None,                   # epoch, optimizer, scheduler, history
      "metadata": {...}}
 
 The released LIIF weights (``{"model": {"name", "args", "sd"}, "epoch", ...}``)
-load unchanged: their spec is translated to our constructor arguments and the
-decoder's ``imnet.`` prefix becomes ``decoder.``.
+load unchanged: the registered model that reads their spec (``SRModel.from_official``) translates it to its
+constructor arguments and their names to its own (``SRModel.official_state_dict``).
 """
 
 import json
@@ -23,7 +23,7 @@ from torch import nn
 
 from liif.errors import UserError
 from liif.files import atomic_write
-from liif.models import build_model, model_spec
+from liif.models import MODELS, build_model, model_spec
 
 FORMAT = "liif-repro"
 VERSION = 1
@@ -89,57 +89,13 @@ def _recovery(path: str | Path) -> str:
     )
 
 
-def _official_encoder(spec: dict) -> tuple[dict, int | None]:
-    """Translate an official encoder spec into our encoder kwargs and its up-sampling scale (or None)."""
-    name, args = spec.get("name"), dict(spec.get("args", {}))
-    upscale = None if args.get("no_upsampling", False) else int(args.get("scale", 2))
-    if name in ("edsr-baseline", "edsr"):
-        keep = {"n_resblocks": "n_resblocks", "n_feats": "n_feats", "res_scale": "res_scale"}
-    elif name == "rdn":
-        from liif.encoders import RDN_CONFIGS
-
-        blocks, convs, growth = RDN_CONFIGS[args.get("RDNconfig", "B")]
-        out = {"name": "rdn", "G0": args.get("G0", 64), "kernel_size": args.get("RDNkSize", 3)}
-        out.update(n_blocks=blocks, n_convs=convs, growth=growth)
-        return out, upscale
-    else:
-        raise ValueError(f"unsupported encoder {name!r}")
-    return {"name": name, **{ours: args[theirs] for theirs, ours in keep.items() if theirs in args}}, upscale
-
-
 def official_to_spec(model: dict) -> dict:
-    """Our model spec for an official ``{name, args}`` model entry."""
-    name, args = model["name"], model["args"]
-    encoder, upscale = _official_encoder(args["encoder_spec"])
-    if name == "liif":
-        imnet = args.get("imnet_spec")
-        if imnet is None:
-            if upscale is None:
-                raise ValueError("a decoder-less model needs an encoder with an up-sampler")
-            return {"name": "fixed-scale", "args": {"encoder": encoder, "scale": upscale}}
-        return {
-            "name": "liif",
-            "args": {
-                "encoder": encoder,
-                "decoder_hidden": list(imnet["args"]["hidden_list"]),
-                "feat_unfold": args.get("feat_unfold", True),
-                "local_ensemble": args.get("local_ensemble", True),
-                "cell_decode": args.get("cell_decode", True),
-            },
-        }
-    if name == "metasr":
-        hidden = args.get("imnet_spec", {}).get("args", {}).get("hidden_list", [256])
-        return {"name": "metasr", "args": {"encoder": encoder, "predictor_hidden": hidden[0]}}
-    raise ValueError(f"unsupported model {name!r}")
-
-
-def _official_state_dict(sd: dict) -> dict:
-    out = {}
-    for key, value in sd.items():
-        if key.startswith(("encoder.sub_mean.", "encoder.add_mean.")):
-            continue  # built but never applied by the reference (spec 2.1)
-        out["decoder." + key[len("imnet.") :] if key.startswith("imnet.") else key] = value
-    return out
+    """Our model spec for a reference-format ``{name, args}`` model entry: the registered model that reads it."""
+    for name in MODELS.names():
+        args = MODELS.get(name).from_official(model["name"], model["args"])
+        if args is not None:
+            return {"name": name, "args": args}
+    raise ValueError(f"unsupported model {model['name']!r}")
 
 
 def _describe_mismatch(model: nn.Module, state_dict: dict) -> str | None:
@@ -163,25 +119,10 @@ def _describe_mismatch(model: nn.Module, state_dict: dict) -> str | None:
     return "; ".join(parts) or None
 
 
-def _count(args: dict, key: str, default: int) -> int:
-    value = args.get(key, default)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _least_tensors(spec: dict) -> int:
-    """How many weight tensors the model a spec declares holds at least, counted without building it: a file
-    holding fewer cannot match, and a forged count (300,000 residual blocks) would take minutes to build."""
+    """How many weight tensors the model a spec declares holds at least (``SRModel.least_tensors``)."""
     args = spec.get("args") if isinstance(spec.get("args"), dict) else {}
-    encoder = args.get("encoder") if isinstance(args.get("encoder"), dict) else {}
-    least = 0
-    if encoder.get("name") in ("edsr-baseline", "edsr"):  # two convs (weight, bias) per residual block
-        least += 4 * _count(encoder, "n_resblocks", 16 if encoder["name"] == "edsr-baseline" else 32)
-    elif encoder.get("name") == "rdn":  # a conv per dense layer and the fusion conv per block
-        least += _count(encoder, "n_blocks", 16) * 2 * (_count(encoder, "n_convs", 8) + 1)
-    hidden = args.get("decoder_hidden")
-    if isinstance(hidden, list | tuple):
-        least += 2 * len(hidden)
-    return least
+    return MODELS.get(spec["name"]).least_tensors(args) if spec.get("name") in MODELS else 0
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -195,7 +136,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
             spec, state_dict = raw["model"], raw["state_dict"]
         elif isinstance(raw.get("model"), dict) and {"name", "args", "sd"} <= raw["model"].keys():
             spec = official_to_spec(raw["model"])
-            state_dict = _official_state_dict(raw["model"]["sd"])
+            state_dict = MODELS.get(spec["name"]).official_state_dict(raw["model"]["sd"])
             raw = {**raw, "format": "official"}
         else:
             raise CheckpointError(
