@@ -1,4 +1,6 @@
-"""Stage evaluate@<variant>: PSNR per dataset and scale (spec section 4), one JSON of means and a TSV per image."""
+"""Stage evaluate@<variant>: each metric of ``eval.metrics`` per dataset and scale (spec section 4), one JSON of
+means ``{metric: {dataset: {x<scale>: mean}}}`` (what ``dvc metrics show`` prints as ``psnr.<dataset>.x2``) and a
+TSV with one row per image and one column per metric."""
 
 import argparse
 import json
@@ -10,7 +12,7 @@ from liif.config.params import load_params, runtime_settings
 from liif.config.schema import check_params
 from liif.data.layout import PreparedData
 from liif.errors import run_stage
-from liif.eval.scores import evaluate_variant, finished_training
+from liif.eval.scores import evaluate_variant, finished_training, per_image_header
 from liif.tracking import Tracker
 
 
@@ -19,8 +21,8 @@ def main() -> int:
     parser.add_argument("--config", required=True, help="configs/<variant>.json")
     parser.add_argument("--data", required=True, help="the prepared data folder")
     parser.add_argument("--models", required=True, help="the variant's model folder")
-    parser.add_argument("--metrics", required=True, help="mean PSNR per dataset and scale, JSON")
-    parser.add_argument("--per-image", required=True, help="PSNR and SSIM per image, TSV")
+    parser.add_argument("--metrics", required=True, help="mean of each metric per dataset and scale, JSON")
+    parser.add_argument("--per-image", required=True, help="each metric per image, TSV")
     args = parser.parse_args()
     params = load_params()
     config = json.loads(Path(args.config).read_text())
@@ -38,7 +40,7 @@ def main() -> int:
     for path in (args.metrics, args.per_image):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
-    Path(args.per_image).write_text("\n".join(["dataset\tscale\timage\tpsnr\tssim", *rows]) + "\n")
+    Path(args.per_image).write_text("\n".join([per_image_header(metrics), *rows]) + "\n")
     tracking = runtime["tracking"]
     tracker = Tracker(
         enabled=tracking["enabled"],
@@ -47,8 +49,10 @@ def main() -> int:
         run_id=summary.get("mlflow_run_id"),
         stage=f"evaluate@{config['variant']}",
     )
-    # psnr/<dataset>/x2 ... sort and group by dataset in the MLflow compare view
-    tracker.log_metrics({f"psnr/{d}/{k}": v for d, per in metrics.items() for k, v in per.items()})
+    # psnr/<dataset>/x2, ssim/<dataset>/x2 ... sort and group by metric and dataset in the MLflow compare view
+    tracker.log_metrics(
+        {f"{m}/{d}/{k}": v for m, by in metrics.items() for d, per in by.items() for k, v in per.items()}
+    )
     tracker.log_metrics({"eval_seconds": time.perf_counter() - began})
     tracker.log_artifact(args.per_image, artifact_path="evaluation")
     tracker.end()

@@ -16,7 +16,7 @@ from liif.config.variants import config_hash
 from liif.data.layout import PreparedData
 from liif.eval.scores import evaluate_variant
 from liif.images import ImageError, list_images, load_image, matlab_bicubic, pil_bicubic
-from liif.metrics import psnr
+from liif.metrics.psnr import psnr
 from liif.models import Bicubic
 from liif.models.checkpoint import CheckpointError, save_checkpoint
 
@@ -50,11 +50,12 @@ def prepared(tmp_path):
     return prepared, model_dir
 
 
-def evaluation(scales):
+def evaluation(scales, metrics=("psnr", "ssim")):
     return {
         "checkpoint": "epoch-last.pth",
         "task_checkpoint": "epoch-best.pth",
         "datasets": {"set": {"protocol": "div2k", "scales": scales}},
+        "metrics": list(metrics),
     }
 
 
@@ -67,7 +68,7 @@ def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
     metrics, rows = evaluate_variant(
         CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6]), device="cpu"
     )
-    assert set(metrics["set"]) == {"x2", "x6"} and len(rows) == 4
+    assert list(metrics) == ["psnr", "ssim"] and set(metrics["psnr"]["set"]) == {"x2", "x6"} and len(rows) == 4
     expected = {2: [], 6: []}
     for hr_path in list_images(data.hr("set", "test")):
         hr, _ = load_image(hr_path)
@@ -83,7 +84,7 @@ def test_shipped_lr_in_distribution_and_downsampled_hr_beyond(prepared):
             psnr(Bicubic().resize(made, crop.shape[-2:]).permute(2, 0, 1), crop, protocol="div2k", scale=6)
         )
     for s in (2, 6):
-        assert metrics["set"][f"x{s}"] == pytest.approx(sum(expected[s]) / 2, abs=1e-4)
+        assert metrics["psnr"]["set"][f"x{s}"] == round(sum(expected[s]) / 2, 4)  # as before metrics had keys
 
 
 def test_a_missing_shipped_lr_folder_is_an_error_not_another_degradation(prepared):
@@ -115,7 +116,45 @@ def test_a_model_whose_training_diverged_is_refused(prepared):
         evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
     (model_dir / "diverged.json").write_text(json.dumps({**marker, "config_hash": "0123"}))  # another recipe's
     metrics, _ = evaluate_variant(CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2]), device="cpu")
-    assert set(metrics["set"]) == {"x2"}
+    assert set(metrics["psnr"]["set"]) == {"x2"}
+
+
+@pytest.fixture
+def toy_metric():
+    """A metric registered from outside liif/metrics for one test, as a module of the package registers itself."""
+    from liif.metrics import METRICS, metric
+
+    @metric("toy-max-error", higher_is_better=False, digits=3)
+    def max_error(pred, target, *, protocol, scale, grey=False):
+        return (pred.double() - target.double()).abs().max().item()
+
+    yield max_error
+    METRICS._entries.pop("toy-max-error")
+
+
+def test_each_metric_named_in_eval_metrics_is_computed_and_written(prepared, toy_metric):
+    """Means keyed by metric, one TSV column per metric with the metric's decimals, in eval.metrics' order."""
+    from liif.eval.scores import per_image_header
+
+    data, model_dir = prepared
+    names = ["psnr", "toy-max-error", "ssim"]
+    metrics, rows = evaluate_variant(
+        CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2, 6], names), device="cpu"
+    )
+    assert list(metrics) == names and all(set(metrics[m]["set"]) == {"x2", "x6"} for m in names)
+    assert 0 < metrics["toy-max-error"]["set"]["x6"] <= 1 and 0 < metrics["ssim"]["set"]["x2"] < 1
+    assert per_image_header(metrics) == "dataset\tscale\timage\tpsnr\ttoy-max-error\tssim"
+    cells = [row.split("\t") for row in rows]
+    assert [c[:3] for c in cells] == [["set", s, f"im{i}.png"] for s in ("2", "6") for i in (0, 1)]
+    assert all(
+        len(c[3].split(".")[1]) == 4 and len(c[4].split(".")[1]) == 3 and len(c[5].split(".")[1]) == 5 for c in cells
+    )
+    mean = sum(float(c[4]) for c in cells[2:]) / 2
+    assert metrics["toy-max-error"]["set"]["x6"] == pytest.approx(mean, abs=1e-3)
+    only_psnr, rows = evaluate_variant(
+        CONFIG, model_dir=model_dir, prepared=data, evaluation=evaluation([2], ["psnr"]), device="cpu"
+    )
+    assert only_psnr == {"psnr": {"set": {"x2": metrics["psnr"]["set"]["x2"]}}} and len(rows[0].split("\t")) == 4
 
 
 def trained_config() -> dict:

@@ -8,7 +8,9 @@ from PIL import Image
 
 from liif.eval.scores import downsample_for_test
 from liif.images import matlab_bicubic, pil_bicubic
-from liif.metrics import psnr, shave_for, ssim
+from liif.metrics import METRICS, shave_for
+from liif.metrics.psnr import psnr
+from liif.metrics.ssim import ssim
 
 
 def _rgb(path):
@@ -115,3 +117,25 @@ def test_ssim_matches_scikit_image_on_the_protocol_crop_and_channels(protocol, s
     assert 0.3 < expected < 0.95  # far from both ends: a wrong constant or window shows
     assert ssim(pred, target, protocol=protocol, scale=scale) == pytest.approx(expected, abs=1e-9)
     assert ssim(target, target, protocol=protocol, scale=scale) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_metrics_register_themselves_with_what_the_report_needs():
+    """Each module of liif/metrics registers its metric; the registry is the list eval.metrics is checked against."""
+    from liif.registry import UnknownName
+
+    assert {"psnr", "ssim"} <= set(METRICS.names())
+    assert METRICS.get("psnr") is psnr and METRICS.get("ssim") is ssim
+    assert (psnr.name, psnr.higher_is_better, psnr.unit, psnr.digits) == ("psnr", True, "dB", 4)
+    assert (ssim.name, ssim.higher_is_better, ssim.digits) == ("ssim", True, 5)
+    with pytest.raises(UnknownName, match="'ssmi' is not a metric; did you mean ssim"):
+        METRICS.get("ssmi")
+
+
+def test_the_protocols_are_spelt_once():
+    """The schema's protocols are liif.metrics.protocol's, so a new protocol is one edit."""
+    import typing
+
+    from liif.config.schema import EvalDataset
+    from liif.metrics.protocol import PROTOCOLS
+
+    assert typing.get_args(EvalDataset.model_fields["protocol"].annotation) == PROTOCOLS

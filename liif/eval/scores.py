@@ -10,8 +10,9 @@ switch degradation when a shipped LR folder is missing.
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from tqdm import tqdm
@@ -19,15 +20,12 @@ from tqdm import tqdm
 from liif.config.variants import config_hash
 from liif.data.layout import PreparedData
 from liif.eval.render import render_image
+from liif.files import DIVERGED as DIVERGED_MARKER  # written by liif.train.divergence when a run diverges
 from liif.images import ImageError, image_size, list_images, load_image, pil_bicubic
-from liif.metrics import psnr, ssim
+from liif.metrics import METRICS
 from liif.metrics.protocol import PROTOCOL_SCALES
 from liif.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from liif.sources.catalogue import SHIPPED_LR_SCALES
-
-DIVERGED_MARKER = (
-    "diverged.json"  # written by liif.train.loop when a run diverges (this module imports no training code)
-)
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -62,12 +60,30 @@ def downsample_for_test(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, t
     return pil_bicubic(hr, (lr_h, lr_w)), hr
 
 
-@dataclass
-class ImageScore:
-    name: str
-    psnr: float
-    ssim: float
-    grey: bool  # the HR original was greyscale
+DEFAULT_METRICS = ("psnr", "ssim")  # the command line's; the pipeline's are eval.metrics of params.yaml
+
+
+class ImageScore(SimpleNamespace):
+    """One test image's scores: ``name``, one attribute per metric (``psnr``, ``ssim``, ...) and ``grey`` (the HR
+    original was greyscale)."""
+
+
+def score_image(
+    pred: torch.Tensor,
+    hr: torch.Tensor,
+    *,
+    name: str,
+    greyscale: bool,
+    metrics: Sequence[str],
+    protocol: str = "none",
+    scale: float = 1,
+    grey: bool = False,
+) -> ImageScore:
+    """Every metric of ``metrics`` (registered names) on one prediction, under ``protocol`` at ``scale``."""
+    values = {
+        m: METRICS.get(m, where="eval.metrics")(pred, hr, protocol=protocol, scale=scale, grey=grey) for m in metrics
+    }
+    return ImageScore(name=name, **values, grey=greyscale)
 
 
 def evaluate_pairs(
@@ -81,8 +97,10 @@ def evaluate_pairs(
     grey_luma: bool = False,
     progress: bool = True,
     desc: str = "evaluate",
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> list[ImageScore]:
-    """Score ``model`` on each HR image at ``scale``; see the module docstring for the LR inputs."""
+    """Score ``model`` on each HR image at ``scale`` with each of ``metrics``; see the module docstring for the LR
+    inputs."""
     if lr_dir is not None and scale != int(scale):
         raise ImageError(f"paired LR folders need an integer scale, got {scale}")
     partners = {}  # every pair is checked from the file headers before any image is rendered
@@ -102,11 +120,15 @@ def evaluate_pairs(
         pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
         use_grey = grey_luma and grey
         scores.append(
-            ImageScore(
+            score_image(
+                pred,
+                hr,
                 name=hr_path.name,
-                psnr=psnr(pred, hr, protocol=protocol, scale=scale, grey=use_grey),
-                ssim=ssim(pred, hr, protocol=protocol, scale=scale),
-                grey=grey,
+                greyscale=grey,
+                metrics=metrics,
+                protocol=protocol,
+                scale=scale,
+                grey=use_grey,
             )
         )
     return scores
@@ -120,8 +142,10 @@ def evaluate_task(
     device: str = "auto",
     progress: bool = True,
     desc: str = "evaluate",
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> list[ImageScore]:
-    """Fixed-size tasks (CelebA-HQ L -> H): each LR image rendered at its HR image's size, RGB PSNR, no shave."""
+    """Fixed-size tasks (CelebA-HQ L -> H): each LR image rendered at its HR image's size, scored on RGB with no
+    shave (the ``none`` protocol)."""
     scores = []
     for hr_path in tqdm(list_images(hr_dir), desc=desc, unit="img", disable=not progress, leave=False):
         lr_path = Path(lr_dir) / hr_path.name
@@ -130,22 +154,30 @@ def evaluate_task(
         hr, _ = load_image(hr_path)
         lr, _ = load_image(lr_path)
         pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
-        scores.append(ImageScore(name=hr_path.name, psnr=psnr(pred, hr), ssim=ssim(pred, hr), grey=False))
+        scores.append(score_image(pred, hr, name=hr_path.name, greyscale=False, metrics=metrics))
     return scores
 
 
 def evaluate_variant(
     config: dict, *, model_dir: str | Path, prepared: PreparedData, evaluation: dict, device: str = "auto"
 ) -> tuple[dict, list[str]]:
-    """Score a trained variant as the paper reports it: returns ``{dataset: {"x2": mean PSNR, ...}}`` and
-    per-image rows ``dataset, scale, image, psnr, ssim``.
+    """Score a trained variant as the paper reports it: returns the means ``{metric: {dataset: {"x2": mean,
+    ...}}}`` of ``metrics/eval/<v>.json`` and the per-image rows of its TSV (columns: ``per_image_header``).
 
-    ``evaluation`` is the ``eval`` section of params.yaml. A size-varied-study variant (``train.task`` =
-    (L, H)) is scored with ``task_checkpoint`` on its own L -> H task with RGB PSNR (spec 3.4); every
-    other variant with ``checkpoint`` on each of ``evaluation["datasets"]`` (protocol and scales per
-    dataset). The checkpoint must have been trained for exactly this configuration.
+    ``evaluation`` is the ``eval`` section of params.yaml; its ``metrics`` are computed, in that order. A
+    size-varied-study variant (``train.task`` = (L, H)) is scored with ``task_checkpoint`` on its own L -> H
+    task on RGB with no shave (spec 3.4); every other variant with ``checkpoint`` on each of
+    ``evaluation["datasets"]`` (protocol and scales per dataset). The checkpoint must have been trained for
+    exactly this configuration.
     """
-    metrics, rows = {}, []
+    names = list(evaluation["metrics"])
+    means, rows = {m: {} for m in names}, []
+
+    def record(dataset: str, key: str, scores: list[ImageScore]):
+        for m in names:
+            means[m].setdefault(dataset, {})[key] = mean_score(scores, m)
+        rows.extend(per_image_row(dataset, key.removeprefix("x"), s, names) for s in scores)
+
     recipe = config["train"] or {}
     refuse_diverged(config, model_dir)
     if config["train"] is not None:  # Bicubic learns nothing: it has no training to finish
@@ -161,13 +193,14 @@ def evaluate_variant(
             prepared.sized(name, "test", hr_size),
             device=device,
             desc=f"{config['variant']} {name} {lr_size}->{hr_size}",
+            metrics=names,
         )
-        metrics[name] = {f"{lr_size}-{hr_size}": _mean_psnr(scores)}
-        rows += [f"{name}\t{lr_size}-{hr_size}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
-        return metrics, rows
+        record(name, f"{lr_size}-{hr_size}", scores)
+        return means, rows
     for name, spec in evaluation["datasets"].items():
         hr_paths = list_images(prepared.hr(name, "test"))
-        metrics[name] = {}
+        for m in names:
+            means[m][name] = {}
         for scale in spec.get("scales", PROTOCOL_SCALES[spec["protocol"]]):  # default: the paper's scales
             lr_dir = None
             if scale in SHIPPED_LR_SCALES:
@@ -186,10 +219,26 @@ def evaluate_variant(
                 lr_dir=lr_dir,
                 device=device,
                 desc=f"{config['variant']} {name} x{scale}",
+                metrics=names,
             )
-            metrics[name][f"x{scale}"] = _mean_psnr(scores)
-            rows += [f"{name}\t{scale}\t{s.name}\t{s.psnr:.4f}\t{s.ssim:.5f}" for s in scores]
-    return metrics, rows
+            record(name, f"x{scale}", scores)
+    return means, rows
+
+
+def per_image_header(metrics: Sequence[str]) -> str:
+    """The TSV header: ``dataset, scale, image`` and one column per metric."""
+    return "\t".join(["dataset", "scale", "image", *metrics])
+
+
+def per_image_row(dataset: str, scale: str, score: ImageScore, metrics: Sequence[str]) -> str:
+    """One TSV row; each metric with its own decimals."""
+    values = [f"{getattr(score, m):.{METRICS.get(m).digits}f}" for m in metrics]
+    return "\t".join([dataset, scale, score.name, *values])
+
+
+def mean_score(scores: list[ImageScore], metric: str) -> float:
+    """The mean over images as the metrics file holds it, rounded to the metric's decimals."""
+    return round(sum(getattr(s, metric) for s in scores) / len(scores), METRICS.get(metric).digits)
 
 
 def diverged(model_dir: str | Path, of_hash: str | None = None) -> dict | None:
@@ -264,7 +313,3 @@ def load_trained(config: dict, path: Path) -> torch.nn.Module:
             f"run dvc repro to train it"
         )
     return model
-
-
-def _mean_psnr(scores: list[ImageScore]) -> float:
-    return round(sum(s.psnr for s in scores) / len(scores), 4)
