@@ -77,7 +77,7 @@ def prepare(params: dict, work: Path) -> PreparedData:
             spec,
             raw_root=root / "raw",
             prepared=prepared,
-            sample_lr_scales=params["data"].get("lr_scales", SHIPPED_LR_SCALES),
+            lr_scales=params["data"].get("lr_scales", SHIPPED_LR_SCALES),
         )
     return prepared
 

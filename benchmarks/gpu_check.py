@@ -163,7 +163,7 @@ def prepare_photos(workdir: Path) -> list[torch.Tensor]:
     """The sample suite's photographs written by liif.sources, prepared (HR) by liif.data.prepare, loaded by liif.train.patches."""
     from liif.data.layout import PreparedData
     from liif.data.prepare import prepare_split
-    from liif.sources import export_sample_suite
+    from liif.sources.sample import export_sample_suite
     from liif.train.patches import load_images
 
     raw = export_sample_suite(PHOTOS, workdir / "raw")

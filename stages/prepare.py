@@ -6,9 +6,8 @@ import sys
 from liif.config.params import load_params
 from liif.config.schema import check_params
 from liif.data.layout import PreparedData
-from liif.data.prepare import prepare_dataset
+from liif.data.prepare import prepare_datasets
 from liif.errors import run_stage
-from liif.sources.catalogue import SHIPPED_LR_SCALES
 
 
 def main() -> int:
@@ -18,11 +17,7 @@ def main() -> int:
     args = parser.parse_args()
     params = load_params()
     check_params(params, sections=("data",))
-    scales = params["data"].get("lr_scales", SHIPPED_LR_SCALES)  # the sample suite's LR sets (test inputs)
-    for name, spec in params["data"]["datasets"].items():
-        manifest = prepare_dataset(
-            name, spec, raw_root=args.raw, prepared=PreparedData(args.out), sample_lr_scales=scales
-        )
+    for name, manifest in prepare_datasets(params["data"], raw_root=args.raw, prepared=PreparedData(args.out)):
         print(f"{name}: prepared ({manifest})", file=sys.stderr)
     return 0
 

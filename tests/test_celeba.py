@@ -1,6 +1,8 @@
 """The CelebA-HQ size-varied ground-truth study (spec 3.4): preparation, samples, training and evaluation."""
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -9,8 +11,9 @@ from conftest import CPU_RUNTIME, TINY_ENCODER
 from PIL import Image
 
 from liif.data.layout import PreparedData
-from liif.data.prepare import celeba_split, prepare_celeba, write_manifest
+from liif.data.prepare import prepare_dataset
 from liif.models import LIIF, FixedScaleSR
+from liif.sources.official import celeba_split
 from liif.train.patches import UniformVariedPairs, load_images
 
 
@@ -18,12 +21,18 @@ from liif.train.patches import UniformVariedPairs, load_images
 def faces(tmp_path_factory):
     from conftest import DATASETS, need
 
-    src = need(DATASETS / "celeba_hq" / "data1024x1024")
-    names = sorted(p.name for p in src.iterdir())[:10]  # 8 PNG (CelebA-HQ index) + JPEG (CelebA id)
-    split = celeba_split(names, split_json=None, val_fraction=0.2, seed=0)
+    faces = need(DATASETS / "celeba_hq" / "data1024x1024")
+    local = tmp_path_factory.mktemp("celeba_hq")
+    src = local / "data1024x1024"  # a local copy in the official layout holding 10 of the faces
+    src.mkdir()
+    for face in sorted(p.name for p in faces.iterdir())[:10]:  # 8 PNG (CelebA-HQ index) + JPEG (CelebA id)
+        shutil.copy(faces / face, src / face)
     prepared = PreparedData(tmp_path_factory.mktemp("prepared"))
-    prepare_celeba(src, prepared, "celeba", split=split)
-    write_manifest(prepared.dataset("celeba"), prepared.manifest("celeba"))
+    spec = {"source": "local", "path": str(local), "catalogue": "celeba-hq", "val_fraction": 0.2, "seed": 0}
+    prepare_dataset("celeba", spec, raw_root=local.parent, prepared=prepared, lr_scales=(2, 3, 4))
+    split = json.loads(prepared.split_record("celeba").read_text())
+    assert split == celeba_split(sorted(p.name for p in src.iterdir()), split_json=None, val_fraction=0.2, seed=0)
+    assert prepared.manifest("celeba").is_file() and not (prepared.dataset("celeba") / "val").exists()
     return src, prepared.dataset("celeba"), split
 
 

@@ -4,9 +4,11 @@ from PIL import Image
 
 from liif.data.layout import PreparedData
 from liif.data.prepare import prepare_split, write_manifest
+from liif.errors import UserError
 from liif.files import file_digest
 from liif.images import ImageError, decode_image, matlab_bicubic
-from liif.sources import export_sample_suite
+from liif.sources.base import SourceError
+from liif.sources.sample import export_sample_suite
 
 
 def test_prepare_writes_rgb_hr_matlab_lr_and_a_manifest(tmp_path):
@@ -40,7 +42,7 @@ def test_sample_suite_is_offline_real_photos(tmp_path):
     paths = export_sample_suite(["chelsea", "camera"], tmp_path)
     chelsea = np.asarray(Image.open(paths[0]))
     assert chelsea.shape == (300, 451, 3) and chelsea.std() > 20
-    with pytest.raises(ValueError, match="unknown sample images"):
+    with pytest.raises(SourceError, match="unknown sample images"):
         export_sample_suite(["lena"], tmp_path)
 
 
@@ -85,6 +87,33 @@ def test_squares_cut_photographs_into_whole_tiles(tmp_path):
     assert small.size == (32, 32) and np.array_equal(np.asarray(small), np.asarray(expected))
 
 
+def test_sample_datasets_are_prepared_as_their_source_plans_them(tmp_path):
+    """Photographs get bicubic LR sets at data.lr_scales (``crop`` first); with ``sizes``, squares of every size."""
+    from liif.data.prepare import prepare_datasets
+    from liif.sources import fetch_datasets
+
+    data = {
+        "datasets": {
+            "photos": {"source": "sample", "train": ["camera"], "test": ["coins"], "crop": 64},
+            "tiles": {"source": "sample", "val": ["camera"], "sizes": [32, 16], "tile": 256},
+        },
+        "lr_scales": [2, 4],
+    }
+    fetch_datasets(data["datasets"], raw_root=tmp_path / "raw")
+    prepared = PreparedData(tmp_path / "prepared")
+    done = dict(prepare_datasets(data, raw_root=tmp_path / "raw", prepared=prepared))
+    assert done == {"photos": prepared.manifest("photos"), "tiles": prepared.manifest("tiles")}
+    photos = {row.split("\t")[0] for row in done["photos"].read_text().splitlines()[1:]}
+    assert photos == {
+        f"{split}/{folder}/{name}.png"
+        for split, name in (("train", "camera"), ("test", "coins"))
+        for folder, name in (("HR", name), ("LR_bicubic/X2", f"{name}x2"), ("LR_bicubic/X4", f"{name}x4"))
+    }
+    assert Image.open(prepared.lr("photos", "train", 4) / "camerax4.png").size == (16, 16)  # 64 px crop / 4
+    tiles = {row.split("\t")[0] for row in done["tiles"].read_text().splitlines()[1:]}
+    assert tiles == {f"val/{size}/camera-{r:02d}-{c:02d}.png" for size in (32, 16) for r in range(2) for c in range(2)}
+
+
 def _victim(tmp_path):
     """A file beside the data folders that a dataset name must never reach."""
     victim = tmp_path / "victim" / "keep.txt"
@@ -102,13 +131,13 @@ def test_prepare_never_deletes_outside_its_folder(tmp_path, name):
     (tmp_path / "data/prepared").mkdir()
     name = name.format(tmp=tmp_path)
     spec = {"source": "sample", "test": ["camera"]}
-    with pytest.raises(ValueError, match="not a name of a folder inside"):
+    with pytest.raises(UserError, match="not a name of a folder inside"):
         prepare_dataset(
             name,
             spec,
             raw_root=tmp_path / "data/raw",
             prepared=PreparedData(tmp_path / "data/prepared/x"),
-            sample_lr_scales=[2],
+            lr_scales=[2],
         )
     assert victim.read_text() == "mine"
 

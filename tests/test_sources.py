@@ -12,12 +12,15 @@ from PIL import Image
 from test_download import Server
 
 from liif.data.layout import PreparedData
-from liif.data.prepare import celeba_split, prepare_official
+from liif.data.prepare import prepare_dataset
+from liif.errors import UserError
 from liif.eval.scores import evaluate_pairs
 from liif.images import list_images, matlab_bicubic
 from liif.models import Bicubic
-from liif.sources import SourceError, dataset_root, fetch_dataset
-from liif.sources.catalogue import CATALOGUE, Archive, lookup
+from liif.sources import SourceError, dataset_plan, dataset_root, fetch_dataset
+from liif.sources.base import ShippedPairs, Squares
+from liif.sources.catalogue import CATALOGUE, Archive
+from liif.sources.official import celeba_split
 
 
 def png_bytes(h, w, seed):
@@ -132,7 +135,9 @@ def test_local_benchmark_is_verified_in_place_and_reproduces_bicubic(datasets_di
     root = fetch_dataset("set5", spec, raw_root=tmp_path / "raw")
     assert root == datasets_dir and not (tmp_path / "raw").exists()  # nothing copied
     prepared = PreparedData(tmp_path / "prepared")
-    prepare_official(root, lookup("set5"), prepared, "set5", "test", scales=(2, 3, 4))
+    (part,) = dataset_plan("set5", spec, raw_root=tmp_path / "raw").parts  # its shipped LR sets, not bicubic ones
+    assert isinstance(part, ShippedPairs) and part.split == "test" and sorted(part.lr) == [2, 3, 4]
+    prepare_dataset("set5", spec, raw_root=tmp_path / "raw", prepared=prepared, lr_scales=())
     hr = list_images(prepared.hr("set5", "test"))
     for s, published in zip((2, 3, 4), (33.66, 30.39, 28.42)):
         scores = evaluate_pairs(
@@ -187,7 +192,7 @@ def test_directory_mirror_with_a_corrupted_archive_is_refused(tmp_path, unpinned
 def test_celeba_official_explains_where_to_put_the_archive(tmp_path):
     with pytest.raises(SourceError, match="no working public download.*data1024x1024.zip"):
         fetch_dataset("celeba-hq", {"source": "official"}, raw_root=tmp_path)
-    with pytest.raises(SourceError, match="source: 'ftp'"):
+    with pytest.raises(UserError, match="data.datasets.set5.source: 'ftp' is not a dataset source"):
         fetch_dataset("set5", {"source": "ftp"}, raw_root=tmp_path)
 
 
@@ -200,7 +205,7 @@ def test_local_div2k_with_only_x2_and_our_bicubic_reproduces_the_official_lr(dat
     spec = {"source": "local", "path": str(root), "catalogue": "div2k-train", "lr_scales": [2]}
     assert fetch_dataset("div2k", spec) == root
     prepared = PreparedData(tmp_path / "prepared")
-    prepare_official(root, lookup("div2k-train"), prepared, "div2k", "train", scales=(2,))
+    prepare_dataset("div2k", {**spec, "split": "train"}, raw_root=tmp_path / "raw", prepared=prepared, lr_scales=())
     hr = np.asarray(Image.open(prepared.hr("div2k", "train") / "0004.png"))
     official = np.asarray(Image.open(prepared.lr("div2k", "train", 2) / "0004x2.png"))
     assert hr.shape == (1344, 2040, 3) and official.shape == (672, 1020, 3)
@@ -225,10 +230,15 @@ def test_celeba_directory_mirror_with_split_json(tmp_path):
     assert sorted(p.name for p in (root / "data1024x1024").iterdir()) == sorted(names)
     recorded = json.loads(trusted.read_text())
     assert set(recorded) == {"data1024x1024.zip", "split.json"}  # trusted from now on
-    split = celeba_split(
-        names, split_json=tmp_path / "raw" / "celeba-hq" / "archives" / "split.json", val_fraction=0.2, seed=0
-    )
+    plan = dataset_plan("celeba-hq", {"source": "mirror", "mirror": str(mirror)}, raw_root=tmp_path / "raw")
+    split = plan.split_record
     assert (split["train"], split["val"]) == (["00001.png", "00003.png"], ["000004.jpg"])  # unknown ids dropped
+    assert split["source"] == str(tmp_path / "raw" / "celeba-hq" / "archives" / "split.json")
+    assert [(type(p), p.split, [i.name for i in p.images], p.sizes) for p in plan.parts] == [
+        (Squares, "train", ["00001.png", "00003.png"], (256, 128, 64, 32)),
+        (Squares, "test", ["000004.jpg"], (256, 128, 64, 32)),
+    ]
+    assert celeba_split(names, split_json=None, val_fraction=0.5, seed=0) != split  # without it: a seeded shuffle
 
 
 def test_a_damaged_trust_file_is_an_error_not_a_traceback(tmp_path):
@@ -245,8 +255,8 @@ def test_a_download_never_writes_outside_its_folder(tmp_path, name):
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
     name = str(tmp_path / "victim") if name == "/victim" else name
-    with pytest.raises(ValueError, match="not a name of a folder inside"):
+    with pytest.raises(UserError, match="not a name of a folder inside"):
         fetch_dataset(name, {"source": "sample", "test": ["camera"]}, raw)
-    with pytest.raises(ValueError, match="not a name of a folder inside"):
+    with pytest.raises(UserError, match="not a name of a folder inside"):
         dataset_root(name, {"source": "official"}, raw)
     assert not (tmp_path / "victim").exists() and not (tmp_path / "data" / "victim").exists()

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liif.files import inside
-
-SPLITS = ("train", "val", "test")
+from liif.sources.base import SPLITS
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Stage ``prepare``: decode and check every image once, write the prepared layout (``liif.data.layout``).
 
-Official sets keep their shipped LR images; the sample suite gets MATLAB-bicubic
-LR images made the same way; CelebA-HQ faces are resized as the paper does and
-split. Each dataset ends with a ``manifest.tsv`` of every file with its md5.
+What to write comes from the dataset's source (``liif.sources``, its ``plan``): HR images with LR sets made by
+MATLAB bicubic (the sample suite), HR images with the LR images a dataset ships (DIV2K, the benchmarks), or squares
+of every size (CelebA-HQ, split as its source says). Each dataset ends with a ``manifest.tsv`` of every file with
+its md5.
 """
 
 import json
-import random
 import shutil
 from pathlib import Path
 
@@ -16,41 +16,46 @@ from tqdm import tqdm
 
 from liif.data.layout import PreparedData
 from liif.files import file_digest
-from liif.images import decode_image, list_images, matlab_bicubic, write_png
-from liif.sources import SAMPLE_SPLITS, dataset_root, lr_scales, split_file
-from liif.sources.catalogue import lookup
+from liif.images import decode_image, matlab_bicubic, write_png
+from liif.sources import dataset_plan
+from liif.sources.base import Part, Photographs, ShippedPairs, Squares
+from liif.sources.catalogue import SHIPPED_LR_SCALES
 
-CELEBA_SIZES = (256, 128, 64, 32)
+
+def prepare_datasets(data: dict, *, raw_root: str | Path, prepared: PreparedData):
+    """Every dataset of the ``data`` section (checked); yields each one's name and manifest as it is written.
+    ``data.lr_scales`` (default: the scales the official sets ship) are the LR sets made by bicubic."""
+    lr_scales = data.get("lr_scales", SHIPPED_LR_SCALES)
+    for name, spec in data["datasets"].items():
+        yield name, prepare_dataset(name, spec, raw_root=raw_root, prepared=prepared, lr_scales=lr_scales)
 
 
-def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: PreparedData, sample_lr_scales) -> Path:
-    """Prepare one dataset of ``data.datasets`` from where ``download`` left it; returns its manifest."""
-    root, out = dataset_root(name, spec, raw_root), prepared.dataset(name)
+def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: PreparedData, lr_scales) -> Path:
+    """Prepare one dataset of ``data.datasets`` from where ``download`` left it; returns its manifest.
+    ``lr_scales``: the LR sets made by bicubic where the source ships none (``data.lr_scales``)."""
+    out = prepared.dataset(name)
+    plan = dataset_plan(name, spec, raw_root)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    if spec.get("catalogue", name) == "celeba-hq":
-        src = root / "data1024x1024"
-        names = [p.name for p in list_images(src)]
-        split = celeba_split(
-            names,
-            split_json=split_file(name, spec, raw_root),
-            val_fraction=spec.get("val_fraction", 0.2),
-            seed=spec.get("seed", 0),
-        )
-        prepare_celeba(src, prepared, name, split=split)
-        prepared.split_record(name).write_text(json.dumps(split, indent=2) + "\n")
-    elif spec["source"] == "sample":  # photos as HR + LR sets, or (sizes:) as square images like CelebA-HQ's
-        for split in [s for s in SAMPLE_SPLITS if spec.get(s)]:
-            sources = [root / f"{image}.png" for image in spec[split]]
-            if spec.get("sizes"):
-                prepare_squares(sources, prepared, name, split, sizes=spec["sizes"], tile=spec.get("tile"))
-            else:
-                prepare_split(sources, prepared, name, split, lr_scales=sample_lr_scales, crop=spec.get("crop"))
-    else:
-        entry = lookup(spec.get("catalogue", name))
-        prepare_official(root, entry, prepared, name, spec.get("split", "test"), scales=lr_scales(spec, entry))
+    for part in plan.parts:
+        prepare_part(part, prepared, name, lr_scales=lr_scales)
+    if plan.split_record is not None:
+        prepared.split_record(name).write_text(json.dumps(plan.split_record, indent=2) + "\n")
     return write_manifest(out, prepared.manifest(name))
+
+
+def prepare_part(part: Part, prepared: PreparedData, name: str, *, lr_scales):
+    """One split of a dataset as its source describes it."""
+    if isinstance(part, Photographs):
+        scales = lr_scales if part.lr_scales is None else part.lr_scales
+        prepare_split(list(part.images), prepared, name, part.split, lr_scales=scales, crop=part.crop)
+    elif isinstance(part, ShippedPairs):
+        prepare_shipped(part, prepared, name)
+    elif isinstance(part, Squares):
+        prepare_squares(list(part.images), prepared, name, part.split, sizes=part.sizes, tile=part.tile)
+    else:
+        raise TypeError(f"{type(part).__name__}: not a part of liif.sources.base")
 
 
 def prepare_split(
@@ -72,32 +77,13 @@ def prepare_split(
             write_png(lr, prepared.lr(name, split, s) / f"{src.stem}x{s}.png")
 
 
-def prepare_official(root: Path, entry, prepared: PreparedData, name: str, split: str, *, scales):
-    """Decode and check an official-layout set, write HR and its shipped LR images as RGB PNG."""
-    for hr in tqdm(list_images(root / entry.hr_dir), desc=name, unit="img", leave=False):
-        write_png(decode_image(hr)[0], prepared.hr(name, split) / f"{hr.stem}.png")
-        for s in scales if entry.lr_dir else ():
-            lr = root / entry.lr_dir.format(s=s) / f"{hr.stem}x{s}{hr.suffix}"
-            write_png(decode_image(lr)[0], prepared.lr(name, split, s) / f"{hr.stem}x{s}.png")
-
-
-def celeba_split(names: list[str], *, split_json: Path | None, val_fraction: float, seed: int) -> dict:
-    """``split.json`` (keys train/val, file names or stems) when given, else a seeded shuffle of sorted names."""
-    if split_json is not None and split_json.is_file():
-        raw = json.loads(split_json.read_text())
-        stems = {Path(n).stem: n for n in names}
-        split = {k: [stems[Path(str(x)).stem] for x in raw[k] if Path(str(x)).stem in stems] for k in ("train", "val")}
-        return {**split, "source": str(split_json)}
-    order = sorted(names)
-    random.Random(seed).shuffle(order)
-    n_val = max(1, round(len(order) * val_fraction))
-    return {"train": sorted(order[n_val:]), "val": sorted(order[:n_val]), "source": f"seeded shuffle (seed {seed})"}
-
-
-def prepare_celeba(src_dir: Path, prepared: PreparedData, name: str, *, split: dict):
-    """The paper's resizing: 256 from 1024 with PIL bicubic, then 128, 64 and 32 from the 256 version."""
-    for part, names in (("train", split["train"]), ("test", split["val"])):
-        prepare_squares([src_dir / n for n in names], prepared, name, part, sizes=CELEBA_SIZES)
+def prepare_shipped(part: ShippedPairs, prepared: PreparedData, name: str):
+    """Decode and check HR images and their shipped LR images, write them as RGB PNG."""
+    for hr in tqdm(part.images, desc=name, unit="img", leave=False):
+        write_png(decode_image(hr)[0], prepared.hr(name, part.split) / f"{hr.stem}.png")
+        for s, folder in part.lr.items():
+            lr = folder / f"{hr.stem}x{s}{hr.suffix}"
+            write_png(decode_image(lr)[0], prepared.lr(name, part.split, s) / f"{hr.stem}x{s}.png")
 
 
 def _squares(rgb: np.ndarray, stem: str, tile: int | None) -> list[tuple[str, np.ndarray]]:

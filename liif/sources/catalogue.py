@@ -14,13 +14,14 @@ refused before extraction.
 
 from dataclasses import dataclass
 
-from liif.errors import UserError
 from liif.sources.archives import ArchiveLimits
+from liif.sources.base import SourceError
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 
 SHIPPED_LR_SCALES = (2, 3, 4)  # the MATLAB-bicubic LR sets DIV2K and the benchmarks ship
+CELEBA_SIZES = (256, 128, 64, 32)  # the paper's CelebA-HQ squares: 256 from 1024, the others from 256
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class CatalogueEntry:
     hr_dir: str  # HR images, relative to the extracted root
     lr_dir: str | None = None  # LR_bicubic/X{s} folders ("{s}" is replaced), relative to the root
     lr_scales: tuple[int, ...] = ()
+    squares: tuple[int, ...] = ()  # prepared as squares of these sizes, split into train and test (no LR sets)
     notes: str = ""
     limits: ArchiveLimits = ArchiveLimits()  # what one member of its archives may declare
 
@@ -98,6 +100,7 @@ CATALOGUE = {
         name="celeba-hq",
         archives=(Archive("data1024x1024.zip", None), Archive("split.json", None)),
         hr_dir="data1024x1024",
+        squares=CELEBA_SIZES,
         limits=IMAGE_ARCHIVE,
         notes=(
             "CelebA-HQ has no working public download (the authors' Google-Drive link is dead). Put "
@@ -110,5 +113,5 @@ CATALOGUE = {
 
 def lookup(name: str) -> CatalogueEntry:
     if name not in CATALOGUE:
-        raise UserError(f"unknown dataset {name!r}; the catalogue has {', '.join(CATALOGUE)}")
+        raise SourceError(f"unknown dataset {name!r}; the catalogue has {', '.join(CATALOGUE)}")
     return CATALOGUE[name]
