@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from liif import charts, renders, report, tracking
+from liif import tracking
 from liif.config.params import load_params, runtime_settings
 from liif.config.roles import study_roles
 from liif.config.schema import check_params
 from liif.data.layout import PreparedData
 from liif.errors import run_stage
+from liif.study import figures, report
 from liif.study.pages import run_context, write_pages
 
 
@@ -31,9 +32,9 @@ def main() -> int:
     study = report.load_study(Path(args.metrics), roles)
     summaries, history = report.load_summaries(models, list(roles.of)), report.load_history(models, list(roles.of))
     validation = report.validation_words(params["train"])
-    captions = charts.report_charts(study, history, out / "figures", validation=validation)
+    captions = figures.report_charts(study, history, out / "figures", validation=validation)
     if params["report"]["figures"]:  # false in the smoke profiles, whose models are untrained
-        captions |= renders.render_figures(
+        captions |= figures.render_figures(
             roles, study.datasets(), models=models, prepared=prepared, out=out / "figures", evaluation=params["eval"]
         )
     report.write_plot_data(study, history, out / "plots")

@@ -23,13 +23,15 @@ from liif.study.report import (
     load_study,
     paper_effect,
     paper_rows,
-    psnr_with_spread,
+    plot_data,
     size_varied,
     summary_word,
+    tables,
     verdict,
+    with_spread,
 )
 
-METRICS = {  # the shape of metrics/eval/<variant>.json
+METRICS = {  # PSNR of metrics/eval/<variant>.json, whose shape is {metric: {dataset: {x<scale>: mean}}}
     "liif": {"sample": {"x2": 30.00, "x4": 27.00, "x12": 24.00}},
     "liif-seed1": {"sample": {"x2": 30.10, "x4": 27.20, "x12": 24.10}},
     "liif-seed2": {"sample": {"x2": 29.90, "x4": 26.80, "x12": 23.90}},
@@ -40,6 +42,11 @@ METRICS = {  # the shape of metrics/eval/<variant>.json
     "sized-liif-32-64": {"squares": {"32-64": 31.00}},
     "sized-upsample-32-64": {"squares": {"32-64": 30.50}},
 }
+
+
+def ssim_of(psnr: dict) -> dict:
+    """An SSIM beside each PSNR that orders the variants as PSNR does."""
+    return {d: {k: round(0.5 + v / 100, 5) for k, v in per.items()} for d, per in psnr.items()}
 
 
 def roles_of(names, *, profile: str | None = None, extra: dict | None = None):
@@ -56,7 +63,7 @@ def metrics_dir(tmp_path):
     folder = tmp_path / "metrics"
     folder.mkdir()
     for variant, values in METRICS.items():
-        (folder / f"{variant}.json").write_text(json.dumps(values))
+        (folder / f"{variant}.json").write_text(json.dumps({"psnr": values, "ssim": ssim_of(values)}))
         rows = ["dataset\tscale\timage\tpsnr\tssim"]
         for dataset, per in values.items():
             for key, value in per.items():
@@ -116,7 +123,7 @@ def test_noise_is_the_seed_to_seed_deviation_and_liif_is_the_mean_over_seeds(stu
 
 
 def test_spread_table_folds_seed_replicates_into_liif(study):
-    table = psnr_with_spread(study, "sample")
+    table = with_spread(study, "sample")
     assert "liif-seed1" not in table.index and table.index[0] == "liif"
     assert table.loc["liif", "x2"] == "30.00 ± 0.10 (3 seeds)"
     assert list(table.columns) == ["x2", "x4", "x12 (OOD)"]
@@ -181,7 +188,7 @@ def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
     assert "cell decoding: no seed noise measured: not resolvable in-distribution" in pages["rq4"].read_text()
     assert "no seed replicates" in pages["README"].read_text()
     one_scale = Study(scores=study.scores[study.scores["scale"] == 2], per_image=pd.DataFrame(), roles=study.roles)
-    assert one_scale.table("sample").shape[1] == 1 and len(psnr_with_spread(one_scale, "sample")) == 3
+    assert one_scale.table("sample").shape[1] == 1 and len(with_spread(one_scale, "sample")) == 3
     no_liif = study.scores[study.scores["variant"] != "liif"]
     assert headline(Study(scores=no_liif, per_image=pd.DataFrame(), roles=study.roles)) == {}
 
@@ -266,7 +273,7 @@ def test_a_caveat_opens_every_page(study, tmp_path):
 def _metrics(folder: Path, values: dict) -> Path:
     folder.mkdir(exist_ok=True)
     for variant, per in values.items():
-        (folder / f"{variant}.json").write_text(json.dumps(per))
+        (folder / f"{variant}.json").write_text(json.dumps({"psnr": per}))
     return folder
 
 
@@ -281,7 +288,7 @@ def test_seeds_that_scored_the_same_measure_no_noise(tmp_path):
     assert np.isnan(study.noise("sample")[2]) and study.noise("sample")[4] == pytest.approx(np.std([27, 27.2], ddof=1))
     rows = comparison(study, "sample", "bicubic").set_index("scale")
     assert rows.loc["x2", "LIIF is"] == "no seed noise measured: not resolvable"
-    assert psnr_with_spread(study, "sample").loc["liif", "x2"] == "30.00 (2 seeds, no seed noise measured)"
+    assert with_spread(study, "sample").loc["liif", "x2"] == "30.00 (2 seeds, no seed noise measured)"
     head = headline(study)
     assert "seed_sd_x2" not in head and "beats_bicubic_x2" not in head and "beats_bicubic_every_scale" not in head
     assert summary_word(rows["LIIF is"]) == "yes (no seed noise measured at 1 of 2 scales)"
@@ -317,14 +324,22 @@ def test_every_seed_must_cover_the_same_scales(tmp_path, seed1, message):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"sample": {"xfoo": 30.0}}', "sample key 'xfoo' is neither a scale x<n> (x2, x12) nor a task L-H"),
-        ('{"sample": {"x2.5": 30.0}}', "sample key 'x2.5' is neither a scale"),
-        ('{"sample": {"x2": 30.0, "x02": 30.1}}', "sample key 'x02' is neither a scale"),
-        ('{"sample": {"x0": 30.0}}', "sample key 'x0' is neither a scale"),
-        ('{"sample": {"x2": 30.0, "x2": 31.0}}', "key 'x2' appears twice"),
-        ('{"sample": 30.0}', "sample is 30.0, not a mapping of x<scale> to PSNR"),
-        ("[30.0]", "expected {dataset: {x<scale>: PSNR}}, found [30.0]"),
-        ('{"sample": {"x2": "30"}}', "sample x2 is '30', not a finite PSNR"),
+        ('{"psnr": {"sample": {"xfoo": 30.0}}}', "psnr sample key 'xfoo' is neither a scale x<n> (x2, x12) nor a task"),
+        ('{"psnr": {"sample": {"x2.5": 30.0}}}', "psnr sample key 'x2.5' is neither a scale"),
+        ('{"psnr": {"sample": {"x2": 30.0, "x02": 30.1}}}', "psnr sample key 'x02' is neither a scale"),
+        ('{"psnr": {"sample": {"x0": 30.0}}}', "psnr sample key 'x0' is neither a scale"),
+        ('{"psnr": {"sample": {"x2": 30.0, "x2": 31.0}}}', "key 'x2' appears twice"),
+        ('{"psnr": {"sample": 30.0}}', "psnr sample is 30.0, not a mapping of x<scale> to psnr"),
+        ('{"psnr": [30.0]}', "psnr is [30.0], not a mapping of dataset to scales"),
+        ("[30.0]", "expected {metric: {dataset: {x<scale>: mean}}}, found [30.0]"),
+        ('{"psnr": {"sample": {"x2": "30"}}}', "psnr sample x2 is '30', not a finite psnr"),
+        ('{"psnr": {"sample": {"x2": 30.0}}, "ssim": {"sample": {"x2": NaN}}}', "ssim sample x2 is nan, not a finite"),
+        ('{"sample": {"x2": 30.0}}', "'sample' is not a metric of liif/metrics (psnr, ssim"),
+        ('{"ssim": {"sample": {"x2": 0.9}}}', "no psnr, the paper's metric every verdict is on"),
+        (
+            '{"psnr": {"sample": {"x2": 30.0, "x4": 27.0}}, "ssim": {"sample": {"x2": 0.9}}}',
+            "sample x4 is in one of psnr and ssim, not both",
+        ),
     ],
 )
 def test_a_bad_metrics_key_names_the_file_and_key(tmp_path, text, message):
@@ -342,3 +357,23 @@ def test_tasks_and_scales_are_read_apart(tmp_path):
     folder = _metrics(tmp_path / "m", {"sized": {"squares": {"32-64": 31.0}}, "liif": {"sample": {"x12": 24.0}}})
     scores = load_scores(folder, ["sized", "liif"])
     assert scores["scale"].tolist() == ["32-64", 12]
+
+
+def test_other_metrics_are_shown_beside_psnr_and_never_judged(study, tmp_path):
+    """SSIM gets its own table under each PSNR table, MLflow table, dvc plots data and headline keys; every
+    verdict stays on PSNR even where SSIM says the opposite."""
+    assert study.metrics == ["psnr", "ssim"]
+    assert with_spread(study, "sample", "ssim").loc["liif", "x2"] == "0.8000 ± 0.0010 (3 seeds)"
+    flipped = study.scores.assign(ssim=1 - study.scores["ssim"])  # SSIM ranks Bicubic first everywhere
+    rows = comparison(Study(flipped, study.per_image, study.roles), "sample", "bicubic").set_index("scale")
+    assert rows.loc["x2", "LIIF minus"] == pytest.approx(0.5) and rows.loc["x2", "LIIF is"] == "better"
+    ctx = Context(profile="p", encoder="e", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
+    readme = write_pages(tmp_path, study, ctx, pd.DataFrame())["README"].read_text()
+    psnr_at, ssim_at = readme.index("## PSNR on the `sample` test set (dB)"), readme.index("## SSIM on the `sample`")
+    assert psnr_at < ssim_at and "| liif " in readme[ssim_at:] and "0.8000 ± 0.0010 (3 seeds)" in readme[ssim_at:]
+    assert tables(study)["tables/ssim_sample.json"].set_index("variant").loc["bicubic", "x4"] == pytest.approx(0.769)
+    plots = plot_data(study, pd.DataFrame(columns=["variant", "epoch", "val_psnr"]))
+    assert list(plots["ssim/sample.csv"].columns) == ["variant", "scale", "ssim"] and "psnr/sample.csv" in plots
+    head = headline(study)
+    assert head["liif_ssim_x4"] == pytest.approx(0.77) and head["liif_x4"] == pytest.approx(27.0)
+    assert list(head)[:4] == ["beats_bicubic_x2", "liif_ssim_x2", "liif_x2", "seed_sd_x2"]

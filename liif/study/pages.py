@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from liif.metrics import METRICS
 from liif.study.report import (
     NO_NOISE,
     UNRESOLVABLE,
@@ -21,7 +22,6 @@ from liif.study.report import (
     markdown,
     paper_rows,
     paper_table_name,
-    psnr_with_spread,
     resolution,
     size_varied,
     summary_word,
@@ -29,6 +29,7 @@ from liif.study.report import (
     validation_words,
     wins,
     with_noise,
+    with_spread,
 )
 
 QUESTIONS = {
@@ -354,7 +355,18 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
     lines += ["- [Against the paper](paper.md): ours beside the paper's tables, comparable rows only.", ""]
     lines += _answerable(study)
     for dataset in study.datasets():
-        lines += [f"## PSNR on the `{dataset}` test set (dB)", "", markdown(psnr_with_spread(study, dataset)), ""]
+        lines += [f"## PSNR on the `{dataset}` test set (dB)", "", markdown(with_spread(study, dataset)), ""]
+        for metric in study.metrics[1:]:
+            unit = METRICS.get(metric).unit
+            lines += [
+                f"## {metric.upper()} on the `{dataset}` test set" + (f" ({unit})" if unit else ""),
+                "",
+                "On the crop and channels of the dataset's PSNR protocol. No verdict reads it: the paper reports "
+                "PSNR, so every verdict is on PSNR.",
+                "",
+                markdown(with_spread(study, dataset, metric)),
+                "",
+            ]
     lines += [
         "## What was run",
         "",

@@ -1,7 +1,8 @@
 """The report's numbers and verdicts: results loaded into pandas, every comparison judged against the seed noise.
 
-Results come from the DVC metrics (``metrics/eval/<variant>.json`` and the per-image
-``.tsv``) and the training summaries. Which variant is what comes from the roles
+Results come from the DVC metrics (``metrics/eval/<variant>.json``, means keyed by metric, and the
+per-image ``.tsv``) and the training summaries. Every verdict is on PSNR, the paper's metric; the other
+metrics (SSIM, ...) are shown beside it. Which variant is what comes from the roles
 declared in ``params.yaml`` (``liif.config.roles``), never from names. A difference counts
 only when it exceeds twice the seed-to-seed standard deviation of the base model at
 that scale (its ``seed_of`` replicates); otherwise it reads "within noise". Where the
@@ -24,6 +25,7 @@ from liif.data.layout import PreparedData
 from liif.errors import UserError
 from liif.eval.scores import diverged
 from liif.images import list_images
+from liif.metrics import METRICS, PAPER_METRIC
 from liif.study.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
 
 # ---------------------------------------------------------------- loading
@@ -46,10 +48,12 @@ def _unique_keys(pairs: list) -> dict:
 
 
 def load_scores(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
-    """Long table ``variant, dataset, scale, psnr`` (scale: 2, 3, ... or a task ``"32-64"``). Every variant must
-    have its metrics file, every key must be a scale ``x<n>`` or a task ``L-H``, and every value a finite number:
-    the report never prints nan, never reads one scale under two names and never silently drops a variant."""
-    rows = []
+    """Long table ``variant, dataset, scale`` and one column per metric, psnr first (scale: 2, 3, ... or a task
+    ``"32-64"``). Every variant must have its metrics file ``{metric: {dataset: {x<scale>: mean}}}`` with psnr,
+    every metric must be registered and cover psnr's datasets and scales, every key must be a scale ``x<n>`` or a
+    task ``L-H``, and every value a finite number: the report never prints nan, never reads one scale under two
+    names and never silently drops a variant."""
+    frames = []
     for variant in variants:
         path = metrics_dir / f"{variant}.json"
         rerun = f"rerun dvc repro -f evaluate@{variant}"
@@ -61,23 +65,56 @@ def load_scores(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
             raise ReportError(f"{path}: not JSON ({e.msg}); {rerun}") from None
         except ValueError as e:
             raise ReportError(f"{path}: {e}; {rerun}") from None
+        shape = "{metric: {dataset: {x<scale>: mean}}}"
         if not isinstance(metrics, dict):
-            raise ReportError(f"{path}: expected {{dataset: {{x<scale>: PSNR}}}}, found {metrics!r:.40}; {rerun}")
-        for dataset, per in metrics.items():
-            if not isinstance(per, dict):
-                raise ReportError(f"{path}: {dataset} is {per!r:.40}, not a mapping of x<scale> to PSNR; {rerun}")
-            for key, value in per.items():
-                scale = SCALE_KEY.fullmatch(key)
-                if not scale and not TASK_KEY.fullmatch(key):
-                    raise ReportError(
-                        f"{path}: {dataset} key {key!r} is neither a scale x<n> (x2, x12) nor a task L-H; {rerun}"
-                    )
-                if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-                    raise ReportError(f"{path}: {dataset} {key} is {value!r}, not a finite PSNR; {rerun}")
-                rows.append(
-                    {"variant": variant, "dataset": dataset, "scale": int(scale[1]) if scale else key, "psnr": value}
+            raise ReportError(f"{path}: expected {shape}, found {metrics!r:.40}; {rerun}")
+        for name in metrics:
+            if name not in METRICS:
+                raise ReportError(
+                    f"{path}: {name!r} is not a metric of liif/metrics ({', '.join(METRICS.names())}); the file "
+                    f"holds {shape}; {rerun}"
                 )
-    return pd.DataFrame(rows, columns=["variant", "dataset", "scale", "psnr"])
+        if PAPER_METRIC not in metrics:
+            raise ReportError(f"{path}: no {PAPER_METRIC}, the paper's metric every verdict is on; {rerun}")
+        values = {}
+        for name in [PAPER_METRIC, *(m for m in metrics if m != PAPER_METRIC)]:
+            values[name] = _metric_values(path, name, metrics[name], rerun)
+            if values[name].keys() != values[PAPER_METRIC].keys():
+                key = next(iter(values[name].keys() ^ values[PAPER_METRIC].keys()))
+                raise ReportError(
+                    f"{path}: {key[0]} {key[1]} is in one of {PAPER_METRIC} and {name}, not both; every metric "
+                    f"covers the same datasets and scales; {rerun}"
+                )
+        frame = pd.DataFrame(
+            [{"variant": variant, "dataset": d, "scale": k} for d, k in values[PAPER_METRIC]],
+            columns=["variant", "dataset", "scale"],
+        )
+        for name, per in values.items():
+            frame[name] = list(per.values()) if name == PAPER_METRIC else [per[key] for key in values[PAPER_METRIC]]
+        frame["scale"] = [int(SCALE_KEY.fullmatch(k)[1]) if SCALE_KEY.fullmatch(k) else k for k in frame["scale"]]
+        frames.append(frame)
+    columns = ["variant", "dataset", "scale", PAPER_METRIC]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _metric_values(path: Path, name: str, per_dataset, rerun: str) -> dict:
+    """``{(dataset, key): value}`` of one metric of a metrics file, every key and value checked."""
+    if not isinstance(per_dataset, dict):
+        raise ReportError(f"{path}: {name} is {per_dataset!r:.40}, not a mapping of dataset to scales; {rerun}")
+    out = {}
+    for dataset, per in per_dataset.items():
+        if not isinstance(per, dict):
+            raise ReportError(f"{path}: {name} {dataset} is {per!r:.40}, not a mapping of x<scale> to {name}; {rerun}")
+        for key, value in per.items():
+            if not SCALE_KEY.fullmatch(key) and not TASK_KEY.fullmatch(key):
+                raise ReportError(
+                    f"{path}: {name} {dataset} key {key!r} is neither a scale x<n> (x2, x12) nor a task L-H; {rerun}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                raise ReportError(f"{path}: {name} {dataset} {key} is {value!r}, not a finite {name}; {rerun}")
+            out[dataset, key] = value
+    return out
 
 
 def check_replicates(scores: pd.DataFrame, roles: Roles, metrics_dir: Path):
@@ -99,8 +136,8 @@ def check_replicates(scores: pd.DataFrame, roles: Roles, metrics_dir: Path):
                     f"every seed of {variant} is evaluated on the same scales: rerun dvc repro -f "
                     f"evaluate@{variant} evaluate@{replicate}"
                 )
-            same = mine.set_index(["dataset", "scale"])["psnr"].sort_index()
-            if len(same) and same.equals(theirs.set_index(["dataset", "scale"])["psnr"].sort_index()):
+            same = mine.set_index(["dataset", "scale"])[PAPER_METRIC].sort_index()
+            if len(same) and same.equals(theirs.set_index(["dataset", "scale"])[PAPER_METRIC].sort_index()):
                 raise ReportError(
                     f"{metrics_dir / f'{replicate}.json'}: the same PSNR as {metrics_dir / f'{variant}.json'} at "
                     f"every scale, so no seed noise is measured; rerun dvc repro -f train@{replicate} "
@@ -157,6 +194,11 @@ class Study:
     def replicates(self) -> dict[str, list[str]]:
         return self.roles.replicates()
 
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics scored, psnr first (the columns after variant, dataset and scale)."""
+        return [c for c in self.scores.columns if c not in ("variant", "dataset", "scale")]
+
     def datasets(self) -> list[str]:
         scaled = self.scores[self.scores["scale"].map(lambda s: isinstance(s, int))]
         return list(dict.fromkeys(scaled["dataset"]))
@@ -172,25 +214,25 @@ class Study:
         inside = set(self.in_distribution(dataset))
         return [s for s in self.scales(dataset) if s not in inside]
 
-    def table(self, dataset: str) -> pd.DataFrame:
-        """PSNR, variants x scales."""
+    def table(self, dataset: str, metric: str = PAPER_METRIC) -> pd.DataFrame:
+        """One metric (PSNR by default), variants x scales."""
         s = self.scores[self.scores["dataset"] == dataset]
         s = s[s["scale"].map(lambda v: isinstance(v, int))]
-        return s.pivot(index="variant", columns="scale", values="psnr")
+        return s.pivot(index="variant", columns="scale", values=metric)
 
     def seeds(self, variant: str) -> list[str]:
         return [variant, *self.replicates.get(variant, [])]
 
-    def base(self, dataset: str, variant: str | None = None) -> pd.Series:
+    def base(self, dataset: str, variant: str | None = None, metric: str = PAPER_METRIC) -> pd.Series:
         """The mean over a variant's seeds (the base model's by default), per scale."""
-        table = self.table(dataset)
+        table = self.table(dataset, metric)
         present = [v for v in self.seeds(variant or self.roles.base) if v in table.index]
         return table.loc[present].mean() if present else pd.Series(dtype=float)
 
-    def noise(self, dataset: str, variant: str | None = None) -> pd.Series:
+    def noise(self, dataset: str, variant: str | None = None, metric: str = PAPER_METRIC) -> pd.Series:
         """Seed-to-seed standard deviation per scale; NaN where none was measured: fewer than two seeds, or seeds
         that scored the same (a zero spread would make every difference "resolvable")."""
-        table = self.table(dataset)
+        table = self.table(dataset, metric)
         present = [v for v in self.seeds(variant or self.roles.base) if v in table.index]
         sd = table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
         return sd.where(sd > 0)
@@ -280,8 +322,8 @@ def wins(study: Study, dataset: str, a: str, b: str, scales: list[int]) -> str:
     """On how many (image, scale) pairs ``a`` scores above ``b``: the per-image evidence behind a mean."""
     p = study.per_image[study.per_image["dataset"] == dataset]
     p = p[p["scale"].isin(scales)]
-    left = p[p["variant"] == a].set_index(["image", "scale"])["psnr"]
-    right = p[p["variant"] == b].set_index(["image", "scale"])["psnr"]
+    left = p[p["variant"] == a].set_index(["image", "scale"])[PAPER_METRIC]
+    right = p[p["variant"] == b].set_index(["image", "scale"])[PAPER_METRIC]
     both = left.index.intersection(right.index)
     if not len(both):
         return "–"
@@ -399,19 +441,21 @@ def markdown(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
     return frame.to_markdown(index=index, floatfmt=f".{digits}f")
 
 
-def psnr_with_spread(study: Study, dataset: str) -> pd.DataFrame:
-    """The PSNR table with LIIF as mean ± sd over its seeds (replicate rows folded into it)."""
-    table = study.table(dataset)
+def with_spread(study: Study, dataset: str, metric: str = PAPER_METRIC) -> pd.DataFrame:
+    """A metric's table (PSNR by default) with LIIF as mean ± sd over its seeds (replicate rows folded into it),
+    with the metric's decimals."""
+    digits = METRICS.get(metric).shown
+    table = study.table(dataset, metric)
     table = table.loc[[v for v in table.index if not study.is_replicate(v)]]
-    shown = table.map(lambda v: "–" if pd.isna(v) else f"{v:.2f}").astype(object)  # row-assignable text
+    shown = table.map(lambda v: "–" if pd.isna(v) else f"{v:.{digits}f}").astype(object)  # row-assignable text
     for variant in study.replicates:
         if variant in shown.index:
-            mean, sd = study.base(dataset, variant), study.noise(dataset, variant)
-            n = len([v for v in study.seeds(variant) if v in study.table(dataset).index])
+            mean, sd = study.base(dataset, variant, metric), study.noise(dataset, variant, metric)
+            n = len([v for v in study.seeds(variant) if v in study.table(dataset, metric).index])
             for s in table.columns:
-                spread = f"± {sd[s]:.2f} " if not pd.isna(sd[s]) else ""
+                spread = f"± {sd[s]:.{digits}f} " if not pd.isna(sd[s]) else ""
                 measured = "" if spread else ", no seed noise measured"
-                shown.loc[variant, s] = f"{mean[s]:.2f} {spread}({n} seeds{measured})"
+                shown.loc[variant, s] = f"{mean[s]:.{digits}f} {spread}({n} seeds{measured})"
     main = [v for v in study.main() if v in shown.index]
     shown = shown.loc[main + [v for v in shown.index if v not in main]]
     inside = set(study.in_distribution(dataset))
@@ -426,7 +470,7 @@ def size_varied(study: Study) -> pd.DataFrame:
     for (dataset, (low, high)), methods in study.roles.size_varied().items():
         task = f"{low}-{high}"
         scores = study.scores[(study.scores["dataset"] == dataset) & (study.scores["scale"] == task)]
-        values = dict(zip(scores["variant"], scores["psnr"]))
+        values = dict(zip(scores["variant"], scores[PAPER_METRIC]))
         liif_seeds = [v for v in study.seeds(methods.get("liif", "")) if v in values]
         liif = np.mean([values[v] for v in liif_seeds]) if liif_seeds else np.nan
         sd = np.std([values[v] for v in liif_seeds], ddof=1) if len(liif_seeds) > 1 else np.nan
@@ -448,9 +492,10 @@ def size_varied(study: Study) -> pd.DataFrame:
 
 
 def headline(study: Study) -> dict:
-    """The compact metrics file for ``dvc exp show``: LIIF per scale and its margins, first dataset only, and
-    whether LIIF beats Bicubic beyond noise (by more than 2 seed sd) at each scale and at all of them (empty
-    without a LIIF run; a value that cannot be computed is left out, never written as NaN)."""
+    """The compact metrics file for ``dvc exp show``: LIIF's PSNR per scale and its margins, first dataset only,
+    whether LIIF beats Bicubic beyond noise (by more than 2 seed sd) at each scale and at all of them, and LIIF's
+    other metrics (``liif_ssim_x2``) beside (empty without a LIIF run; a value that cannot be computed is left
+    out, never written as NaN)."""
     out = {}
     datasets = study.datasets()
     if not datasets or study.roles.base not in study.table(datasets[0]).index:
@@ -463,6 +508,10 @@ def headline(study: Study) -> dict:
             if other in table.index:
                 values[f"{key}_x{s}"] = base.get(s, np.nan) - table.loc[other, s]
         out.update({k: round(float(v), 3) for k, v in values.items() if not pd.isna(v)})
+        for metric in study.metrics[1:]:
+            value = study.base(dataset, metric=metric).get(s, np.nan)
+            if not pd.isna(value):
+                out[f"liif_{metric}_x{s}"] = round(float(value), max(3, METRICS.get(metric).shown))
         margin = values.get(f"vs_bicubic_x{s}", np.nan)
         if not pd.isna(margin) and not pd.isna(values[f"seed_sd_x{s}"]):
             out[f"beats_bicubic_x{s}"] = bool(margin > 0 and resolvable(margin, values[f"seed_sd_x{s}"]))
@@ -477,7 +526,9 @@ def tables(study: Study) -> dict[str, pd.DataFrame]:
     """The report's tables by artifact name, for MLflow's table view."""
     out = {}
     for dataset in study.datasets():
-        out[f"tables/psnr_{dataset}.json"] = study.table(dataset).rename(columns=lambda s: f"x{s}").reset_index()
+        for metric in study.metrics:
+            table = study.table(dataset, metric).rename(columns=lambda s: f"x{s}").reset_index()
+            out[f"tables/{metric}_{dataset}.json"] = table
         for kind, other in (("bicubic", study.roles.bicubic), ("metasr", study.roles.metasr)):
             frame = comparison(study, dataset, other)
             if not frame.empty:
@@ -492,8 +543,13 @@ def tables(study: Study) -> dict[str, pd.DataFrame]:
 
 
 def plot_data(study: Study, history: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Long tables (one row per variant and x) for ``dvc plots``, by path under ``reports/plots``."""
-    out = {f"psnr/{d}.csv": study.table(d).stack().rename("psnr").reset_index() for d in study.datasets()}
+    """Long tables (one row per variant and x) for ``dvc plots``, by path under ``reports/plots``: one folder per
+    metric (``psnr/<dataset>.csv``, ``ssim/<dataset>.csv``), whose column is named after it."""
+    out = {
+        f"{m}/{d}.csv": study.table(d, m).stack().rename(m).reset_index()
+        for m in study.metrics
+        for d in study.datasets()
+    }
     out["val_psnr.csv"] = history[["variant", "epoch", "val_psnr"]]
     return out
 
@@ -607,9 +663,11 @@ def write_headline(study: Study, path: Path) -> dict:
 
 
 def write_plot_data(study: Study, history: pd.DataFrame, plots: Path):
-    """The ``dvc plots`` CSVs under ``plots``, stale per-dataset files removed first."""
-    (plots / "psnr").mkdir(parents=True, exist_ok=True)
-    for old in (plots / "psnr").glob("*.csv"):
+    """The ``dvc plots`` CSVs under ``plots``, stale per-dataset files (of every metric) removed first."""
+    plots.mkdir(parents=True, exist_ok=True)
+    for old in plots.glob("*/*.csv"):
         old.unlink()
     for name, frame in plot_data(study, history).items():
-        frame.to_csv(plots / name, index=False, float_format="%.4f")
+        (plots / name).parent.mkdir(parents=True, exist_ok=True)
+        digits = METRICS.get(name.split("/")[0]).digits if "/" in name else 4
+        frame.to_csv(plots / name, index=False, float_format=f"%.{digits}f")
