@@ -29,6 +29,18 @@ from liif.errors import UserError
 
 BLOCK = 1 << 20
 
+# The files of a training run in its model folder (models/<v>/), named once here, below every package that reads
+# them: training writes them (liif.train), evaluation and the report read them (liif.eval, liif.study) without
+# importing training code, and this module already owns the folder's other convention, its lock.
+LAST = "epoch-last.pth"  # the resume point, and the model evaluation scores by default
+BEST = "epoch-best.pth"  # the best validation PSNR so far
+SNAPSHOT = "epoch-{epoch}.pth"  # every runtime.save_every epochs
+CHECKPOINTS = "epoch-*.pth"  # the three above
+HISTORY = "history.tsv"  # one line per epoch: loss, validation PSNR, lr, seconds
+SUMMARY = "summary.json"  # written when a training finishes
+DIVERGED = "diverged.json"  # a diverged run's record: evaluation refuses the model until a run saves an epoch again
+RUN_MARKER = "mlflow-run.txt"  # names the MLflow run in progress, closed as KILLED by the next start if left
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, *, durable: bool = True):

@@ -16,7 +16,8 @@ from liif.data.layout import PreparedData
 from liif.errors import run_stage
 from liif.files import HELD_ENV, lock_path, model_folder_lock
 from liif.train import distributed
-from liif.train.loop import DivergedError, train_variant
+from liif.train.divergence import DivergedError
+from liif.train.loop import train_variant
 
 
 def main() -> int:

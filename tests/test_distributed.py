@@ -13,6 +13,7 @@ import pytest
 import torch
 from test_train import tiny_config
 
+from liif.config.params import ParamsError
 from liif.models.checkpoint import read_checkpoint
 from liif.train.distributed import launch_command
 from liif.train.patches import EpochBatches
@@ -89,7 +90,7 @@ def test_each_rank_gets_its_share_of_every_global_batch():
     whole = list(EpochBatches(12, batch_size=5, seed=0, shuffle=True))
     assert [a + b for a, b in zip(*shares, strict=True)] == whole
     assert [len(s) for s in shares[0]] == [2, 2, 1] and [len(s) for s in shares[1]] == [3, 3, 1]
-    with pytest.raises(ValueError, match="cannot be shared by 4 processes"):
+    with pytest.raises(ParamsError, match="cannot be shared by 4 processes"):
         EpochBatches(13, batch_size=4, seed=0, shuffle=True, rank=0, world=4)
 
 

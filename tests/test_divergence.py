@@ -16,9 +16,11 @@ from test_train import saved_epoch, tiny_config, tiny_sets, write_tree
 
 import liif.train.loop
 from liif.config.variants import config_hash
-from liif.eval.scores import DIVERGED_MARKER, diverged, evaluate_variant
+from liif.eval.scores import diverged, evaluate_variant
+from liif.files import DIVERGED as DIVERGED_MARKER
 from liif.models.checkpoint import CheckpointError, read_checkpoint
-from liif.train.loop import EXPLOSION_FACTOR, DivergedError, divergence, fit, loss_window
+from liif.train.divergence import EXPLOSION_FACTOR, DivergedError, divergence, loss_window
+from liif.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLES = 72  # an epoch of the default profile: 9 photographs, repeat 8

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import CPU_RUNTIME, TINY_MODEL_SECTION, random_image
 
-from liif.config.params import apply_profile, load_params
+from liif.config.params import ParamsError, apply_profile, load_params
 from liif.config.variants import config_hash, resolve_variant
 from liif.models.checkpoint import load_checkpoint, read_checkpoint
 from liif.train.loop import fit
@@ -72,7 +72,7 @@ def test_downsampled_patches_follow_the_spec():
     first = ds[7]["gt"]
     ds.epoch = 2
     assert not torch.equal(first, ds[7]["gt"])
-    with pytest.raises(ValueError, match="smaller than"):
+    with pytest.raises(ParamsError, match="smaller than 192 px .* lower train.inp_size or train.scale_max"):
         DownsampledPatches(images, inp_size=48, scale_min=1, scale_max=4, augment=False, sample_q=10)
 
 
@@ -230,7 +230,7 @@ def test_variants_override_the_base_and_see_base_changes():
     assert resolve_variant(changed, "liif-c")["model"]["args"]["feat_unfold"] is False
     assert resolve_variant(changed, "liif")["model"]["args"]["feat_unfold"] is False
     assert resolve_variant(changed, "metasr") == resolve_variant(params, "metasr")
-    with pytest.raises(ValueError, match="'nope' is not in params.yaml variants"):
+    with pytest.raises(ParamsError, match="'nope' is not in params.yaml variants"):
         resolve_variant(params, "nope")
 
 

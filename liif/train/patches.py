@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from liif.config.params import ParamsError
 from liif.data.layout import PreparedData
-from liif.errors import UserError
-from liif.images import decode_image, list_images, pil_bicubic
+from liif.images import ImageError, decode_image, list_images, pil_bicubic
 from liif.models import make_coord
 
 
@@ -56,7 +56,7 @@ class EpochBatches(torch.utils.data.Sampler):
         self.n, self.batch_size, self.seed, self.shuffle, self.epoch = n, batch_size, seed, shuffle, 0
         self.rank, self.world = rank, world
         if world > 1 and (batch_size < world or 0 < n % batch_size < world):
-            raise UserError(
+            raise ParamsError(
                 f"a batch of {batch_size} (and the last of {n % batch_size}) cannot be shared by "
                 f"{world} processes; choose train.batch_size and repeat so every process gets samples"
             )
@@ -114,7 +114,10 @@ def _to_queries(hr: torch.Tensor, sample_q: int | None, g: torch.Generator):
     rgb = hr.reshape(3, -1).T
     if sample_q is not None:
         if sample_q > h * w:
-            raise UserError(f"sample_q {sample_q} exceeds the {h}x{w} = {h * w} pixels of a ground truth")
+            raise ParamsError(
+                f"train.sample_q {sample_q} exceeds the {h}x{w} = {h * w} pixels of a ground truth; "
+                f"set it to {h * w} or less"
+            )
         keep = torch.randperm(h * w, generator=g)[:sample_q]
         coord, rgb = coord[keep], rgb[keep]
     cell = torch.tensor([2 / h, 2 / w]).expand_as(coord).clone()
@@ -148,7 +151,10 @@ class DownsampledPatches(torch.utils.data.Dataset):
         need = round(inp_size * scale_max)
         small = [i for i, im in enumerate(images) if min(im.shape[-2:]) < need]
         if small:
-            raise UserError(f"{len(small)} training images are smaller than {need} px (inp_size x scale_max) on a side")
+            raise ParamsError(
+                f"{len(small)} training images are smaller than {need} px (inp_size x scale_max) on a side; "
+                "lower train.inp_size or train.scale_max, or leave the small images out of the dataset"
+            )
 
     def __len__(self):
         return len(self.images) * self.repeat
@@ -194,10 +200,13 @@ class PairedPatches(torch.utils.data.Dataset):
         names = names or [f"LR image {i + 1} of {len(lr_images)}" for i in range(len(lr_images))]
         for hr, lr, name in zip(hr_images, lr_images, names):
             if hr.shape[-2] < lr.shape[-2] * scale or hr.shape[-1] < lr.shape[-1] * scale:
-                raise UserError(f"an HR image {tuple(hr.shape)} is smaller than its LR {tuple(lr.shape)} x{scale}")
+                raise ImageError(
+                    f"{name}: its HR image {tuple(hr.shape)} is smaller than the LR {tuple(lr.shape)} x{scale}; "
+                    "pair each LR image with its own HR image"
+                )
             if min(lr.shape[-2:]) < inp_size:
                 h, w = lr.shape[-2:]
-                raise UserError(
+                raise ParamsError(
                     f"{name} ({h}x{w}) is smaller than the {inp_size}x{inp_size} LR patch train.inp_size asks for: "
                     f"set train.inp_size to {min(h, w)} or less for this variant, or leave the image out of the dataset"
                 )
