@@ -117,7 +117,12 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
     test_faces = sorted(p.name for p in (out / "test" / "256").iterdir())
     assert len(test_faces) == len(split["val"]) == 2
     # a task variant is scored with task_checkpoint; "checkpoint" (the DIV2K/benchmark one) must not be read
-    evaluation = {"checkpoint": "epoch-absent.pth", "task_checkpoint": "epoch-best.pth", "datasets": {}}
+    evaluation = {
+        "checkpoint": "epoch-absent.pth",
+        "task_checkpoint": "epoch-best.pth",
+        "datasets": {},
+        "metrics": ["psnr", "ssim"],
+    }
     for name, kind in (("liif", LIIF), ("upsample", FixedScaleSR)):
         config = resolve_variant(params, name)
         # the ground truths the recipe feeds: native sizes 32 ... 256 for LIIF, all resized to 256 for the up-sampler
@@ -151,6 +156,8 @@ def test_both_models_train_and_evaluate_at_the_target_size(faces, tmp_path):
             hr = np.asarray(Image.open(out / "test" / "256" / face)) / 255
             pred = render_image(model, lr, (256, 256), device="cpu").numpy()
             expected[face] = _rgb_psnr(pred, hr)
+        assert list(metrics) == ["psnr", "ssim"] and list(metrics["ssim"]) == ["celeba"]
+        metrics = metrics["psnr"]
         assert list(metrics) == ["celeba"] and list(metrics["celeba"]) == ["32-256"]
         assert metrics["celeba"]["32-256"] == pytest.approx(np.mean(list(expected.values())), abs=1e-4)
         cells = [row.split("\t") for row in rows]

@@ -114,7 +114,7 @@ def test_every_pair_is_checked_before_any_image_is_rendered(hr_and_lr, monkeypat
 def test_a_modcrop_remainder_below_the_scale_is_the_paper_protocol(tmp_path):
     """HR 67x50 at x3 pairs with 22x16 LR (HR cropped to 66x48); 69x50 would not (it implies more than x3)."""
     from liif.eval.scores import check_pair, evaluate_pairs
-    from liif.metrics import psnr
+    from liif.metrics.psnr import psnr
     from liif.models import Bicubic
 
     hr = photo(67, 50)
@@ -166,7 +166,11 @@ def test_the_pipeline_evaluation_checks_its_shipped_lr_sets(tmp_path):
         model=Bicubic(),
         metadata={"variant": "bicubic", "config_hash": config_hash(config)},
     )
-    evaluation = {"checkpoint": "epoch-last.pth", "datasets": {"set": {"protocol": "benchmark", "scales": [2]}}}
+    evaluation = {
+        "checkpoint": "epoch-last.pth",
+        "datasets": {"set": {"protocol": "benchmark", "scales": [2]}},
+        "metrics": ["psnr"],
+    }
     with pytest.raises(
         ImageError, match=r"im0x2\.png \(12x15\) is not .*im0\.png \(48x60\) at x2: their sizes imply x4"
     ):

@@ -19,8 +19,8 @@ def repo(tmp_path_factory):
     return dest
 
 
-def metrics(repo):
-    return {p.stem: json.loads(p.read_text()) for p in (repo / "metrics" / "eval").glob("*.json")}
+def metrics(repo, metric: str = "psnr"):
+    return {p.stem: json.loads(p.read_text())[metric] for p in (repo / "metrics" / "eval").glob("*.json")}
 
 
 def test_repro_writes_models_metrics_report_and_runs(repo):
@@ -91,6 +91,7 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     liif = runs[runs["tags.variant"] == "liif"].iloc[0]
     assert liif["params.model.args.cell_decode"] == "True"
     assert liif["metrics.psnr/sample/x2"] == pytest.approx(metrics(repo)["liif"]["sample"]["x2"])
+    assert liif["metrics.ssim/sample/x2"] == pytest.approx(metrics(repo, "ssim")["liif"]["sample"]["x2"])
     assert liif["tags.git_revision"] != "unknown"
     assert "val_psnr" in [c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")]
     import mlflow

@@ -170,6 +170,13 @@ def evaluate_variant(
     ``evaluation["datasets"]`` (protocol and scales per dataset). The checkpoint must have been trained for
     exactly this configuration.
     """
+    recipe = config["train"] or {}
+    refuse_diverged(config, model_dir)
+    if config["train"] is not None:  # Bicubic learns nothing: it has no training to finish
+        finished_training(config, model_dir)
+    model = load_trained(
+        config, Path(model_dir) / evaluation["task_checkpoint" if recipe.get("task") else "checkpoint"]
+    )
     names = list(evaluation["metrics"])
     means, rows = {m: {} for m in names}, []
 
@@ -178,13 +185,6 @@ def evaluate_variant(
             means[m].setdefault(dataset, {})[key] = mean_score(scores, m)
         rows.extend(per_image_row(dataset, key.removeprefix("x"), s, names) for s in scores)
 
-    recipe = config["train"] or {}
-    refuse_diverged(config, model_dir)
-    if config["train"] is not None:  # Bicubic learns nothing: it has no training to finish
-        finished_training(config, model_dir)
-    model = load_trained(
-        config, Path(model_dir) / evaluation["task_checkpoint" if recipe.get("task") else "checkpoint"]
-    )
     if recipe.get("task"):
         name, (lr_size, hr_size) = recipe["dataset"], recipe["task"]
         scores = evaluate_task(
