@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from liif.config.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
+from liif.metrics import METRICS, PAPER_METRIC
+from liif.metrics.protocol import PROTOCOLS
 from liif.types import MAX_COUNT, MAX_PROCS, MAX_SCALE, MAX_SIZE, Count, Procs, Scale, Seed, Size, Width
 
 AMP_CHOICES = {
@@ -127,7 +129,7 @@ class Train(Section):
 
 
 class EvalDataset(Section):
-    protocol: Literal["div2k", "benchmark", "none"]
+    protocol: Literal[PROTOCOLS]
     scales: Annotated[list[Scale], Field(min_length=1)] | None = None  # integers: HR is cropped to a multiple
 
     @field_validator("scales")
@@ -142,6 +144,19 @@ class Eval(Section):
     checkpoint: str  # epoch-last.pth (the paper's DIV2K and benchmarks), epoch-best.pth or epoch-<n>.pth
     task_checkpoint: str  # for the size-varied tasks (the paper: epoch-best.pth)
     datasets: dict[Name, EvalDataset]
+    metrics: Annotated[list[str], Field(min_length=1)]  # registered in liif/metrics; psnr always (every verdict's)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in METRICS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a metric of liif/metrics; valid: {', '.join(METRICS.names())}")
+        if len(set(names)) != len(names):
+            raise ValueError("each metric once")
+        if PAPER_METRIC not in names:
+            raise ValueError(f"keep {PAPER_METRIC}, the paper's metric, on which every verdict is judged")
+        return names
 
     @field_validator("checkpoint", "task_checkpoint")
     @classmethod
