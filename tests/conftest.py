@@ -106,6 +106,4 @@ TINY_MODEL_SECTION = {  # a params.yaml model section small enough to train in a
     "feat_unfold": True,
     "local_ensemble": True,
     "cell_decode": True,
-    "predictor_hidden": 8,
-    "scale": 2,
 }

@@ -87,7 +87,31 @@ CASES = {  # the hostile review's cases: (mutation, the line that must come out)
     ),
     "model.name liff": (
         _set("model.name", "liff"),
-        "model.name: 'liff': Input should be 'liif', 'metasr', 'fixed-scale' or 'bicubic'",
+        "model.name: 'liff' is not a model; did you mean liif? valid: bicubic, fixed-scale, liif, metasr",
+    ),
+    "a key the base model does not take": (
+        _set("model.predictor_hidden", 64),
+        "model.predictor_hidden: unknown key; did you mean decoder_hidden?",
+    ),
+    "a key of the base model for a variant of another model": (
+        _set("variants.metasr.model.cell_decode", False),
+        "variants.metasr.model.cell_decode: unknown key",
+    ),
+    "a variant naming an unknown model": (
+        _set("variants.metasr.model.name", "meta-sr"),
+        "variants.metasr.model.name: 'meta-sr' is not a model; did you mean metasr?",
+    ),
+    "unknown encoder": (
+        _set("model.encoder.name", "edsr-base"),
+        "model.encoder: Input tag 'edsr-base' found using 'name' does not match any of the expected tags",
+    ),
+    "a key of another encoder": (
+        _set("variants.liif-c.model.encoder", {"name": "rdn", "n_feats": 8}),
+        "variants.liif-c.model.encoder.n_feats: unknown key",
+    ),
+    "a full EDSR's range": (
+        _set("model.encoder", {"name": "edsr", "res_scale": 0.0}),
+        "model.encoder.res_scale: 0.0: Input should be greater than 0",
     ),
     "train.epoch": (_set("train.epoch", 3), "train.epoch: unknown key; did you mean epochs?"),
     "amp fp8": (_set("train.amp", "fp8"), "train.amp: 'fp8': Input should be 'fp32', 'bf16' or 'fp16'"),

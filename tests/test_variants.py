@@ -9,7 +9,7 @@ import torch
 import yaml
 from conftest import TINY_MODEL_SECTION
 
-from liif.config.params import apply_profile, load_params, runtime_settings
+from liif.config.params import ParamsError, apply_profile, load_params, runtime_settings
 from liif.config.variants import RECIPE_KEYS, config_hash, resolve_variant
 from liif.models import build_model
 from liif.models.checkpoint import count_parameters
@@ -190,9 +190,9 @@ def test_runtime_settings_are_not_part_of_any_identity():
 
 def test_runtime_keys_in_the_wrong_section_or_misspelt_are_refused():
     params = load_params(ROOT / "params.yaml")
-    with pytest.raises(ValueError, match="runtime setting"):
+    with pytest.raises(ParamsError, match="runtime setting"):
         resolve_variant(apply_profile(params, {"train": {"threads": 2}}), "liif")
-    with pytest.raises(ValueError, match="runtime.thread: unknown key; did you mean threads"):
+    with pytest.raises(ParamsError, match="runtime.thread: unknown key; did you mean threads"):
         runtime_settings(apply_profile(params, {"runtime": {"thread": 2}}))
 
 
@@ -312,9 +312,9 @@ def test_a_train_key_changes_the_identity_exactly_when_it_changes_what_is_learnt
     model = dict(TINY_MODEL_SECTION)
     variants = {
         "liif": {},
-        "up": {"model": {"name": "fixed-scale"}},
+        "up": {"model": {"name": "fixed-scale", "scale": 2}},
         "sized-liif": {"train": {"task": [16, 32]}},
-        "sized-up": {"model": {"name": "fixed-scale"}, "train": {"task": [16, 32]}},
+        "sized-up": {"model": {"name": "fixed-scale", "scale": 2}, "train": {"task": [16, 32]}},
     }
     ignored, wrong = {}, []
     for variant, override in variants.items():
@@ -340,3 +340,26 @@ def test_a_train_key_changes_the_identity_exactly_when_it_changes_what_is_learnt
     assert {"sample_q", "scale_min", "scale_max"} <= ignored.get("up", set())
     for variant in ("sized-liif", "sized-up"):
         assert {"inp_size", "scale_min", "scale_max", "gt_resize"} <= ignored.get(variant, set())
+
+
+def test_a_variant_naming_another_model_gets_the_base_encoder_and_its_own_keys_only():
+    base = dict(TINY_MODEL_SECTION)
+    params = {
+        "model": base,
+        "train": BASE_TRAIN,
+        "variants": {
+            "meta": {"model": {"name": "metasr"}},
+            "meta-rdn": {"model": {"name": "metasr", "encoder": {"name": "rdn", "G0": 8}, "predictor_hidden": 4}},
+            "full": {"model": {"encoder": {"name": "edsr"}}},
+        },
+    }
+    meta = resolve_variant(params, "meta")["model"]
+    assert meta == {"name": "metasr", "args": {"encoder": base["encoder"], "predictor_hidden": 256}}  # its default
+    assert resolve_variant(params, "meta-rdn")["model"]["args"] == {
+        "encoder": {"name": "rdn", "G0": 8},
+        "predictor_hidden": 4,
+    }
+    # an encoder with the same arguments overrides the base's keys; its own defaults fill the rest when built
+    full = resolve_variant(params, "full")["model"]["args"]["encoder"]
+    assert full == {"name": "edsr", "n_resblocks": 1, "n_feats": 8}
+    assert build_model({"name": "liif", "args": {"encoder": {"name": "edsr"}}}).encoder.body[0].res_scale == 0.1

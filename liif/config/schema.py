@@ -10,29 +10,51 @@ refused with the closest valid key. The schema is written with pydantic
 reading the plain dictionaries, so no identity or hash depends on it.
 """
 
+import copy
 import difflib
 import math
 import re
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from liif.config.params import RUNTIME_KEYS, SOURCES, ParamsError, deep_merge, merge_model
+from liif.config.params import ParamsError, deep_merge
+from liif.encoders import ENCODERS
 from liif.metrics import METRICS, PAPER_METRIC
 from liif.metrics.protocol import PROTOCOLS
-from liif.types import MAX_COUNT, MAX_PROCS, MAX_SCALE, MAX_SIZE, Count, Procs, Scale, Seed, Size, Width
+from liif.models import MODELS
+from liif.registry import REQUIRED, Registry, settings
+from liif.sources import SOURCES
+from liif.types import (
+    MAX_COUNT,
+    MAX_PROCS,
+    MAX_SCALE,
+    MAX_SIZE,
+    Check,
+    Component,
+    Count,
+    Procs,
+    Scale,
+    Seed,
+    Size,
+)
 
 AMP_CHOICES = {
     "fp32": None,
     "bf16": "bfloat16",
     "fp16": "float16",
 }  # train.amp -> torch autocast dtype (liif.train.loop)
-MODEL_ARGS = {  # model.name -> the model section keys its constructor takes (liif.models.MODEL_CLASSES)
-    "liif": ("encoder", "decoder_hidden", "feat_unfold", "local_ensemble", "cell_decode"),
-    "metasr": ("encoder", "predictor_hidden"),
-    "fixed-scale": ("encoder", "scale"),
-    "bicubic": (),
-}
+COMPONENTS = {"encoder": ENCODERS}  # the registry of each kind of liif.types.Component setting
 # A name that becomes a path or a DVC stage name (variants, datasets): a DVC foreach key (no dots, spaces or '@') and
 # a single folder name (no slashes, no '..', not absolute), so data/raw/<name> stays inside data/raw.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -56,41 +78,43 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # no .inf or .nan for any float
 
 
-class EdsrEncoder(Section):
-    name: Literal["edsr-baseline", "edsr"]  # EDSR-baseline (paper: 16 blocks, 64 channels) or the full EDSR
-    n_resblocks: Width = 16
-    n_feats: Width = 64
-    res_scale: Annotated[float, Field(gt=0, le=1e3)] = 1.0
+def component_schema(registry: Registry, name: str) -> type[BaseModel]:
+    """The schema of a section naming a registered component (``model``, ``model.encoder``): its ``name`` and
+    the component's settings (``liif.registry.settings``: keyword-only arguments, annotations and defaults)."""
+    return _component_schema(registry.get(name))
 
 
-class RdnEncoder(Section):
-    name: Literal["rdn"]  # RDN, config B of the paper (G0 64, 16 blocks of 8 convs, growth 64)
-    G0: Width = 64
-    kernel_size: Annotated[int, Field(ge=1, le=31)] = 3
-    n_blocks: Width = 16
-    n_convs: Width = 8
-    growth: Width = 64
+@cache
+def _component_schema(component) -> type[BaseModel]:
+    fields = {
+        key: (_pydantic(annotation), ... if default is REQUIRED else default)
+        for key, (annotation, default) in settings(component).items()
+    }
+    return create_model(f"{component.__name__}Section", __base__=Section, name=(Literal[component.name], ...), **fields)
 
 
-ENCODERS = {"edsr-baseline": EdsrEncoder, "edsr": EdsrEncoder, "rdn": RdnEncoder}
+def _pydantic(annotation):
+    """A setting's annotation as pydantic reads it: a ``Check`` runs after the type and range, a ``Component``
+    is the section of any component its registry holds (told apart by ``name``)."""
+    if get_origin(annotation) is not Annotated:
+        return annotation
+    base, *metadata = get_args(annotation)
+    for item in metadata:
+        if isinstance(item, Component):
+            registry = COMPONENTS[item.kind]
+            schemas = tuple(component_schema(registry, name) for name in registry.names())
+            return Annotated[Union[schemas], Field(discriminator="name")] if len(schemas) > 1 else schemas[0]  # noqa: UP007
+    return Annotated[(base, *[AfterValidator(item.fn) if isinstance(item, Check) else item for item in metadata])]
 
 
-class Model(Section):
-    name: Literal[tuple(MODEL_ARGS)]  # liif | metasr | fixed-scale | bicubic
-    encoder: EdsrEncoder | RdnEncoder = Field(discriminator="name")
-    decoder_hidden: Annotated[list[Width], Field(min_length=1, max_length=64)]  # LIIF's MLP widths (paper: 4 x 256)
-    feat_unfold: bool
-    local_ensemble: bool
-    cell_decode: bool
-    predictor_hidden: Width  # MetaSR's weight predictor width
-    scale: Scale  # fixed-scale up-sampler only
-
-    @field_validator("scale")
-    @classmethod
-    def _sub_pixel(cls, scale: int) -> int:
-        if scale != 3 and (scale < 2 or scale & (scale - 1)):
-            raise ValueError(f"{scale} is not a scale of the sub-pixel up-sampler: 2, 3, 4, 8, 16, ...")
-        return scale
+def _component_settings(component) -> dict[str, Registry]:
+    """The settings of a component that are sections of another registry's components (a model's encoder)."""
+    out = {}
+    for key, (annotation, _) in settings(component).items():
+        kinds = [item.kind for item in get_args(annotation)[1:] if isinstance(item, Component)]
+        if get_origin(annotation) is Annotated and kinds:
+            out[key] = COMPONENTS[kinds[0]]
+    return out
 
 
 class Train(Section):
@@ -166,26 +190,44 @@ class Eval(Section):
         return name
 
 
-class DatasetSpec(Section):
-    source: Literal[tuple(SOURCES)]
-    catalogue: str | None = None
-    split: str | None = None
-    mirror: str | None = None
-    path: str | None = None
-    lr_scales: list[Scale] | None = None
-    train: list[str] | None = None
-    val: list[str] | None = None
-    test: list[str] | None = None
-    sizes: list[Size] | None = None
-    tile: Size | None = None
-    crop: Size | None = None
-    val_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None  # CelebA-HQ without split.json: test share
-    seed: Seed | None = None  # ... and the seed of its shuffle
+def dataset_spec(source: str) -> type[BaseModel]:
+    """The schema of a ``data.datasets.<name>`` entry naming ``source``: ``source`` itself plus the keyword-only
+    constructor arguments of that registered source (``liif.sources``), with their annotations and defaults."""
+    return _dataset_spec(SOURCES.get(source))
+
+
+@cache
+def _dataset_spec(component) -> type[BaseModel]:
+    fields = {
+        key: (_pydantic(annotation), ... if default is REQUIRED else default)
+        for key, (annotation, default) in settings(component).items()
+    }
+    return create_model(f"{component.__name__}Spec", __base__=Section, source=(Literal[component.name], ...), **fields)
 
 
 class Data(Section):
-    datasets: dict[Name, DatasetSpec]
-    lr_scales: list[Scale] | None = None  # LR sets prepare makes for the sample suite (default: x2-x4)
+    datasets: dict[Name, dict]  # each checked by the schema of its source (dataset_spec)
+    lr_scales: list[Scale] | None = None  # LR sets prepare makes where a source ships none (default: x2-x4)
+
+    @model_validator(mode="after")
+    def _sources(self):
+        for name, spec in self.datasets.items():
+            source = spec.get("source")
+            if not isinstance(source, str) or source not in SOURCES:
+                problem = "missing" if source is None else f"{source!r} is not a dataset source of liif/sources"
+                raise ParamsError(
+                    f"params.yaml data.datasets.{name}.source: {problem}; valid: {', '.join(SOURCES.names())}"
+                )
+            schema = dataset_spec(source)
+            for key in spec:
+                others = [other for other in SOURCES.names() if key in dataset_spec(other).model_fields]
+                if key not in schema.model_fields and others:
+                    raise ParamsError(
+                        f"params.yaml data.datasets.{name}.{key}: unknown key for source {source} (a key of source "
+                        f"{' and '.join(others)})"
+                    )
+            _check(schema, spec, f"data.datasets.{name}")
+        return self
 
 
 class Report(Section):
@@ -224,7 +266,7 @@ class Runtime(Section):
         return device
 
 
-assert set(Runtime.model_fields) == RUNTIME_KEYS
+RUNTIME_KEYS = frozenset(Runtime.model_fields)  # also the keys LIIF_RUNTIME may override
 SECTIONS = {
     "data": Data,
     "model": None,
@@ -243,7 +285,8 @@ def _closest(key: str, valid) -> str:
 
 def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
     """One pydantic error as one line naming the key and what it accepts."""
-    location = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "edsr", "rdn"))]
+    tags = {name for registry in COMPONENTS.values() for name in registry.names()}  # a union's tag, not a key
+    location = [str(part) for part in error["loc"] if not str(part).startswith("function-") and part not in tags]
     key = ".".join([where, *location]) if location else where
     if error["type"] == "extra_forbidden":
         parent = schema
@@ -253,8 +296,6 @@ def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
             if parent is None:
                 break
         valid = list(parent.model_fields) if parent else []
-        if not valid and schema is Data and len(location) == 3:  # data.datasets.<name>.<key>
-            valid = list(DatasetSpec.model_fields)
         return f"params.yaml {key}: unknown key{_closest(location[-1], valid)}"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f"{value!r}: "
@@ -298,12 +339,6 @@ def _nested(field) -> type[BaseModel] | None:
 def _check(schema: type[BaseModel], value: Any, where: str):
     if not isinstance(value, dict):
         raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(value).__name__}")
-    if schema is Model and isinstance(value.get("encoder"), dict):
-        encoder = ENCODERS.get(value["encoder"].get("name"))
-        unknown = set(value["encoder"]) - set(encoder.model_fields) if encoder else set()
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ParamsError(f"params.yaml {where}.encoder.{key}: unknown key{_closest(key, encoder.model_fields)}")
     error = _first_error(schema, value)
     if error is None:
         return
@@ -314,6 +349,30 @@ def _check(schema: type[BaseModel], value: Any, where: str):
         if retry is not None and retry["loc"] == error["loc"]:
             error = {**retry, "input": number}
     raise ParamsError(_describe(error, where, schema))
+
+
+def _check_component(registry: Registry, value: Any, where: str):
+    """A section naming a registered component (``model``): its name, the keys of its sub-sections naming other
+    components (``model.encoder``), then every value against the component's settings."""
+    if not isinstance(value, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(value).__name__}")
+    schema = component_schema(registry, _known_name(registry, value.get("name"), f"{where}.name"))
+    for key, inner in _component_settings(registry.get(value["name"])).items():
+        section = value.get(key)
+        if isinstance(section, dict) and section.get("name") in inner:
+            check_keys(section, component_schema(inner, section["name"]), f"{where}.{key}")
+    _check(schema, value, where)
+
+
+def _known_name(registry: Registry, name, where: str) -> str:
+    if isinstance(name, str) and name in registry:
+        return name
+    valid = registry.names()
+    if name is None:
+        raise ParamsError(f"params.yaml {where}: missing; valid: {', '.join(valid)}")
+    match = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
+    hint = f"did you mean {match[0]}? " if match else ""
+    raise ParamsError(f"params.yaml {where}: {name!r} is not a {registry.kind}; {hint}valid: {', '.join(valid)}")
 
 
 def _first_error(schema: type[BaseModel], value: dict) -> dict | None:
@@ -334,6 +393,31 @@ def _replaced(value, loc: tuple, new):
     if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
         return [*value[:head], _replaced(value[head], tuple(rest), new), *value[head + 1 :]]
     return _replaced(value, tuple(rest), new)  # a discriminator tag such as 'edsr-baseline'
+
+
+def merge_model(base: dict, override: dict) -> dict:
+    """A variant's model section: the base ``model`` section with the variant's keys.
+
+    Naming the base's model, the variant overrides keys of the base section. Naming another model, the base's
+    keys do not apply (they are another model's arguments), except its encoder, which the new model gets where
+    it takes one. An encoder block naming an encoder with other arguments than the base's (an RDN for an
+    EDSR) replaces the base's; one with the same arguments (``edsr`` for ``edsr-baseline``) overrides its keys.
+    """
+    name = override.get("name", base.get("name"))
+    if name == base.get("name"):
+        merged = deep_merge(base, override)
+    else:
+        merged = copy.deepcopy(override)
+        if "encoder" in base and name in MODELS and "encoder" in settings(MODELS.get(name)):
+            merged["encoder"] = deep_merge(base["encoder"], override.get("encoder") or {})
+    encoder, base_encoder = override.get("encoder") or {}, base.get("encoder") or {}
+    if "name" in encoder and _encoder_arguments(encoder["name"]) != _encoder_arguments(base_encoder.get("name")):
+        merged["encoder"] = copy.deepcopy(encoder)
+    return merged
+
+
+def _encoder_arguments(name) -> set[str] | None:
+    return set(settings(ENCODERS.get(name))) if name in ENCODERS else None
 
 
 def check_keys(override: dict, schema: type[BaseModel], where: str):
@@ -358,11 +442,15 @@ def check_variant(params: dict, variant: str):
     for key in entry:
         if key not in ("role", "model", "train"):
             raise ParamsError(f"params.yaml {where}.{key}: unknown key{_closest(key, ['role', 'model', 'train'])}")
-    check_keys(entry.get("model") or {}, Model, f"{where}.model")
+    override = entry.get("model") or {}
+    if not isinstance(override, dict):
+        raise ParamsError(f"params.yaml {where}.model: expected a mapping of keys, found {type(override).__name__}")
+    name = _known_name(MODELS, override.get("name", params["model"]["name"]), f"{where}.model.name")
+    check_keys(override, component_schema(MODELS, name), f"{where}.model")  # the keys of the model it names
     check_keys(entry.get("train") or {}, Train, f"{where}.train")
-    model = merge_model(params["model"], entry.get("model") or {})
+    model = merge_model(params["model"], override)
     train = deep_merge(params["train"], entry.get("train") or {})
-    _check(Model, model, f"{where}.model")  # the base sections passed already: what fails here, the override set
+    _check_component(MODELS, model, f"{where}.model")  # the base sections passed already: what fails, the override
     _check(Train, train, f"{where}.train")
     _check_queries(model, train, f"{where}.train")
     for key in ("dataset", "val_dataset"):
@@ -380,8 +468,9 @@ def _check_known_dataset(params: dict, name: str | None, where: str):
 
 
 def _check_queries(model: dict, train: dict, where: str):
-    """LIIF and MetaSR sample ``sample_q`` pixels of each patch: the patch must have that many."""
-    if model["name"] in ("liif", "metasr"):
+    """A model trained on queries (``SRModel.trains_on_queries``: LIIF, MetaSR) samples ``sample_q`` pixels of
+    each patch: the patch must have that many."""
+    if MODELS.get(model["name"]).trains_on_queries:
         pixels = train["task"][0] ** 2 if train.get("task") else train["inp_size"] ** 2
         if train["sample_q"] > pixels:
             size = f"task L {train['task'][0]}" if train.get("task") else f"inp_size {train['inp_size']}"
@@ -409,7 +498,7 @@ def check_params(params: dict, *, variants: list[str] | None = None, sections=tu
             _check_known_dataset(params, name, f"eval.datasets.{name}")
     if "variants" not in sections:
         return
-    _check(Model, params["model"], "model")
+    _check_component(MODELS, params["model"], "model")
     _check(Train, params["train"], "train")
     _check_queries(params["model"], params["train"], "train")
     if not isinstance(params["variants"], dict) or not params["variants"]:

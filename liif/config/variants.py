@@ -12,8 +12,10 @@ and its hash is stored in every checkpoint.
 import hashlib
 import json
 
-from liif.config.params import RUNTIME_KEYS, ParamsError, deep_merge, merge_model
-from liif.config.schema import AMP_CHOICES, MODEL_ARGS
+from liif.config.params import ParamsError, deep_merge
+from liif.config.schema import RUNTIME_KEYS, merge_model
+from liif.models import MODELS
+from liif.registry import REQUIRED, settings
 
 RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.train.patches.make_training_sets)
     "common": {
@@ -39,22 +41,28 @@ RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (lii
 
 
 def model_spec_from_section(model: dict) -> dict:
-    """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec."""
+    """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec: the model's arguments, those the
+    section leaves out at their defaults (an encoder section is taken as written)."""
     name = model["name"]
-    if name not in MODEL_ARGS:
-        raise ParamsError(f"model.name {name!r}: expected one of {', '.join(MODEL_ARGS)}")
-    args = {key: model[key] for key in MODEL_ARGS[name]}
-    if name == "fixed-scale":
-        args["scale"] = int(args["scale"])
+    args = {}
+    for key, (_, default) in settings(MODELS.get(name, where="params.yaml model.name")).items():
+        if key in model:
+            args[key] = model[key]
+        elif default is REQUIRED:
+            raise ParamsError(f"params.yaml model: {name} needs {key}")
+        else:
+            args[key] = list(default) if isinstance(default, tuple) else default
     return {"name": name, "args": args}
 
 
 def training_recipe(model: dict, train: dict) -> dict | None:
-    """Which of the paper's sample wrappers feeds the model, and the ``train`` keys that shape its weights:
-    only those, so changing a key a wrapper ignores (``sample_q`` of the fixed-scale up-samplers) retrains
-    nothing. None for Bicubic, which learns nothing.
+    """Which of the paper's sample wrappers feeds the model (``SRModel.samples``), and the ``train`` keys that
+    shape its weights: only those, so changing a key a wrapper ignores (``sample_q`` of the fixed-scale
+    up-samplers) retrains nothing. None for a model that learns nothing (Bicubic).
     """
-    if model["name"] == "bicubic":
+    spec = model_spec_from_section(model)
+    cls = MODELS.get(spec["name"])
+    if cls.samples is None:
         return None
     unknown = set(train) - set().union(*RECIPE_KEYS.values()) - {"samples"}
     if unknown:
@@ -63,14 +71,10 @@ def training_recipe(model: dict, train: dict) -> dict | None:
     if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
         recipe["samples"] = "uniform-varied"
         recipe.pop("val_dataset", None)  # size-varied tasks validate on their own dataset (liif.train.patches)
-        recipe["gt_resize"] = int(recipe["task"][1]) if model["name"] == "fixed-scale" else None
-    elif model["name"] == "fixed-scale":  # spec 2.5: paired LR at the model's own scale
-        recipe["samples"] = "paired"
-        recipe["scale_min"] = recipe["scale_max"] = int(model["scale"])
+        recipe["gt_resize"] = None
     else:
-        recipe["samples"] = "downsampled"
-    if recipe.get("amp", "fp32") not in AMP_CHOICES:
-        raise ParamsError(f"train.amp {recipe['amp']!r}: expected one of {', '.join(AMP_CHOICES)}")
+        recipe["samples"] = cls.samples
+    recipe = cls.adjust_recipe(recipe, spec["args"])
     keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]] | {"samples"}
     return {k: v for k, v in recipe.items() if k in keep}
 
