@@ -46,14 +46,13 @@ KINDS = (
     "seed_of",
     "other",
 )
-MODEL_OF_KIND = {  # the model a role requires
-    "base": "liif",
-    "liif": "liif",
-    "bicubic": "bicubic",
-    "metasr": "metasr",
-    "fixed-scale": "fixed-scale",
-    "single-scale": "liif",
-    "ablation": "liif",
+LIIF = "liif"  # the model of the study's LIIF roles (liif.models); every other use of a model name reads it here
+MODEL_OF_KIND = {  # the model a role requires: the study's LIIF, or the baseline model the role is named after
+    "base": LIIF,
+    "liif": LIIF,
+    "single-scale": LIIF,
+    "ablation": LIIF,
+    **{kind: kind for kind in ("bicubic", "metasr", "fixed-scale")},
 }
 
 
@@ -107,7 +106,7 @@ def role_of(params: dict, variant: str) -> Role:
     if required and model["name"] != required:
         raise RoleError(f"{where}: needs model.name {required}, the variant resolves to {model['name']}")
     role = Role(kind=kind, model=model["name"], encoder=encoder)
-    if model["name"] == "liif" and "scale_min" in train:
+    if model["name"] == LIIF and "scale_min" in train:
         role = _with(role, scale_range=(train["scale_min"], train["scale_max"]))
     if kind == "fixed-scale":
         return _with(role, scale=int(model["args"]["scale"]))
@@ -207,7 +206,7 @@ def _check_ablation(params: dict, variant: str, component: str, config: dict, wh
         raise RoleError(f"{where}: no variant declares role base, the model it removes {component} from")
     base = bases[0]
     original = resolve_variant(params, base)
-    if original["model"]["name"] != "liif":
+    if original["model"]["name"] != LIIF:
         return True  # study_roles names the base's wrong model
     key = "decoder_hidden" if component == "decoder_depth" else component
     mine, theirs = config["model"]["args"][key], original["model"]["args"][key]
@@ -302,7 +301,7 @@ class Roles:
         out: dict = {}
         for variant in self.kind("size-varied"):
             role = self.of[variant]
-            method = "up-sampling" if role.model == "fixed-scale" else "liif"
+            method = "up-sampling" if role.model == MODEL_OF_KIND["fixed-scale"] else "liif"
             out.setdefault((role.dataset, role.task), {})[method] = variant
         return out
 
