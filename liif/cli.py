@@ -1,7 +1,7 @@
 """``liif``: upscale an image, evaluate a model on a folder, inspect a checkpoint.
 
-Bad input ends with one line on stderr and exit status 2, never a traceback
-and never a partial output file.
+Bad input (a ``UserError``) or a full disk ends with one line on stderr and exit status 2, never a
+traceback and never a partial output file; any other error is a bug and keeps its traceback (exit 1).
 """
 
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from liif.device import resolve_device
-from liif.errors import UserError
+from liif.errors import UserError, explain, report_bug
 from liif.eval.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
 from liif.eval.scores import evaluate_pairs
 from liif.images import check_output_path, image_size, list_images, load_image, save_image
@@ -292,9 +292,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except UserError as e:
-        print(f"liif: error: {e}", file=sys.stderr)
-        return 2
     except torch.cuda.OutOfMemoryError:
         fix = "lower --tile or --chunk, or use --device cpu" if hasattr(args, "tile") else "use --device cpu"
         print(f"liif: error: out of GPU memory; {fix}", file=sys.stderr)
@@ -306,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("liif: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # sorted by ``explain``: only a user's mistake or a full disk is one line
+        line = explain(e)
+        if line is None:
+            return report_bug(f"liif {args.command}")
+        print(f"liif: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

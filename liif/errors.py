@@ -20,7 +20,20 @@ class UserError(Exception):
 
 def expected(error: BaseException) -> bool:
     """A user's mistake (or a full disk) with a message that says what to change, rather than a bug."""
-    return isinstance(error, UserError) or (isinstance(error, OSError) and error.errno == errno.ENOSPC)
+    return isinstance(error, UserError) or full_disk(error)
+
+
+def full_disk(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+
+
+def explain(error: BaseException, *, kept: str = "") -> str | None:
+    """The one line that shows an expected error (``kept``: what a rerun keeps after a full disk), or None for a
+    bug, which is shown in full instead."""
+    if full_disk(error):
+        where = f" writing {error.filename}" if error.filename else ""
+        return f"the disk is full{where}: free space and rerun{f' ({kept})' if kept else ''}"
+    return str(error) if isinstance(error, UserError) else None
 
 
 def stage_label(stage: str, argv: list[str]) -> str:
@@ -32,24 +45,23 @@ def stage_label(stage: str, argv: list[str]) -> str:
 
 
 def run_stage(stage: str, main: Callable[[], int], argv: list[str] | None = None) -> int:
-    """Run a stage's ``main`` and turn what it raises into an exit code and at most one line of explanation."""
+    """Run a stage's ``main`` and turn what it raises into an exit code and at most one line of explanation:
+    2 and the line for an expected error, 1 and the traceback followed by a line naming the stage for a bug."""
     label = stage_label(stage, sys.argv[1:] if argv is None else argv)
     try:
         return main()
-    except Exception as e:
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            where = f" writing {e.filename}" if e.filename else ""
-            print(
-                f"{label}: the disk is full{where}: free space and rerun (finished checkpoints are kept)",
-                file=sys.stderr,
-            )
+    except Exception as e:  # sorted by ``explain``: only a user's mistake or a full disk is one line
+        line = explain(e, kept="finished checkpoints are kept")
+        if line is not None:
+            print(f"{label}: {line}", file=sys.stderr)
             return 2
-        if expected(e):
-            print(f"{label}: {e}", file=sys.stderr)
-            return 2
-        traceback.print_exc()  # a bug to report, not a user's mistake: shown in full
-        print(
-            f"{label}: failed with the unexpected error above (a bug: please report it with this output)",
-            file=sys.stderr,
-        )
-        return 1
+        return report_bug(label)
+
+
+def report_bug(label: str) -> int:
+    """Show the error being handled in full, then a line naming what failed (``label``); returns exit status 1."""
+    traceback.print_exc()
+    print(
+        f"{label}: failed with the unexpected error above (a bug: please report it with this output)", file=sys.stderr
+    )
+    return 1

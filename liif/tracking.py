@@ -142,7 +142,7 @@ def ensure_store(root: Path, experiment: str):
 
     database = root / "mlflow.db"
     if database.exists() and not database.is_file():  # MLflow would retry for about 100 s, then fail
-        raise OSError(f"{database} is not a SQLite file; move it away to track runs")
+        raise StoreError(f"{database} is not a SQLite file; move it away to track runs")
     uri, artifacts = store_paths(root)
     with store_lock(root):
         store = _open_store(uri, artifacts, database)

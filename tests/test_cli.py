@@ -350,7 +350,11 @@ def test_a_score_that_is_not_a_number_is_refused_not_printed(workdir, monkeypatc
     import liif.cli
     from liif.eval.scores import ImageScore
 
-    monkeypatch.setattr(liif.cli, "evaluate_pairs", lambda *a, **k: [ImageScore("rgb.png", math.nan, math.nan, False)])
+    monkeypatch.setattr(
+        liif.cli,
+        "evaluate_pairs",
+        lambda *a, **k: [ImageScore(name="rgb.png", psnr=math.nan, ssim=math.nan, grey=False)],
+    )
     for extra in ((), ("--json",)):
         code, out, err = cli(capsys, "evaluate", "--checkpoint", "bicubic", "--hr", workdir, "--scale", "2", *extra)
         assert code == 2 and out == "" and err.count("\n") == 1

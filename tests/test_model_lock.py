@@ -28,7 +28,7 @@ def test_a_second_training_of_a_folder_is_refused_and_a_killed_holders_lock_is_f
     folder = tmp_path / "models" / "liif"
     holder = _holder(folder)
     try:
-        assert lock_path(folder) == tmp_path / "models" / "liif.files"  # beside the DVC output, not inside it
+        assert lock_path(folder) == tmp_path / "models" / "liif.lock"  # beside the DVC output, not inside it
         with pytest.raises(FolderLockedError) as refused:
             with model_folder_lock(folder):
                 pytest.fail("two trainings hold one folder")

@@ -13,7 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from liif.config.params import ParamsError, load_params
+from liif.config.params import load_params
+from liif.errors import UserError
 from liif.study.repro import job_command
 
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         variants = study_variants(Path(args.root) / "params.yaml")
-    except (ParamsError, FileNotFoundError) as e:
+    except UserError as e:  # a bug keeps its traceback
         print(f"python -m liif.study.slurm: {e}", file=sys.stderr)
         return 2
     root = Path(args.root).resolve()
