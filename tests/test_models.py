@@ -143,3 +143,29 @@ def test_fixed_scale_reads_its_output_pixel_exactly():
 def test_mlp_shape():
     mlp = MLP(in_dim=5, out_dim=3, hidden=[4, 4])
     assert mlp(torch.zeros(2, 7, 5)).shape == (2, 7, 3)
+
+
+def test_each_encoder_name_builds_with_its_own_defaults():
+    from liif.encoders import ENCODERS, make_encoder
+
+    assert ENCODERS.names() == ["edsr", "edsr-baseline", "rdn"]
+    with torch.device("meta"):
+        full, baseline = make_encoder(name="edsr"), make_encoder(name="edsr-baseline")
+    assert (len(full.body) - 1, full.out_dim, full.body[0].res_scale) == (32, 256, 0.1)
+    assert (len(baseline.body) - 1, baseline.out_dim, baseline.body[0].res_scale) == (16, 64, 1.0)
+
+
+def test_every_model_is_registered_and_says_how_it_is_trained():
+    from liif.models import MODELS, Bicubic, build_model, model_spec
+
+    assert MODELS.names() == ["bicubic", "fixed-scale", "liif", "metasr"]
+    said = {name: (MODELS.get(name).samples, MODELS.get(name).trains_on_queries) for name in MODELS.names()}
+    assert said == {
+        "bicubic": (None, False),
+        "fixed-scale": ("paired", False),
+        "liif": ("downsampled", True),
+        "metasr": ("downsampled", True),
+    }
+    model = FixedScaleSR(encoder=TINY_ENCODER, scale=2)
+    assert model_spec(model) == {"name": "fixed-scale", "args": {"encoder": TINY_ENCODER, "scale": 2}}
+    assert type(build_model(model_spec(model))) is FixedScaleSR and model_spec(Bicubic())["name"] == "bicubic"
