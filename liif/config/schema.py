@@ -392,7 +392,7 @@ def _replaced(value, loc: tuple, new):
         return {**value, head: _replaced(value[head], tuple(rest), new)}
     if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
         return [*value[:head], _replaced(value[head], tuple(rest), new), *value[head + 1 :]]
-    return _replaced(value, tuple(rest), new)  # a discriminator tag such as 'edsr-baseline'
+    return _replaced(value, tuple(rest), new)  # a discriminator tag: the name of an encoder
 
 
 def merge_model(base: dict, override: dict) -> dict:
@@ -401,7 +401,7 @@ def merge_model(base: dict, override: dict) -> dict:
     Naming the base's model, the variant overrides keys of the base section. Naming another model, the base's
     keys do not apply (they are another model's arguments), except its encoder, which the new model gets where
     it takes one. An encoder block naming an encoder with other arguments than the base's (an RDN for an
-    EDSR) replaces the base's; one with the same arguments (``edsr`` for ``edsr-baseline``) overrides its keys.
+    EDSR) replaces the base's; one with the same arguments (the full EDSR for EDSR-baseline) overrides its keys.
     """
     name = override.get("name", base.get("name"))
     if name == base.get("name"):
