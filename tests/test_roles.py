@@ -115,8 +115,6 @@ def small_study(**variants) -> dict:
             "feat_unfold": True,
             "local_ensemble": True,
             "cell_decode": True,
-            "predictor_hidden": 16,
-            "scale": 2,
         },
         "train": {
             "dataset": "sample",
