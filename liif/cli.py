@@ -115,7 +115,8 @@ def cmd_upscale(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def evaluation_scale(args) -> float:
+    """``liif evaluate --scale``, checked before any image or checkpoint is read."""
     try:
         scale = float(args.scale)
     except ValueError:
@@ -128,6 +129,11 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"--lr pairs files by integer scale; got --scale {args.scale}")
     if scale < 1:
         raise UsageError(f"--scale {args.scale}: factors below 1 would up-sample the LR image; use 1 or more")
+    return scale
+
+
+def cmd_evaluate(args) -> int:
+    scale = evaluation_scale(args)
     resolve_device(args.device)
     hr_paths = list_images(args.hr)
     model, raw = load_model(args.checkpoint)
@@ -154,6 +160,12 @@ def cmd_evaluate(args) -> int:
                 f"{s.name}: the prediction scores PSNR {s.psnr} and SSIM {s.ssim}, not numbers; "
                 f"{args.checkpoint} computes NaN or infinite colours on it, so no score is reported"
             )
+    print_scores(args, scores, scale=scale)
+    return 0
+
+
+def print_scores(args, scores: list, *, scale: float):
+    """The scores of ``liif evaluate``: a table, or strict JSON with ``--json``."""
     mean_psnr = sum(s.psnr for s in scores) / len(scores)
     mean_ssim = sum(s.ssim for s in scores) / len(scores)
     if args.json:  # strict JSON: an exact reconstruction's infinite PSNR is null, with psnr_exact true
@@ -183,7 +195,6 @@ def cmd_evaluate(args) -> int:
         print(
             f"{'mean':<{width}}  {shown(mean_psnr)}  SSIM {mean_ssim:.4f}  ({len(scores)} images, x{scale:g}, {args.protocol})"
         )
-    return 0
 
 
 def cmd_info(args) -> int:
@@ -225,7 +236,7 @@ def cmd_info(args) -> int:
 
 def cmd_repro(args) -> int:
     from liif.config.params import load_params
-    from liif.config.schema import check_params
+    from liif.config.variants import check_params
     from liif.study.repro import check_workspace, repro
 
     try:

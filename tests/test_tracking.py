@@ -321,7 +321,7 @@ def test_liif_repro_creates_the_store_before_its_parallel_jobs(tmp_path, monkeyp
     """The store is made once, from params.yaml's runtime.tracking, before any two jobs could race to make it."""
     import yaml
 
-    from liif import repro
+    from liif.study import repro
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))

@@ -263,7 +263,7 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
             "val_images": 2,
             "inp_size": 12,
         },
-        "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale"}}},
+        "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale", "scale": 2}}},
     }
     del params["train"]["samples"]
     train_hr, val_hr = load_images(prepared.hr("photos", "train")), load_images(prepared.hr("valset", "test"))
@@ -286,7 +286,7 @@ def test_a_fixed_scale_patch_larger_than_an_lr_image_is_one_line_naming_it_and_t
     prepared = PreparedData(tmp_path)
     write_tree(prepared, "photos", {"train": 2, "test": 1})
     params = {
-        "model": {**TINY_MODEL_SECTION, "name": "fixed-scale"},
+        "model": {**TINY_MODEL_SECTION, "name": "fixed-scale", "scale": 2},
         "train": {**tiny_config()["train"], "dataset": "photos", "inp_size": 48},
         "variants": {"up": {}},
     }

@@ -298,65 +298,13 @@ def make_training_sets(
     training and of the test set, or (paper profile, spec 3.1) the first 10 DIV2K valid images.
     """
     t = config["train"]
-    seed, n_val, name = t["seed"], t["val_images"], t["dataset"]
-    val_name, val_split = t.get("val_dataset") or name, t["val_split"]
-    if t["samples"] == "uniform-varied":  # spec 3.4: L x L inputs, ground truths from the H x H faces
-        lr_size, hr_size = t["task"]
-        load = {
-            (split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
-            for split in ("train", val_split)
-            for size in (lr_size, hr_size)
-        }
-        common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
-        train = UniformVariedPairs(
-            load["train", lr_size],
-            load["train", hr_size],
-            augment=t["augment"],
-            repeat=t["repeat"],
-            gt_resize=t["gt_resize"],
-            seed=seed,
-            channel_shuffle=t.get("channel_shuffle", False),
-            **common,
-        )
-        val = UniformVariedPairs(
-            load[val_split, lr_size][:n_val],
-            load[val_split, hr_size][:n_val],
-            augment=False,
-            varied=False,
-            repeat=t["val_repeat"],
-            seed=seed + 1,
-            **common,
-        )
-        return train, val
+    if t["samples"] == "uniform-varied":
+        return _uniform_varied_sets(t, prepared)
+    name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]
     train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
-    val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[:n_val]
-    if t["samples"] == "paired":  # spec 2.5: fixed-scale up-samplers learn from the shipped LR images
-        s = t["scale_min"]
-        train_dir, val_dir = prepared.lr(name, "train", s), prepared.lr(val_name, val_split, s)
-        train_lr = load_images(train_dir, desc=f"{name}/train x{s}")
-        val_lr = load_images(val_dir, desc=f"{val_name}/{val_split} x{s}")[:n_val]
-        train = PairedPatches(
-            train_hr,
-            train_lr,
-            scale=s,
-            inp_size=t["inp_size"],
-            augment=t["augment"],
-            repeat=t["repeat"],
-            seed=seed,
-            channel_shuffle=t.get("channel_shuffle", False),
-            names=[str(path) for path in list_images(train_dir)],
-        )
-        val = PairedPatches(
-            val_hr,
-            val_lr,
-            scale=s,
-            inp_size=t["inp_size"],
-            augment=False,
-            repeat=t["val_repeat"],
-            seed=seed + 1,
-            names=[str(path) for path in list_images(val_dir)][:n_val],
-        )
-        return train, val
+    val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[: t["val_images"]]
+    if t["samples"] == "paired":
+        return _paired_sets(t, prepared, train_hr, val_hr)
     if t["samples"] != "downsampled":
         raise ValueError(f"train.samples {t['samples']!r}: expected downsampled, paired or uniform-varied")
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
@@ -364,9 +312,72 @@ def make_training_sets(
         train_hr,
         augment=t["augment"],
         repeat=t["repeat"],
+        seed=t["seed"],
+        channel_shuffle=t.get("channel_shuffle", False),
+        **common,
+    )
+    val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1, **common)
+    return train, val
+
+
+def _uniform_varied_sets(t: dict, prepared: PreparedData) -> tuple[UniformVariedPairs, UniformVariedPairs]:
+    """Spec 3.4: L x L inputs, ground truths from the H x H faces (``train.task`` [L, H])."""
+    name, val_split, n_val, seed = t["dataset"], t["val_split"], t["val_images"], t["seed"]
+    lr_size, hr_size = t["task"]
+    load = {
+        (split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
+        for split in ("train", val_split)
+        for size in (lr_size, hr_size)
+    }
+    common = dict(lr_size=lr_size, hr_size=hr_size, sample_q=t["sample_q"])
+    train = UniformVariedPairs(
+        load["train", lr_size],
+        load["train", hr_size],
+        augment=t["augment"],
+        repeat=t["repeat"],
+        gt_resize=t["gt_resize"],
         seed=seed,
         channel_shuffle=t.get("channel_shuffle", False),
         **common,
     )
-    val = DownsampledPatches(val_hr, augment=False, repeat=t["val_repeat"], seed=seed + 1, **common)
+    val = UniformVariedPairs(
+        load[val_split, lr_size][:n_val],
+        load[val_split, hr_size][:n_val],
+        augment=False,
+        varied=False,
+        repeat=t["val_repeat"],
+        seed=seed + 1,
+        **common,
+    )
+    return train, val
+
+
+def _paired_sets(t: dict, prepared: PreparedData, train_hr: list, val_hr: list) -> tuple[PairedPatches, PairedPatches]:
+    """Spec 2.5: fixed-scale up-samplers learn from the shipped LR images (x ``train.scale_min``)."""
+    name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]
+    n_val, s = t["val_images"], t["scale_min"]
+    train_dir, val_dir = prepared.lr(name, "train", s), prepared.lr(val_name, val_split, s)
+    train_lr = load_images(train_dir, desc=f"{name}/train x{s}")
+    val_lr = load_images(val_dir, desc=f"{val_name}/{val_split} x{s}")[:n_val]
+    train = PairedPatches(
+        train_hr,
+        train_lr,
+        scale=s,
+        inp_size=t["inp_size"],
+        augment=t["augment"],
+        repeat=t["repeat"],
+        seed=t["seed"],
+        channel_shuffle=t.get("channel_shuffle", False),
+        names=[str(path) for path in list_images(train_dir)],
+    )
+    val = PairedPatches(
+        val_hr,
+        val_lr,
+        scale=s,
+        inp_size=t["inp_size"],
+        augment=False,
+        repeat=t["val_repeat"],
+        seed=t["seed"] + 1,
+        names=[str(path) for path in list_images(val_dir)][:n_val],
+    )
     return train, val
