@@ -33,8 +33,8 @@ from liif.data.prepare import prepare_dataset
 from liif.eval.scores import evaluate_pairs  # noqa: E402
 from liif.images import list_images  # noqa: E402
 from liif.models import build_model  # noqa: E402
+from liif.protocol import SHIPPED_LR_SCALES  # noqa: E402
 from liif.sources import fetch_dataset  # noqa: E402
-from liif.sources.catalogue import SHIPPED_LR_SCALES  # noqa: E402
 from liif.train.loop import fit  # noqa: E402
 from liif.train.patches import make_training_sets  # noqa: E402
 

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 from liif.eval.scores import evaluate_pairs
-from liif.metrics.protocol import DIV2K_SCALES
 from liif.models import LIIF
 from liif.models.checkpoint import load_checkpoint
+from liif.protocol import DIV2K_SCALES
 
 SHARED_DIV2K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "div2k" / "DIV2K_train_HR"
 

@@ -3,7 +3,7 @@
 ``bash benchmarks/gpu_check.sh`` runs it (environment, optional wheels). Rows (name | result | detail):
 
 * ``device``: what ran;
-* ``cuda test: <test>``: one per test case of tests/test_cuda.py, run here through pytest (pass / fail /
+* ``cuda test: <test>``: one per test case of tests/integration/test_cuda.py, run here through pytest (pass / fail /
   no GPU / skipped; a passing row's detail holds what the test recorded, e.g. its largest difference);
 * ``train <mode>, synthetic`` and ``train <mode>, real data`` (steps/s), modes fp32, bf16 and compiled
   (fp32 under torch.compile): the paper configuration (EDSR-baseline-LIIF, batch 16, 48x48 inputs, 2304
@@ -107,7 +107,7 @@ def print_table(rows: list[dict]):
         print(f"| {cell(r['name'])} | {cell(r['result'])} | {cell(r['detail'])} |")
 
 
-# ---- CUDA tests (tests/test_cuda.py through pytest) -------------------------------------------------------
+# ---- CUDA tests (tests/integration/test_cuda.py through pytest) -------------------------------------------------------
 
 
 def cuda_test_rows(junit: Path | None, pytest_log: Path | None) -> list[dict]:
@@ -471,14 +471,14 @@ def cpu_slots() -> int:
 
 
 def run_cuda_tests(logs: Path, *, timeout: float) -> list[dict]:
-    """pytest tests/test_cuda.py (JUnit XML with the tests' recorded properties), one row per test case."""
+    """pytest tests/integration/test_cuda.py (JUnit XML with the tests' recorded properties), one row per test case."""
     junit, log = logs / "cuda-tests.xml", logs / "pytest.log"
     junit.unlink(missing_ok=True)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "junit_family=legacy"]
     with open(log, "w") as out:
         try:
             subprocess.run(
-                [*command, f"--junitxml={junit}", "tests/test_cuda.py"],
+                [*command, f"--junitxml={junit}", "tests/integration/test_cuda.py"],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -486,7 +486,7 @@ def run_cuda_tests(logs: Path, *, timeout: float) -> list[dict]:
             )
         except subprocess.TimeoutExpired:
             return [
-                row("cuda tests", "fail", f"pytest tests/test_cuda.py did not finish in {timeout:.0f} s; log {log}")
+                row("cuda tests", "fail", f"pytest tests/integration/test_cuda.py did not finish in {timeout:.0f} s; log {log}")
             ]
     return cuda_test_rows(junit, log)
 
@@ -515,7 +515,7 @@ def main() -> int:
     parser.add_argument("--started", type=float, help="when the check began (seconds since the epoch)")
     parser.add_argument("--budget", type=float, default=480, help="seconds the whole check may take")
     parser.add_argument("--repro-limit", type=float, default=300, help="seconds from the start the repro row may take")
-    parser.add_argument("--no-tests", action="store_true", help="skip tests/test_cuda.py")
+    parser.add_argument("--no-tests", action="store_true", help="skip tests/integration/test_cuda.py")
     parser.add_argument("--repro-on-cpu", action="store_true", help="run the repro row without CUDA too")
     args = parser.parse_args()
     if MISSING is not None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check for a first GPU lease, as ONE markdown table on stdout (name | result | detail):
-# benchmarks/gpu_check.py runs the CUDA tests (pytest tests/test_cuda.py) while `liif repro --jobs auto`
+# benchmarks/gpu_check.py runs the CUDA tests (pytest tests/integration/test_cuda.py) while `liif repro --jobs auto`
 # runs the tiny-profile pipeline beside them, then the benchmarks alone (training steps per second,
 # decoding throughput, peak GPU memory). Within 8 minutes on one GPU; without CUDA a CPU subset in
 # about a minute, where every CUDA row reads "no GPU". Exit status 1 when a check failed.

@@ -14,6 +14,13 @@ import typing
 
 from liif.errors import UserError
 
+PACKAGES = {  # each concept -> the package whose modules register its components (one module per component)
+    "model": "liif.models",
+    "encoder": "liif.encoders",
+    "metric": "liif.metrics",
+    "dataset source": "liif.sources",
+}
+
 
 class UnknownName(UserError):
     """A name (of params.yaml, of the command line) that no component of the concept registered."""
@@ -22,11 +29,23 @@ class UnknownName(UserError):
 class Registry:
     """Named components of one concept; ``kind`` names the concept in messages, ``package`` holds its modules."""
 
-    def __init__(self, kind: str, package: str):
+    _by_kind: dict[str, "Registry"] = {}
+
+    def __init__(self, kind: str):
         self.kind = kind
-        self.package = package
+        self.package = PACKAGES[kind]
         self._entries: dict[str, object] = {}
         self._loaded = False
+        Registry._by_kind[kind] = self
+
+    @classmethod
+    def of(cls, kind: str) -> "Registry":
+        """The registry of a concept by its kind, its package imported on first use. The config checks names of
+        params.yaml this way (``eval.metrics``, ``data.datasets.<d>.source``), so a stage that only validates a
+        section naming a metric or a source does not import (and, for DVC, depend on) every metric and source."""
+        if kind not in cls._by_kind:
+            importlib.import_module(PACKAGES[kind])
+        return cls._by_kind[kind]
 
     def register(self, name: str):
         """Decorator storing the object under ``name`` and setting its ``name`` attribute to it."""

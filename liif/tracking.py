@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from liif.config.params import load_params
+from liif.config.schema import runtime_settings
 from liif.errors import UserError
 
 if TYPE_CHECKING:  # pandas comes with the pipeline extra, as MLflow does; only the run look-ups need it
@@ -161,8 +163,6 @@ def create_store(settings: dict | None = None) -> bool:
     stage then says why it tracks nothing), never a stop."""
     try:
         if settings is None:
-            from liif.config.params import load_params, runtime_settings
-
             settings = runtime_settings(load_params())["tracking"]
         if not settings["enabled"]:
             return False

@@ -8,7 +8,7 @@ instead of hanging a run for years or asking for more memory than any machine ha
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from annotated_types import Interval, Len
 
@@ -47,3 +47,6 @@ class Component:
 
 
 EncoderSection = Annotated[dict, Component("encoder")]
+
+Split = Literal["train", "val", "test"]  # the splits of data/prepared/<name> (liif.data.layout)
+SPLITS: tuple[str, ...] = get_args(Split)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from liif.config.params import ParamsError, apply_profile, dump_yaml, load_params, load_profile
-from liif.config.schema import check_params
+from liif.config.variants import check_params
 from liif.files import atomic_write
 
 PARAMS = Path("params.yaml")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from liif.config.params import load_params
 from liif.config.roles import role_of
-from liif.config.schema import check_params
-from liif.config.variants import resolve_variant
+from liif.config.variants import check_params, resolve_variant
 from liif.errors import run_stage
 
 

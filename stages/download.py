@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from liif.config.params import load_params
-from liif.config.schema import check_params
+from liif.config.schema import check_sections
 from liif.errors import run_stage
 from liif.sources import fetch_datasets
 
@@ -15,7 +15,7 @@ def main() -> int:
     parser.add_argument("--trusted", required=True, help="trust-on-first-use checksums (a file tracked in git)")
     args = parser.parse_args()
     params = load_params()
-    check_params(params, sections=("data",))
+    check_sections(params, sections=("data",))
     fetch_datasets(params["data"]["datasets"], raw_root=args.raw, trusted=args.trusted)
     return 0
 

@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from liif.config.params import load_params, runtime_settings
-from liif.config.schema import check_params
+from liif.config.params import load_params
+from liif.config.schema import runtime_settings
+from liif.config.variants import check_params
 from liif.data.layout import PreparedData
 from liif.errors import run_stage
 from liif.eval.scores import evaluate_variant, finished_training, per_image_header

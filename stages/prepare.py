@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from liif.config.params import load_params
-from liif.config.schema import check_params
+from liif.config.schema import check_sections
 from liif.data.layout import PreparedData
 from liif.data.prepare import prepare_datasets
 from liif.errors import run_stage
@@ -16,7 +16,7 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the prepared data folder")
     args = parser.parse_args()
     params = load_params()
-    check_params(params, sections=("data",))
+    check_sections(params, sections=("data",))
     for name, manifest in prepare_datasets(params["data"], raw_root=args.raw, prepared=PreparedData(args.out)):
         print(f"{name}: prepared ({manifest})", file=sys.stderr)
     return 0

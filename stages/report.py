@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from liif import tracking
-from liif.config.params import load_params, runtime_settings
+from liif.config.params import load_params
 from liif.config.roles import study_roles
-from liif.config.schema import check_params
+from liif.config.schema import runtime_settings
+from liif.config.variants import check_params
 from liif.data.layout import PreparedData
 from liif.errors import run_stage
 from liif.study import figures, report

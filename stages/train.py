@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liif.config.params import load_params, runtime_settings
-from liif.config.schema import check_params
+from liif.config.params import load_params
+from liif.config.schema import runtime_settings
+from liif.config.variants import check_params
 from liif.data.layout import PreparedData
 from liif.errors import run_stage
 from liif.files import HELD_ENV, lock_path, model_folder_lock

@@ -1,4 +1,4 @@
-"""Helper for test_train.py: train a tiny LIIF into a folder (run as a subprocess so it can be killed)."""
+"""Helper for the training tests: train a tiny LIIF into a folder (run as a subprocess so it can be killed)."""
 
 import json
 import sys
@@ -6,7 +6,7 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from test_train import tiny_sets  # noqa: E402
+from unit.test_train import tiny_sets  # noqa: E402
 
 from liif.train.loop import fit  # noqa: E402
 

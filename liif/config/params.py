@@ -10,19 +10,14 @@ Its sections: ``data`` (datasets and where they come from), ``model`` and
 import copy
 import datetime
 import io
-import json
 import math
-import os
 from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
 from liif.errors import UserError
 
-SOURCES = ("official", "mirror", "local", "sample")  # where a dataset comes from (liif.sources)
-ENCODER_FAMILY = {"edsr-baseline": "edsr", "edsr": "edsr", "rdn": "rdn"}  # encoders that share arguments
 RUNTIME_ENV = "LIIF_RUNTIME"  # a JSON object of runtime keys for one process (liif repro --jobs)
-RUNTIME_KEYS = {"device", "threads", "workers", "nproc", "compile", "channels_last", "save_every", "tracking"}
 
 
 PROFILE_KEYS = ("data", "model", "train", "eval", "variants", "report", "runtime", "every_variant")
@@ -124,34 +119,6 @@ def _kind(value) -> str:
     return "nothing (null)" if value is None else f"{type(value).__name__} {value!r}"[:60]
 
 
-def runtime_settings(params: dict) -> dict:
-    """The ``runtime`` section, checked (``liif.config.schema.Runtime``): how a stage runs, never what it computes, so no
-    result depends on it (it is not a DVC parameter and not part of a variant's identity).
-
-    ``LIIF_RUNTIME``, a JSON object in the environment, overrides its keys for one process: ``liif repro`` gives
-    each parallel job its share of the cores this way (``{"threads": 1}``) without touching params.yaml.
-    """
-    from liif.config.schema import check_params  # the schema reads this module's constants
-
-    override = os.environ.get(RUNTIME_ENV)
-    if not override:
-        check_params(params, sections=("runtime",))
-        return params["runtime"]
-    try:
-        values = json.loads(override)
-    except json.JSONDecodeError as e:
-        raise ParamsError(f"{RUNTIME_ENV}={override!r}: not a JSON object ({e.msg})") from None
-    if not isinstance(values, dict):
-        raise ParamsError(f"{RUNTIME_ENV}={override!r}: expected a JSON object of runtime keys")
-    merged = {**params, "runtime": deep_merge(params.get("runtime") or {}, values)}
-    try:
-        check_params(merged, sections=("runtime",))
-    except ParamsError as e:
-        check_params(params, sections=("runtime",))  # a mistake of params.yaml itself is named there
-        raise ParamsError(str(e).replace("params.yaml runtime.", f"{RUNTIME_ENV} ", 1)) from None
-    return merged["runtime"]
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
@@ -180,14 +147,3 @@ def apply_profile(params: dict, profile: dict) -> dict:
         if key in profile.get(section, {}):
             out[section][key] = copy.deepcopy(profile[section][key])
     return out
-
-
-def merge_model(base: dict, override: dict) -> dict:
-    """``deep_merge`` except that an encoder of another family replaces the base encoder block:
-    an RDN has none of EDSR's ``n_resblocks``/``n_feats``."""
-    merged = deep_merge(base, override)
-    encoder = override.get("encoder") or {}
-    family = ENCODER_FAMILY.get(encoder.get("name", base["encoder"]["name"]))
-    if family != ENCODER_FAMILY.get(base["encoder"]["name"]):
-        merged["encoder"] = copy.deepcopy(encoder)
-    return merged

@@ -10,9 +10,10 @@ refused with the closest valid key. The schema is written with pydantic
 reading the plain dictionaries, so no identity or hash depends on it.
 """
 
-import copy
 import difflib
+import json
 import math
+import os
 import re
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -28,13 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-from liif.config.params import ParamsError, deep_merge
-from liif.encoders import ENCODERS
-from liif.metrics import METRICS, PAPER_METRIC
-from liif.metrics.protocol import PROTOCOLS
-from liif.models import MODELS
+from liif.config.params import RUNTIME_ENV, ParamsError, deep_merge
+from liif.protocol import PAPER_METRIC, PROTOCOLS
 from liif.registry import REQUIRED, Registry, settings
-from liif.sources import SOURCES
 from liif.types import (
     MAX_COUNT,
     MAX_PROCS,
@@ -47,6 +44,7 @@ from liif.types import (
     Scale,
     Seed,
     Size,
+    Split,
 )
 
 AMP_CHOICES = {
@@ -54,7 +52,6 @@ AMP_CHOICES = {
     "bf16": "bfloat16",
     "fp16": "float16",
 }  # train.amp -> torch autocast dtype (liif.train.loop)
-COMPONENTS = {"encoder": ENCODERS}  # the registry of each kind of liif.types.Component setting
 # A name that becomes a path or a DVC stage name (variants, datasets): a DVC foreach key (no dots, spaces or '@') and
 # a single folder name (no slashes, no '..', not absolute), so data/raw/<name> stays inside data/raw.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -76,6 +73,9 @@ Name = Annotated[str, AfterValidator(valid_name)]  # datasets: data/raw/<name>, 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # no .inf or .nan for any float
+
+
+_UNION_KINDS: set[str] = set()  # the kinds of component whose sections sit in a schema as a union tagged by name
 
 
 def component_schema(registry: Registry, name: str) -> type[BaseModel]:
@@ -101,7 +101,8 @@ def _pydantic(annotation):
     base, *metadata = get_args(annotation)
     for item in metadata:
         if isinstance(item, Component):
-            registry = COMPONENTS[item.kind]
+            registry = Registry.of(item.kind)
+            _UNION_KINDS.add(item.kind)
             schemas = tuple(component_schema(registry, name) for name in registry.names())
             return Annotated[Union[schemas], Field(discriminator="name")] if len(schemas) > 1 else schemas[0]  # noqa: UP007
     return Annotated[(base, *[AfterValidator(item.fn) if isinstance(item, Check) else item for item in metadata])]
@@ -113,14 +114,14 @@ def _component_settings(component) -> dict[str, Registry]:
     for key, (annotation, _) in settings(component).items():
         kinds = [item.kind for item in get_args(annotation)[1:] if isinstance(item, Component)]
         if get_origin(annotation) is Annotated and kinds:
-            out[key] = COMPONENTS[kinds[0]]
+            out[key] = Registry.of(kinds[0])
     return out
 
 
 class Train(Section):
     dataset: Name  # training images: data/prepared/<dataset>/train
     val_dataset: Name | None = None
-    val_split: Literal["train", "val", "test"]
+    val_split: Split
     epochs: Count
     batch_size: Size
     repeat: Count
@@ -173,9 +174,11 @@ class Eval(Section):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, names: list[str]) -> list[str]:
-        unknown = [name for name in names if name not in METRICS]
+        unknown = [name for name in names if name not in Registry.of("metric")]
         if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a metric of liif/metrics; valid: {', '.join(METRICS.names())}")
+            raise ValueError(
+                f"{unknown[0]!r} is not a metric of liif/metrics; valid: {', '.join(Registry.of('metric').names())}"
+            )
         if len(set(names)) != len(names):
             raise ValueError("each metric once")
         if PAPER_METRIC not in names:
@@ -193,7 +196,7 @@ class Eval(Section):
 def dataset_spec(source: str) -> type[BaseModel]:
     """The schema of a ``data.datasets.<name>`` entry naming ``source``: ``source`` itself plus the keyword-only
     constructor arguments of that registered source (``liif.sources``), with their annotations and defaults."""
-    return _dataset_spec(SOURCES.get(source))
+    return _dataset_spec(Registry.of("dataset source").get(source))
 
 
 @cache
@@ -213,20 +216,22 @@ class Data(Section):
     def _sources(self):
         for name, spec in self.datasets.items():
             source = spec.get("source")
-            if not isinstance(source, str) or source not in SOURCES:
+            if not isinstance(source, str) or source not in Registry.of("dataset source"):
                 problem = "missing" if source is None else f"{source!r} is not a dataset source of liif/sources"
                 raise ParamsError(
-                    f"params.yaml data.datasets.{name}.source: {problem}; valid: {', '.join(SOURCES.names())}"
+                    f"params.yaml data.datasets.{name}.source: {problem}; valid: {', '.join(Registry.of('dataset source').names())}"
                 )
             schema = dataset_spec(source)
             for key in spec:
-                others = [other for other in SOURCES.names() if key in dataset_spec(other).model_fields]
+                others = [
+                    other for other in Registry.of("dataset source").names() if key in dataset_spec(other).model_fields
+                ]
                 if key not in schema.model_fields and others:
                     raise ParamsError(
                         f"params.yaml data.datasets.{name}.{key}: unknown key for source {source} (a key of source "
                         f"{' and '.join(others)})"
                     )
-            _check(schema, spec, f"data.datasets.{name}")
+            check_section(schema, spec, f"data.datasets.{name}")
         return self
 
 
@@ -278,14 +283,14 @@ SECTIONS = {
 }
 
 
-def _closest(key: str, valid) -> str:
+def closest(key: str, valid) -> str:
     match = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
     return f"; did you mean {match[0]}?" if match else f"; valid keys: {', '.join(valid)}"
 
 
 def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
     """One pydantic error as one line naming the key and what it accepts."""
-    tags = {name for registry in COMPONENTS.values() for name in registry.names()}  # a union's tag, not a key
+    tags = {name for registry in _component_registries() for name in registry.names()}  # a union's tag
     location = [str(part) for part in error["loc"] if not str(part).startswith("function-") and part not in tags]
     key = ".".join([where, *location]) if location else where
     if error["type"] == "extra_forbidden":
@@ -296,7 +301,7 @@ def _describe(error: dict, where: str, schema: type[BaseModel]) -> str:
             if parent is None:
                 break
         valid = list(parent.model_fields) if parent else []
-        return f"params.yaml {key}: unknown key{_closest(location[-1], valid)}"
+        return f"params.yaml {key}: unknown key{closest(location[-1], valid)}"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f"{value!r}: "
     if location[-1:] == ["[key]"]:  # a name of data.datasets or eval.datasets: named by its section
@@ -336,7 +341,7 @@ def _nested(field) -> type[BaseModel] | None:
     return None
 
 
-def _check(schema: type[BaseModel], value: Any, where: str):
+def check_section(schema: type[BaseModel], value: Any, where: str):
     if not isinstance(value, dict):
         raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(value).__name__}")
     error = _first_error(schema, value)
@@ -351,20 +356,20 @@ def _check(schema: type[BaseModel], value: Any, where: str):
     raise ParamsError(_describe(error, where, schema))
 
 
-def _check_component(registry: Registry, value: Any, where: str):
+def check_component(registry: Registry, value: Any, where: str):
     """A section naming a registered component (``model``): its name, the keys of its sub-sections naming other
     components (``model.encoder``), then every value against the component's settings."""
     if not isinstance(value, dict):
         raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(value).__name__}")
-    schema = component_schema(registry, _known_name(registry, value.get("name"), f"{where}.name"))
+    schema = component_schema(registry, known_name(registry, value.get("name"), f"{where}.name"))
     for key, inner in _component_settings(registry.get(value["name"])).items():
         section = value.get(key)
         if isinstance(section, dict) and section.get("name") in inner:
             check_keys(section, component_schema(inner, section["name"]), f"{where}.{key}")
-    _check(schema, value, where)
+    check_section(schema, value, where)
 
 
-def _known_name(registry: Registry, name, where: str) -> str:
+def known_name(registry: Registry, name, where: str) -> str:
     if isinstance(name, str) and name in registry:
         return name
     valid = registry.names()
@@ -395,115 +400,70 @@ def _replaced(value, loc: tuple, new):
     return _replaced(value, tuple(rest), new)  # a discriminator tag: the name of an encoder
 
 
-def merge_model(base: dict, override: dict) -> dict:
-    """A variant's model section: the base ``model`` section with the variant's keys.
-
-    Naming the base's model, the variant overrides keys of the base section. Naming another model, the base's
-    keys do not apply (they are another model's arguments), except its encoder, which the new model gets where
-    it takes one. An encoder block naming an encoder with other arguments than the base's (an RDN for an
-    EDSR) replaces the base's; one with the same arguments (the full EDSR for EDSR-baseline) overrides its keys.
-    """
-    name = override.get("name", base.get("name"))
-    if name == base.get("name"):
-        merged = deep_merge(base, override)
-    else:
-        merged = copy.deepcopy(override)
-        if "encoder" in base and name in MODELS and "encoder" in settings(MODELS.get(name)):
-            merged["encoder"] = deep_merge(base["encoder"], override.get("encoder") or {})
-    encoder, base_encoder = override.get("encoder") or {}, base.get("encoder") or {}
-    if "name" in encoder and _encoder_arguments(encoder["name"]) != _encoder_arguments(base_encoder.get("name")):
-        merged["encoder"] = copy.deepcopy(encoder)
-    return merged
-
-
-def _encoder_arguments(name) -> set[str] | None:
-    return set(settings(ENCODERS.get(name))) if name in ENCODERS else None
-
-
 def check_keys(override: dict, schema: type[BaseModel], where: str):
     """An override's keys (before merging) against a section's: a misspelt key is named where it was written."""
     if not isinstance(override, dict):
         raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(override).__name__}")
     for key in override:
         if key not in schema.model_fields:
-            raise ParamsError(f"params.yaml {where}.{key}: unknown key{_closest(key, schema.model_fields)}")
+            raise ParamsError(f"params.yaml {where}.{key}: unknown key{closest(key, schema.model_fields)}")
 
 
-def check_variant(params: dict, variant: str):
-    """One variant: its name, its keys, and its merged model and train sections."""
-    try:
-        valid_name(variant)
-    except ValueError as e:
-        raise ParamsError(f"params.yaml variants.{variant!r}: {e}") from None
-    entry = params["variants"][variant] or {}
-    where = f"variants.{variant}"
-    if not isinstance(entry, dict):
-        raise ParamsError(f"params.yaml {where}: expected a mapping with role, model and train")
-    for key in entry:
-        if key not in ("role", "model", "train"):
-            raise ParamsError(f"params.yaml {where}.{key}: unknown key{_closest(key, ['role', 'model', 'train'])}")
-    override = entry.get("model") or {}
-    if not isinstance(override, dict):
-        raise ParamsError(f"params.yaml {where}.model: expected a mapping of keys, found {type(override).__name__}")
-    name = _known_name(MODELS, override.get("name", params["model"]["name"]), f"{where}.model.name")
-    check_keys(override, component_schema(MODELS, name), f"{where}.model")  # the keys of the model it names
-    check_keys(entry.get("train") or {}, Train, f"{where}.train")
-    model = merge_model(params["model"], override)
-    train = deep_merge(params["train"], entry.get("train") or {})
-    _check_component(MODELS, model, f"{where}.model")  # the base sections passed already: what fails, the override
-    _check(Train, train, f"{where}.train")
-    _check_queries(model, train, f"{where}.train")
-    for key in ("dataset", "val_dataset"):
-        _check_known_dataset(params, train.get(key), f"{where}.train.{key}")
-
-
-def _check_known_dataset(params: dict, name: str | None, where: str):
+def check_known_dataset(params: dict, name: str | None, where: str):
     """A dataset a recipe or the evaluation names must be one ``data.datasets`` makes (a profile stacked over
     another could otherwise leave ``train.dataset`` naming a dataset the later profile dropped)."""
     datasets = (params.get("data") or {}).get("datasets")
     if name is not None and isinstance(datasets, dict) and name not in datasets:
         raise ParamsError(
-            f"params.yaml {where}: {name!r} is not a dataset of data.datasets{_closest(name, list(datasets))}"
+            f"params.yaml {where}: {name!r} is not a dataset of data.datasets{closest(name, list(datasets))}"
         )
 
 
-def _check_queries(model: dict, train: dict, where: str):
-    """A model trained on queries (``SRModel.trains_on_queries``: LIIF, MetaSR) samples ``sample_q`` pixels of
-    each patch: the patch must have that many."""
-    if MODELS.get(model["name"]).trains_on_queries:
-        pixels = train["task"][0] ** 2 if train.get("task") else train["inp_size"] ** 2
-        if train["sample_q"] > pixels:
-            size = f"task L {train['task'][0]}" if train.get("task") else f"inp_size {train['inp_size']}"
-            raise ParamsError(
-                f"params.yaml {where}.sample_q: {train['sample_q']} queries per patch need as many pixels; the "
-                f"{size} patch has {pixels}: sample_q ≤ {pixels}"
-            )
-
-
-def check_params(params: dict, *, variants: list[str] | None = None, sections=tuple(SECTIONS)):
-    """The named sections of params.yaml (all by default) and variants (all when None); raises ParamsError,
-    one line naming the key and what it accepts."""
+def check_sections(params: dict, *, sections=tuple(SECTIONS)):
+    """The named sections of params.yaml that no variant resolves (data, eval, report, runtime; the model, train
+    and variants sections are ``liif.config.variants.check_params``'); raises ParamsError, one line naming the
+    key and what it accepts."""
     if not isinstance(params, dict):
         raise ParamsError("params.yaml: expected a mapping of sections")
     for section in params:
         if section not in SECTIONS:
-            raise ParamsError(f"params.yaml {section}: unknown section{_closest(section, SECTIONS)}")
+            raise ParamsError(f"params.yaml {section}: unknown section{closest(section, SECTIONS)}")
     for section in sections:
         if section not in params:
             raise ParamsError(f"params.yaml: the {section} section is missing")
         if SECTIONS[section] is not None:
-            _check(SECTIONS[section], params[section], section)
+            check_section(SECTIONS[section], params[section], section)
     if "eval" in sections and "data" in params:
         for name in params["eval"]["datasets"]:
-            _check_known_dataset(params, name, f"eval.datasets.{name}")
-    if "variants" not in sections:
-        return
-    _check_component(MODELS, params["model"], "model")
-    _check(Train, params["train"], "train")
-    _check_queries(params["model"], params["train"], "train")
-    if not isinstance(params["variants"], dict) or not params["variants"]:
-        raise ParamsError("params.yaml variants: expected a mapping of at least one variant")
-    for variant in params["variants"] if variants is None else variants:
-        if variant not in params["variants"]:
-            raise ParamsError(f"params.yaml variants.{variant}: no such variant{_closest(variant, params['variants'])}")
-        check_variant(params, variant)
+            check_known_dataset(params, name, f"eval.datasets.{name}")
+
+
+def runtime_settings(params: dict) -> dict:
+    """The ``runtime`` section, checked (``Runtime``): how a stage runs, never what it computes, so no result
+    depends on it (it is not a DVC parameter and not part of a variant's identity).
+
+    ``LIIF_RUNTIME``, a JSON object in the environment, overrides its keys for one process: ``liif repro`` gives
+    each parallel job its share of the cores this way (``{"threads": 1}``) without touching params.yaml.
+    """
+    override = os.environ.get(RUNTIME_ENV)
+    if not override:
+        check_sections(params, sections=("runtime",))
+        return params["runtime"]
+    try:
+        values = json.loads(override)
+    except json.JSONDecodeError as e:
+        raise ParamsError(f"{RUNTIME_ENV}={override!r}: not a JSON object ({e.msg})") from None
+    if not isinstance(values, dict):
+        raise ParamsError(f"{RUNTIME_ENV}={override!r}: expected a JSON object of runtime keys")
+    merged = {**params, "runtime": deep_merge(params.get("runtime") or {}, values)}
+    try:
+        check_sections(merged, sections=("runtime",))
+    except ParamsError as e:
+        check_sections(params, sections=("runtime",))  # a mistake of params.yaml itself is named there
+        raise ParamsError(str(e).replace("params.yaml runtime.", f"{RUNTIME_ENV} ", 1)) from None
+    return merged["runtime"]
+
+
+def _component_registries() -> list[Registry]:
+    """The registries whose components' names can tag a union inside a schema (a model's encoder section)."""
+    return [Registry.of(kind) for kind in sorted(_UNION_KINDS)]

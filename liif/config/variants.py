@@ -9,11 +9,26 @@ it. It is written to ``configs/<variant>.json``, training depends on that file,
 and its hash is stored in every checkpoint.
 """
 
+import copy
 import hashlib
 import json
 
 from liif.config.params import ParamsError, deep_merge
-from liif.config.schema import RUNTIME_KEYS, merge_model
+from liif.config.schema import (
+    RUNTIME_KEYS,
+    SECTIONS,
+    Train,
+    check_component,
+    check_keys,
+    check_known_dataset,
+    check_section,
+    check_sections,
+    closest,
+    component_schema,
+    known_name,
+    valid_name,
+)
+from liif.encoders import ENCODERS
 from liif.models import MODELS
 from liif.registry import REQUIRED, settings
 
@@ -94,6 +109,89 @@ def resolve_variant(params: dict, variant: str) -> dict:
     model = merge_model(params["model"], override.get("model", {}))
     train = deep_merge(params["train"], override.get("train", {}))
     return {"variant": variant, "model": model_spec_from_section(model), "train": training_recipe(model, train)}
+
+
+def merge_model(base: dict, override: dict) -> dict:
+    """A variant's model section: the base ``model`` section with the variant's keys.
+
+    Naming the base's model, the variant overrides keys of the base section. Naming another model, the base's
+    keys do not apply (they are another model's arguments), except its encoder, which the new model gets where
+    it takes one. An encoder block naming an encoder with other arguments than the base's (an RDN for an
+    EDSR) replaces the base's; one with the same arguments (the full EDSR for EDSR-baseline) overrides its keys.
+    """
+    name = override.get("name", base.get("name"))
+    if name == base.get("name"):
+        merged = deep_merge(base, override)
+    else:
+        merged = copy.deepcopy(override)
+        if "encoder" in base and name in MODELS and "encoder" in settings(MODELS.get(name)):
+            merged["encoder"] = deep_merge(base["encoder"], override.get("encoder") or {})
+    encoder, base_encoder = override.get("encoder") or {}, base.get("encoder") or {}
+    if "name" in encoder and _encoder_arguments(encoder["name"]) != _encoder_arguments(base_encoder.get("name")):
+        merged["encoder"] = copy.deepcopy(encoder)
+    return merged
+
+
+def _encoder_arguments(name) -> set[str] | None:
+    return set(settings(ENCODERS.get(name))) if name in ENCODERS else None
+
+
+def check_variant(params: dict, variant: str):
+    """One variant: its name, its keys, and its merged model and train sections."""
+    try:
+        valid_name(variant)
+    except ValueError as e:
+        raise ParamsError(f"params.yaml variants.{variant!r}: {e}") from None
+    entry = params["variants"][variant] or {}
+    where = f"variants.{variant}"
+    if not isinstance(entry, dict):
+        raise ParamsError(f"params.yaml {where}: expected a mapping with role, model and train")
+    for key in entry:
+        if key not in ("role", "model", "train"):
+            raise ParamsError(f"params.yaml {where}.{key}: unknown key{closest(key, ['role', 'model', 'train'])}")
+    override = entry.get("model") or {}
+    if not isinstance(override, dict):
+        raise ParamsError(f"params.yaml {where}.model: expected a mapping of keys, found {type(override).__name__}")
+    name = known_name(MODELS, override.get("name", params["model"]["name"]), f"{where}.model.name")
+    check_keys(override, component_schema(MODELS, name), f"{where}.model")  # the keys of the model it names
+    check_keys(entry.get("train") or {}, Train, f"{where}.train")
+    model = merge_model(params["model"], override)
+    train = deep_merge(params["train"], entry.get("train") or {})
+    check_component(MODELS, model, f"{where}.model")  # the base sections passed already: what fails, the override
+    check_section(Train, train, f"{where}.train")
+    _check_queries(model, train, f"{where}.train")
+    for key in ("dataset", "val_dataset"):
+        check_known_dataset(params, train.get(key), f"{where}.train.{key}")
+
+
+def _check_queries(model: dict, train: dict, where: str):
+    """A model trained on queries (``SRModel.trains_on_queries``: LIIF, MetaSR) samples ``sample_q`` pixels of
+    each patch: the patch must have that many."""
+    if MODELS.get(model["name"]).trains_on_queries:
+        pixels = train["task"][0] ** 2 if train.get("task") else train["inp_size"] ** 2
+        if train["sample_q"] > pixels:
+            size = f"task L {train['task'][0]}" if train.get("task") else f"inp_size {train['inp_size']}"
+            raise ParamsError(
+                f"params.yaml {where}.sample_q: {train['sample_q']} queries per patch need as many pixels; the "
+                f"{size} patch has {pixels}: sample_q ≤ {pixels}"
+            )
+
+
+def check_params(params: dict, *, variants: list[str] | None = None, sections=tuple(SECTIONS)):
+    """The named sections of params.yaml (all by default) and variants (all when None); raises ParamsError,
+    one line naming the key and what it accepts."""
+    check_sections(params, sections=sections)
+    if "variants" not in sections:
+        return
+    check_component(MODELS, params["model"], "model")
+    check_section(Train, params["train"], "train")
+    _check_queries(params["model"], params["train"], "train")
+    if not isinstance(params["variants"], dict) or not params["variants"]:
+        raise ParamsError("params.yaml variants: expected a mapping of at least one variant")
+    for variant in params["variants"] if variants is None else variants:
+        if variant not in params["variants"]:
+            raise ParamsError(f"params.yaml variants.{variant}: no such variant{closest(variant, params['variants'])}")
+        check_variant(params, variant)
 
 
 def config_hash(config: dict) -> str:

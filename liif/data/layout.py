@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liif.files import inside
-from liif.sources.base import SPLITS
+from liif.types import SPLITS
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from tqdm import tqdm
 from liif.data.layout import PreparedData
 from liif.files import file_digest
 from liif.images import decode_image, matlab_bicubic, write_png
+from liif.protocol import SHIPPED_LR_SCALES
 from liif.sources import dataset_plan
 from liif.sources.base import Part, Photographs, ShippedPairs, Squares
-from liif.sources.catalogue import SHIPPED_LR_SCALES
 
 
 def prepare_datasets(data: dict, *, raw_root: str | Path, prepared: PreparedData):

@@ -14,7 +14,7 @@ from torch import nn
 
 from liif.registry import Registry
 
-ENCODERS = Registry("encoder", "liif.encoders")
+ENCODERS = Registry("encoder")
 
 
 class Encoder(nn.Module):

@@ -20,12 +20,11 @@ from tqdm import tqdm
 from liif.config.variants import config_hash
 from liif.data.layout import PreparedData
 from liif.eval.render import render_image
-from liif.files import DIVERGED as DIVERGED_MARKER  # written by liif.train.divergence when a run diverges
+from liif.files import DIVERGED, LAST, SUMMARY
 from liif.images import ImageError, image_size, list_images, load_image, pil_bicubic
 from liif.metrics import METRICS
-from liif.metrics.protocol import PROTOCOL_SCALES
 from liif.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from liif.sources.catalogue import SHIPPED_LR_SCALES
+from liif.protocol import PROTOCOL_SCALES, SHIPPED_LR_SCALES
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -245,7 +244,7 @@ def diverged(model_dir: str | Path, of_hash: str | None = None) -> dict | None:
     """The record ``liif.train.loop`` left in ``model_dir`` when its run diverged (``variant``, ``config_hash``,
     ``epoch``, ``loss``, ``rule``, ``remedy``, ``last_good_epoch``), or None. With ``of_hash`` (a
     ``config_hash``), only a record of that configuration counts. A run that saves an epoch removes it."""
-    path = Path(model_dir) / DIVERGED_MARKER
+    path = Path(model_dir) / DIVERGED
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
@@ -279,12 +278,12 @@ def finished_training(config: dict, model_dir: str | Path) -> dict:
     rerun = f"so it is not evaluated; run `dvc repro train@{v}` to finish it"
     epochs = (config["train"] or {}).get("epochs")
     if epochs:
-        last = model_dir / "epoch-last.pth"
+        last = model_dir / LAST
         epoch = ((read_checkpoint(last).get("train_state") or {}).get("epoch")) if last.is_file() else None
         if epoch != epochs:
             at = f"is at epoch {epoch} of {epochs}" if epoch is not None else "is missing"
             raise CheckpointError(f"{last}: {at}: the training of {v} did not finish, {rerun}")
-    path = model_dir / "summary.json"
+    path = model_dir / SUMMARY
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:

@@ -1,18 +1,17 @@
 """The metric registry: a name of ``eval.metrics`` -> a function scoring a prediction against its HR image.
 
 A metric is ``fn(pred, target, *, protocol, scale, grey) -> float`` on float (3, H, W) images in [0, 1] (not
-quantised, peak 1), scored on the crop and channels of the protocol (``liif.metrics.protocol``). ``grey`` is True
+quantised, peak 1), scored on the crop and channels of the protocol (``liif.protocol``). ``grey`` is True
 only when the CLI's ``--grey-luma`` asks to take a greyscale original's luminance to be its grey level; a metric
 that has no use for it ignores it. A module of this package registers its metric with ``@metric(...)``, so one new
 module is all a new metric needs: the evaluation writes its means to ``metrics/eval/<v>.json`` and a column of
 the per-image TSV, and the report shows it, once ``eval.metrics`` in params.yaml names it.
 """
 
-from liif.metrics.protocol import PROTOCOLS, shave_for
+from liif.protocol import PAPER_METRIC, PROTOCOLS, shave_for
 from liif.registry import Registry
 
-METRICS = Registry("metric", "liif.metrics")
-PAPER_METRIC = "psnr"  # the paper's metric: every verdict of the report is on it, so every evaluation computes it
+METRICS = Registry("metric")
 
 __all__ = ["METRICS", "PAPER_METRIC", "PROTOCOLS", "metric", "shave_for"]
 

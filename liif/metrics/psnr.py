@@ -5,7 +5,7 @@ import math
 import torch
 
 from liif.metrics import metric
-from liif.metrics.protocol import Y_WEIGHTS, shave_for
+from liif.protocol import Y_WEIGHTS, shave_for
 
 
 def _difference(pred: torch.Tensor, target: torch.Tensor, protocol: str, scale: float, grey: bool) -> torch.Tensor:

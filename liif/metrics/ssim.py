@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from liif.metrics import metric
-from liif.metrics.protocol import Y_WEIGHTS, shave_for
+from liif.protocol import Y_WEIGHTS, shave_for
 
 
 def _to_y(image: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 from liif.encoders import ENCODERS
 from liif.registry import Registry
 
-MODELS = Registry("model", "liif.models")
+MODELS = Registry("model")
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
 CLAMP = 1 - 1e-6
 

@@ -17,7 +17,7 @@ from liif.sources.base import Plan, Source, SourceError
 
 __all__ = ["SOURCES", "SourceError", "dataset_plan", "dataset_root", "fetch_dataset", "fetch_datasets", "source_of"]
 
-SOURCES = Registry("dataset source", "liif.sources")
+SOURCES = Registry("dataset source")
 
 
 def source_of(name: str, spec: dict) -> Source:

@@ -9,12 +9,9 @@ which splits ``prepare`` writes, from which files and how (``Photographs``, ``Sh
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
 
 from liif.errors import UserError
-
-Split = Literal["train", "val", "test"]  # the splits of data/prepared/<name> (liif.data.layout)
-SPLITS: tuple[str, ...] = get_args(Split)
+from liif.types import Split
 
 
 class SourceError(UserError):

@@ -14,13 +14,13 @@ refused before extraction.
 
 from dataclasses import dataclass
 
+from liif.protocol import SHIPPED_LR_SCALES
 from liif.sources.archives import ArchiveLimits
 from liif.sources.base import SourceError
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 
-SHIPPED_LR_SCALES = (2, 3, 4)  # the MATLAB-bicubic LR sets DIV2K and the benchmarks ship
 CELEBA_SIZES = (256, 128, 64, 32)  # the paper's CelebA-HQ squares: 256 from 1024, the others from 256
 
 

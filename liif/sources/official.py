@@ -22,10 +22,10 @@ from liif.files import atomic_write, file_digest
 from liif.images import ImageError, list_images
 from liif.sources import SOURCES
 from liif.sources.archives import ArchiveError, check_archive, extract
-from liif.sources.base import Plan, ShippedPairs, Source, SourceError, Split, Squares
+from liif.sources.base import Plan, ShippedPairs, Source, SourceError, Squares
 from liif.sources.catalogue import Archive, CatalogueEntry, lookup
 from liif.sources.download import DownloadError, download, verify
-from liif.types import Scale, Seed
+from liif.types import Scale, Seed, Split
 
 Fraction = Annotated[float, Interval(gt=0, lt=1)]
 

@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from liif.images import decode_image, write_png
 from liif.sources import SOURCES
-from liif.sources.base import SPLITS, Photographs, Plan, Source, SourceError, Squares
-from liif.types import Size
+from liif.sources.base import Photographs, Plan, Source, SourceError, Squares
+from liif.types import SPLITS, Size
 
 SKIMAGE_PHOTOS = (
     "astronaut",

@@ -1,10 +1,10 @@
 """The paper's published PSNR (dB), for reports that put our numbers next to them (spec section 1).
 
 Rows are keyed by the paper's own names (``liif-c``, ``rdn-metasr``); ``paper_row`` maps a variant's
-declared role to its row; the scales of each table are those of ``liif.metrics.protocol``.
+declared role to its row; the scales of each table are those of ``liif.protocol``.
 """
 
-from liif.metrics.protocol import BENCHMARK_SCALES, DIV2K_SCALES
+from liif.protocol import BENCHMARK_SCALES, DIV2K_SCALES
 
 # T1, T3, T4: DIV2K validation, RGB PSNR, EDSR-baseline encoder unless named otherwise.
 DIV2K = {

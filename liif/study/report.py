@@ -24,6 +24,7 @@ from liif.config.roles import Roles
 from liif.data.layout import PreparedData
 from liif.errors import UserError
 from liif.eval.scores import diverged
+from liif.files import HISTORY, SUMMARY
 from liif.images import list_images
 from liif.metrics import METRICS, PAPER_METRIC
 from liif.study.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
@@ -162,7 +163,7 @@ def load_per_image(metrics_dir: Path, variants: list[str]) -> pd.DataFrame:
 def load_summaries(models_dir: Path, variants: list[str]) -> pd.DataFrame:
     rows = []
     for variant in variants:
-        path = models_dir / variant / "summary.json"
+        path = models_dir / variant / SUMMARY
         if path.is_file():
             rows.append(json.loads(path.read_text()))
     return pd.DataFrame(rows)
@@ -171,7 +172,7 @@ def load_summaries(models_dir: Path, variants: list[str]) -> pd.DataFrame:
 def load_history(models_dir: Path, variants: list[str]) -> pd.DataFrame:
     frames = []
     for variant in variants:
-        path = models_dir / variant / "history.tsv"
+        path = models_dir / variant / HISTORY
         if path.is_file() and path.stat().st_size:
             frame = pd.read_csv(path, sep="\t")
             if len(frame):

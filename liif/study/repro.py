@@ -40,7 +40,7 @@ from pathlib import Path
 from liif.config.params import RUNTIME_ENV
 from liif.config.variants import config_hash
 from liif.errors import UserError
-from liif.files import atomic_write
+from liif.files import SUMMARY, atomic_write
 
 LOG_DIR = Path("logs/repro")
 UPSTREAM = ("prepare", "configure")  # dvc repro of these groups also brings download up to date
@@ -159,7 +159,7 @@ def variant_work(
     folder = folder / str(t["task"][0]) if t.get("task") else folder / "HR"
     images = sum(1 for _ in folder.glob("*.png")) if folder.is_dir() else 1
     try:
-        summary = json.loads((models / variant / "summary.json").read_text())
+        summary = json.loads((models / variant / SUMMARY).read_text())
         finished = summary.get("config_hash") == config_hash(config)
     except (OSError, ValueError, AttributeError):
         finished = False

@@ -42,7 +42,7 @@ def array_script(variants: list[str], *, root: Path, gpus: int = 1, cpus: int = 
 
 def study_variants(path: Path) -> list[str]:
     """The variants of params.yaml, checked as ``liif repro`` checks them before a task is queued for hours."""
-    from liif.config.schema import check_params
+    from liif.config.variants import check_params
 
     params = load_params(path)
     check_params(params, sections=("model", "train", "variants"))

@@ -9,7 +9,7 @@ stays the last good epoch, the MLflow run ends FAILED, and ``diverged.json`` tel
 
 Healthy L1 on normalised RGB starts below about 1 and falls noisily: on 11 healthy 100-epoch runs of the default
 profile an epoch's loss rose at most 1.33x over the epoch before and 1.59x over the lowest before it
-(tests/test_divergence.py holds the noisiest); runs that diverged went 0.47 -> 14.6 (lr 0.05: 31x), 0.07 -> 6.2
+(tests/unit/test_divergence.py holds the noisiest); runs that diverged went 0.47 -> 14.6 (lr 0.05: 31x), 0.07 -> 6.2
 (a stretched schedule: 88x) and to 1.27e27 (lr 1000). An epoch of few samples is a noisy mean: one photograph at
 batch 1 (1 sample an epoch) swings 0.16 to 0.66 while it learns, so its loss level is the median of the last
 epochs holding WINDOW_SAMPLES samples; on the healthy few-sample runs of tests/data/few-sample-curves.json that

@@ -1,0 +1,372 @@
+"""A variant's identity: every variant of every profile resolves and builds, the paper profile holds the
+paper's recipe (spec section 3), and runtime settings never enter an identity."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_MODEL_SECTION
+
+from liif.config.params import ParamsError, apply_profile, load_params
+from liif.config.schema import runtime_settings
+from liif.config.variants import RECIPE_KEYS, config_hash, resolve_variant
+from liif.models import build_model
+from liif.models.checkpoint import count_parameters
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+PROFILES = ["params.yaml"] + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "profiles").glob("*.yaml"))
+
+
+def profile_params(profile: str) -> dict:
+    """params.yaml with a profile applied; the smoke profile is applied on top of the paper profile."""
+    params = load_params(ROOT / "params.yaml")
+    chain = {"params.yaml": [], "profiles/paper-smoke.yaml": ["profiles/paper.yaml", profile]}.get(profile, [profile])
+    for name in chain:
+        params = apply_profile(params, yaml.safe_load((ROOT / name).read_text()))
+    return params
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_variant_of_every_profile_resolves_and_builds(profile):
+    params = profile_params(profile)
+    runtime_settings(params)
+    for variant in params["variants"]:
+        config = resolve_variant(params, variant)
+        json.dumps(config)  # what configure writes
+        model = build_model(config["model"])
+        assert count_parameters(model) > 0 or config["model"]["name"] == "bicubic", variant
+        recipe = config["train"]
+        if recipe is None:
+            assert config["model"]["name"] == "bicubic"
+            continue
+        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]]
+        missing = reads - {"val_dataset"} - set(recipe)  # val_dataset: the training dataset when absent
+        assert not missing, f"{profile} {variant}: recipe misses {sorted(missing)}"
+        assert set(recipe) - reads == {"samples"}, f"{profile} {variant}: keys its wrapper ignores"
+        assert recipe["dataset"] in params["data"]["datasets"], f"{profile} {variant}: unknown training dataset"
+        if recipe["samples"] == "paired":
+            assert recipe["scale_min"] == recipe["scale_max"] == config["model"]["args"]["scale"]
+
+
+def test_paper_profile_holds_the_spec_recipe():
+    params = profile_params("profiles/paper.yaml")
+    liif = resolve_variant(params, "liif")
+    assert liif["model"] == {
+        "name": "liif",
+        "args": {
+            "encoder": {"name": "edsr-baseline", "n_resblocks": 16, "n_feats": 64},
+            "decoder_hidden": [256, 256, 256, 256],
+            "feat_unfold": True,
+            "local_ensemble": True,
+            "cell_decode": True,
+        },
+    }
+    t = liif["train"]
+    assert {
+        k: t[k]
+        for k in (
+            "lr",
+            "milestones",
+            "gamma",
+            "epochs",
+            "batch_size",
+            "repeat",
+            "sample_q",
+            "inp_size",
+            "scale_min",
+            "scale_max",
+            "augment",
+            "val_images",
+            "val_repeat",
+        )
+    } == {
+        "lr": 1e-4,
+        "milestones": [200, 400, 600, 800],
+        "gamma": 0.5,
+        "epochs": 1000,
+        "batch_size": 16,
+        "repeat": 20,
+        "sample_q": 2304,
+        "inp_size": 48,
+        "scale_min": 1,
+        "scale_max": 4,
+        "augment": True,
+        "val_images": 10,
+        "val_repeat": 160,
+    }
+    assert (t["samples"], t["dataset"], t["val_dataset"]) == ("downsampled", "div2k", "div2k-valid")
+    assert params["eval"]["checkpoint"] == "epoch-last.pth"  # spec 3.1: report with epoch-last
+    assert resolve_variant(params, "liif-d")["model"]["args"]["decoder_hidden"] == [256, 256]
+    for k in (2, 3, 4):
+        single = resolve_variant(params, f"liif-x{k}")["train"]
+        assert (single["scale_min"], single["scale_max"]) == (k, k)
+        up = resolve_variant(params, f"upsample-x{k}")
+        assert (up["train"]["samples"], up["train"]["inp_size"], up["model"]["args"]["scale"]) == ("paired", 48, k)
+    assert resolve_variant(params, "metasr")["model"]["args"]["predictor_hidden"] == 256
+    rdn = resolve_variant(params, "rdn-liif")["model"]["args"]["encoder"]
+    assert rdn == {"name": "rdn", "G0": 64, "kernel_size": 3, "n_blocks": 16, "n_convs": 8, "growth": 64}  # config B
+    model = build_model(resolve_variant(params, "rdn-liif")["model"])
+    assert round(count_parameters(model.encoder) / 1e6, 2) == 21.97
+    for k in (2, 3, 4):  # T2's per-scale RDN rows
+        up = resolve_variant(params, f"rdn-upsample-x{k}")
+        assert (up["model"]["args"]["scale"], up["model"]["args"]["encoder"]) == (k, rdn)
+    for task, scale in (((64, 128), 2), ((32, 256), 8)):  # T5, spec 3.4
+        name = f"{task[0]}-{task[1]}"
+        liif_task, up_task = (resolve_variant(params, f"celeba-{kind}-{name}") for kind in ("liif", "upsample"))
+        for config in (liif_task, up_task):
+            t = config["train"]
+            assert {
+                k: t[k]
+                for k in (
+                    "dataset",
+                    "task",
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "milestones",
+                    "gamma",
+                    "sample_q",
+                    "val_images",
+                    "samples",
+                )
+            } == {
+                "dataset": "celeba",
+                "task": list(task),
+                "epochs": 200,
+                "batch_size": 16,
+                "lr": 1e-4,
+                "milestones": [100],
+                "gamma": 0.1,
+                "sample_q": 1024,
+                "val_images": 100,
+                "samples": "uniform-varied",
+            }
+        assert liif_task["model"]["args"]["decoder_hidden"] == [256] * 4 and liif_task["train"]["gt_resize"] is None
+        assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]
+    assert params["eval"]["task_checkpoint"] == "epoch-best.pth"  # spec 3.4: CelebA-HQ reported with epoch-best
+    assert params["data"]["datasets"]["celeba"]["catalogue"] == "celeba-hq"
+    from liif.protocol import PROTOCOL_SCALES  # no scales in the profile: each protocol's paper scales
+
+    eval_scales = {n: s.get("scales", PROTOCOL_SCALES[s["protocol"]]) for n, s in params["eval"]["datasets"].items()}
+    assert list(eval_scales["div2k-valid"]) == [2, 3, 4, 6, 12, 18, 24, 30]
+    assert all(list(eval_scales[b]) == [2, 3, 4, 6, 8] for b in ("set5", "set14", "b100", "urban100"))
+
+
+def test_an_encoder_of_another_kind_replaces_the_base_encoder():
+    params = load_params(ROOT / "params.yaml")
+    params["variants"] = {
+        "rdn": {"model": {"encoder": {"name": "rdn", "G0": 8, "n_blocks": 2, "n_convs": 2, "growth": 4}}},
+        "wide": {"model": {"encoder": {"n_feats": 16}}},
+    }
+    assert resolve_variant(params, "rdn")["model"]["args"]["encoder"] == {
+        "name": "rdn",
+        "G0": 8,
+        "n_blocks": 2,
+        "n_convs": 2,
+        "growth": 4,
+    }
+    model = build_model(resolve_variant(params, "rdn")["model"])
+    assert model(torch.zeros(1, 3, 6, 6), torch.zeros(1, 5, 2), torch.full((1, 5, 2), 0.1)).shape == (1, 5, 3)
+    wide = resolve_variant(params, "wide")["model"]["args"]["encoder"]  # same kind: merged, not replaced
+    assert wide == {**params["model"]["encoder"], "n_feats": 16}
+
+
+def test_runtime_settings_are_not_part_of_any_identity():
+    params = load_params(ROOT / "params.yaml")
+    changed = apply_profile(
+        params,
+        {"runtime": {"threads": 1, "workers": 3, "device": "cpu", "save_every": 5, "tracking": {"enabled": False}}},
+    )
+    for variant in params["variants"]:
+        config = resolve_variant(params, variant)
+        assert config == resolve_variant(changed, variant)
+        assert not {"threads", "workers", "device", "save_every", "tracking"} & set(config["train"] or {})
+    assert resolve_variant(params, "bicubic")["train"] is None  # nothing to train: -S train.lr=... leaves it alone
+    lr = apply_profile(params, {"train": {"lr": 2 * params["train"]["lr"]}})  # any other lr than the default
+    assert config_hash(resolve_variant(lr, "bicubic")) == config_hash(resolve_variant(params, "bicubic"))
+    assert config_hash(resolve_variant(lr, "liif")) != config_hash(resolve_variant(params, "liif"))
+
+
+def test_runtime_keys_in_the_wrong_section_or_misspelt_are_refused():
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(ParamsError, match="runtime setting"):
+        resolve_variant(apply_profile(params, {"train": {"threads": 2}}), "liif")
+    with pytest.raises(ParamsError, match="runtime.thread: unknown key; did you mean threads"):
+        runtime_settings(apply_profile(params, {"runtime": {"thread": 2}}))
+
+
+def test_the_smoke_profile_keeps_every_paper_variant_at_its_true_size():
+    paper, smoke = profile_params("profiles/paper.yaml"), profile_params("profiles/paper-smoke.yaml")
+    assert list(smoke["variants"]) == list(paper["variants"])
+    for variant in paper["variants"]:
+        full, quick = resolve_variant(paper, variant), resolve_variant(smoke, variant)
+        assert quick["model"] == full["model"], variant  # true size, RDN included
+        if full["train"] is None:
+            continue
+        changed = {k for k in full["train"] if full["train"][k] != quick["train"][k]}
+        assert changed <= {"epochs", "batch_size", "repeat", "val_images", "val_repeat"}, (variant, changed)
+        assert quick["train"]["epochs"] == 1 and quick["train"]["batch_size"] == 2
+
+
+# A changed value for every train key a wrapper may read (liif.config.variants.RECIPE_KEYS), against BASE_TRAIN.
+PROBES = {
+    "dataset": "other",
+    "val_dataset": "other",
+    "val_split": "train",
+    "epochs": 3,
+    "batch_size": 3,
+    "repeat": 3,
+    "lr": 5e-4,
+    "milestones": [2],
+    "gamma": 0.1,
+    "val_images": 2,
+    "val_repeat": 3,
+    "seed": 1,
+    "augment": False,
+    "amp": "bf16",
+    "inp_size": 12,
+    "scale_min": 2,
+    "scale_max": 3,
+    "sample_q": 32,
+    "channel_shuffle": True,
+    "task": [16, 24],
+    "gt_resize": 24,
+}
+
+
+LOOP_KEYS = {
+    "epochs",
+    "batch_size",
+    "lr",
+    "milestones",
+    "gamma",
+    "amp",
+}  # read by liif.train.loop.fit, not the samples
+
+
+BASE_TRAIN = {
+    "dataset": "photos",
+    "val_split": "test",
+    "epochs": 2,
+    "batch_size": 4,
+    "repeat": 2,
+    "lr": 1e-3,
+    "milestones": [1],
+    "gamma": 0.5,
+    "val_images": 1,
+    "val_repeat": 1,
+    "seed": 0,
+    "augment": True,
+    "inp_size": 16,
+    "scale_min": 1,
+    "scale_max": 4,
+    "sample_q": 64,
+}
+
+
+def _prepared_photos(root: Path):
+    """Two datasets with HR, MATLAB-bicubic X2 and square 16/24/32 versions of each image, per split."""
+    from conftest import random_image
+
+    from liif.data.layout import PreparedData
+    from liif.images import matlab_bicubic, write_png
+
+    prepared = PreparedData(root)
+    for d, name in enumerate(("photos", "other")):
+        for split in ("train", "test"):
+            for i in range(2):
+                hr = random_image(64, 72, seed=100 * d + 10 * i + (split == "test"))
+                hr = (hr * 255).round().byte().permute(1, 2, 0).numpy()
+                write_png(hr, prepared.hr(name, split) / f"{i}.png")
+                write_png(matlab_bicubic(hr, scale=0.5), prepared.lr(name, split, 2) / f"{i}x2.png")
+                for size in (16, 24, 32):
+                    write_png(
+                        matlab_bicubic(hr[:64, :64], size=(size, size)), prepared.sized(name, split, size) / f"{i}.png"
+                    )
+    return prepared
+
+
+def _samples(config: dict, prepared) -> list:
+    """Every tensor of every sample the training and validation sets of ``config`` hold, in order."""
+    from liif.train.patches import make_training_sets
+
+    return [
+        [{k: v.clone() for k, v in ds[i].items()} for i in range(len(ds))]
+        for ds in make_training_sets(config, prepared)
+    ]
+
+
+def _same(a: list, b: list) -> bool:
+    return [[sorted(x) for x in s] for s in a] == [[sorted(x) for x in s] for s in b] and all(
+        x[k].shape == y[k].shape and torch.equal(x[k], y[k])
+        for s, t in zip(a, b, strict=True)
+        for x, y in zip(s, t, strict=True)
+        for k in x
+    )
+
+
+def test_a_train_key_changes_the_identity_exactly_when_it_changes_what_is_learnt(tmp_path):
+    """Behaviour, not a list: for each of the paper's sample wrappers, a key the wrapper ignores
+    (``sample_q`` of the fixed-scale up-sampler, spec 2.5: every HR pixel is supervised; the crop and
+    scale range of the size-varied task, spec 3.4) leaves the config hash alone, so DVC retrains
+    nothing; a key that changes the training samples, or the training loop, changes it."""
+    assert set(PROBES) == set().union(*RECIPE_KEYS.values()), "a recipe key without a probe value"
+    prepared = _prepared_photos(tmp_path)
+    model = dict(TINY_MODEL_SECTION)
+    variants = {
+        "liif": {},
+        "up": {"model": {"name": "fixed-scale", "scale": 2}},
+        "sized-liif": {"train": {"task": [16, 32]}},
+        "sized-up": {"model": {"name": "fixed-scale", "scale": 2}, "train": {"task": [16, 32]}},
+    }
+    ignored, wrong = {}, []
+    for variant, override in variants.items():
+        params = {"model": model, "train": BASE_TRAIN, "variants": {variant: override}}
+        base = resolve_variant(params, variant)
+        samples = _samples(base, prepared)
+        for key, value in PROBES.items():
+            train = {**override.get("train", {}), key: value}
+            changed = {**params, "variants": {variant: {**override, "train": train}}}
+            config = resolve_variant(changed, variant)
+            same_identity = config_hash(config) == config_hash(base)
+            if key in LOOP_KEYS:
+                if same_identity:
+                    wrong.append(f"{variant}: train.{key} shapes the weights but is not in the identity")
+                continue
+            if same_identity != _same(_samples(config, prepared), samples):
+                effect = "the samples but not the hash" if same_identity else "the hash but not the samples"
+                wrong.append(f"{variant}: train.{key} changes {effect}")
+            if same_identity:
+                ignored.setdefault(variant, set()).add(key)
+    assert not wrong, "the identity and the samples disagree: " + "; ".join(wrong)
+    # and the spec's ignored keys were seen ignored (gt_resize is derived from the task, scale_* of up from the model)
+    assert {"sample_q", "scale_min", "scale_max"} <= ignored.get("up", set())
+    for variant in ("sized-liif", "sized-up"):
+        assert {"inp_size", "scale_min", "scale_max", "gt_resize"} <= ignored.get(variant, set())
+
+
+def test_a_variant_naming_another_model_gets_the_base_encoder_and_its_own_keys_only():
+    base = dict(TINY_MODEL_SECTION)
+    params = {
+        "model": base,
+        "train": BASE_TRAIN,
+        "variants": {
+            "meta": {"model": {"name": "metasr"}},
+            "meta-rdn": {"model": {"name": "metasr", "encoder": {"name": "rdn", "G0": 8}, "predictor_hidden": 4}},
+            "full": {"model": {"encoder": {"name": "edsr"}}},
+        },
+    }
+    meta = resolve_variant(params, "meta")["model"]
+    assert meta == {"name": "metasr", "args": {"encoder": base["encoder"], "predictor_hidden": 256}}  # its default
+    assert resolve_variant(params, "meta-rdn")["model"]["args"] == {
+        "encoder": {"name": "rdn", "G0": 8},
+        "predictor_hidden": 4,
+    }
+    # an encoder with the same arguments overrides the base's keys; its own defaults fill the rest when built
+    full = resolve_variant(params, "full")["model"]["args"]["encoder"]
+    assert full == {"name": "edsr", "n_resblocks": 1, "n_feats": 8}
+    assert build_model({"name": "liif", "args": {"encoder": {"name": "edsr"}}}).encoder.body[0].res_scale == 0.1
