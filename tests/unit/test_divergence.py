@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_image
-from test_train import saved_epoch, tiny_config, tiny_sets
+from conftest import random_image, saved_epoch, tiny_config, tiny_sets
 
 import liif.train.loop
 from liif.config.variants import config_hash

@@ -3,59 +3,13 @@
 import hashlib
 import io
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import Server
 
 from liif.sources.archives import ArchiveError, extract
 from liif.sources.download import DownloadError, download
-
-
-class Server:
-    """Serves ``files`` (name -> bytes) with Range support; ``cut[name] = n`` drops the connection after n bytes
-    once; ``status[name] = code`` answers with that HTTP status."""
-
-    def __init__(self):
-        self.files, self.cut, self.status, self.requests = {}, {}, {}, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                name = self.path.lstrip("/")
-                server.requests.append((name, self.headers.get("Range")))
-                if name in server.status:
-                    self.send_error(server.status[name])
-                    return
-                if name not in server.files:
-                    self.send_error(404)
-                    return
-                data = server.files[name]
-                start = 0
-                if self.headers.get("Range"):
-                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                if name in server.cut:
-                    body = body[: server.cut.pop(name)]
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

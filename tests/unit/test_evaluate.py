@@ -2,12 +2,11 @@
 no silent change of degradation, and no scoring of another variant's weights or of an unfinished training."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import random_image
+from conftest import random_image, study_params
 from PIL import Image
 
 from liif.config.variants import config_hash
@@ -17,9 +16,6 @@ from liif.images import ImageError, list_images, load_image, matlab_bicubic, pil
 from liif.metrics.psnr import psnr
 from liif.models import Bicubic
 from liif.models.checkpoint import CheckpointError, save_checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 CONFIG = {"variant": "bicubic", "model": {"name": "bicubic", "args": {}}, "train": None}
 
@@ -158,10 +154,9 @@ def test_each_metric_named_in_eval_metrics_is_computed_and_written(prepared, toy
 
 
 def trained_config() -> dict:
-    from liif.config.params import load_params
     from liif.config.variants import resolve_variant
 
-    return resolve_variant(load_params(ROOT / "params.yaml"), "liif")
+    return resolve_variant(study_params(), "liif")
 
 
 def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):

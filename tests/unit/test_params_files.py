@@ -1,19 +1,13 @@
-"""params.yaml and the profiles as files: read as DVC reads them (YAML 1.2), a broken one refused in one line
-naming the file, and params.yaml rewritten by scripts/apply_profile.py whole or not at all."""
+"""params.yaml as a file: values read as DVC reads them (YAML 1.2), a broken file or a date refused in one line
+naming the file and key, written params read back the same, runtime overrides and each dataset's keys checked."""
 
 import math
-from pathlib import Path
 
 import pytest
+from conftest import study_params
 
-from liif.config.params import ParamsError, dump_yaml, load_params, load_profile, read_yaml
+from liif.config.params import ParamsError, dump_yaml, load_params, read_yaml
 from liif.config.schema import runtime_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def default() -> dict:
-    return load_params(ROOT / "params.yaml")
 
 
 @pytest.mark.parametrize(
@@ -51,7 +45,7 @@ def test_a_date_is_refused_naming_its_key(tmp_path):
 def test_written_params_read_back_the_same_by_yaml_1_1_and_1_2(tmp_path):
     import yaml
 
-    params = {**default(), "report": {"profile": "1e-05", "figures": True, "caveat": "off"}}
+    params = {**study_params(), "report": {"profile": "1e-05", "figures": True, "caveat": "off"}}
     params["train"] = {**params["train"], "lr": 1e-05}
     (tmp_path / "params.yaml").write_text(dump_yaml(params))
     assert load_params(tmp_path / "params.yaml") == params
@@ -63,23 +57,18 @@ def test_written_params_read_back_the_same_by_yaml_1_1_and_1_2(tmp_path):
 def test_a_runtime_override_names_liif_runtime(value, monkeypatch):
     monkeypatch.setenv("LIIF_RUNTIME", f'{{"threads": {value}}}')
     with pytest.raises(ParamsError, match=r"^LIIF_RUNTIME threads: "):
-        runtime_settings(default())
+        runtime_settings(study_params())
     monkeypatch.setenv("LIIF_RUNTIME", '{"threads": 1}')
-    assert runtime_settings(default())["threads"] == 1
+    assert runtime_settings(study_params())["threads"] == 1
 
 
 @pytest.mark.parametrize("value", ["1e9", "-1", '"many"', "true", "2.0"])
 def test_workers_out_of_range_says_what_it_accepts(value, monkeypatch):
     monkeypatch.setenv("LIIF_RUNTIME", f'{{"workers": {value}}}')
     with pytest.raises(ParamsError) as refused:
-        runtime_settings(default())
+        runtime_settings(study_params())
     assert str(refused.value).endswith(": auto or a whole number of loader processes from 0 to 4096"), refused.value
     assert "literal" not in str(refused.value)
-
-
-def test_every_shipped_profile_loads():
-    for path in (ROOT / "profiles").glob("*.yaml"):
-        assert isinstance(load_profile(path), dict)
 
 
 @pytest.mark.parametrize(
@@ -107,12 +96,3 @@ def test_a_dataset_takes_the_keys_its_source_reads(spec, message):
     with pytest.raises(ParamsError) as refused:
         check_sections({"data": {"datasets": {"photos": spec}}}, sections=("data",))
     assert str(refused.value).startswith(f"params.yaml {message}"), str(refused.value)
-
-
-def test_every_source_key_of_the_shipped_profiles_is_one_its_source_reads():
-    from liif.config.schema import check_sections
-
-    for path in sorted((ROOT / "profiles").glob("*.yaml")):
-        data = load_profile(path).get("data")
-        if data:
-            check_sections({"data": data}, sections=("data",))

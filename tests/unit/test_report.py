@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from conftest import study_params
 
-from liif.config.params import apply_profile, load_params
 from liif.config.roles import study_roles
 from liif.study.pages import Context, write_pages
 from liif.study.paper import BENCHMARK, DIV2K, paper_benchmark, paper_row
@@ -49,13 +48,26 @@ def ssim_of(psnr: dict) -> dict:
     return {d: {k: round(0.5 + v / 100, 5) for k, v in per.items()} for d, per in psnr.items()}
 
 
-def roles_of(names, *, profile: str | None = None, extra: dict | None = None):
-    """The declared roles of these variants of params.yaml (with a profile applied), plus ``extra`` entries."""
-    params = load_params()
-    if profile:
-        params = apply_profile(params, yaml.safe_load(Path(profile).read_text()))
-    variants = {name: params["variants"][name] for name in names}
-    return study_roles({**params, "variants": {**variants, **(extra or {})}})
+RDN = {"name": "rdn", "G0": 8, "kernel_size": 3, "n_blocks": 2, "n_convs": 2, "growth": 4}
+PAPER_VARIANTS = {  # the paper profile's RDN and CelebA-HQ variants, beside the default study's EDSR-baseline ones
+    "rdn-liif": {"role": "liif", "model": {"encoder": RDN}},
+    "rdn-metasr": {"role": "metasr", "model": {"name": "metasr", "encoder": RDN}},
+    "rdn-upsample-x3": {"role": "fixed-scale", "model": {"name": "fixed-scale", "scale": 3, "encoder": RDN}},
+    "celeba-liif-64-128": {
+        "role": "size-varied",
+        "train": {"dataset": "celeba", "task": [64, 128], "epochs": 200, "milestones": [100], "repeat": 1},
+    },
+}
+
+
+def roles_of(names, *, paper: bool = False):
+    """The declared roles of these variants of the small study (tests/conftest.py), and of the paper's RDN and
+    CelebA-HQ variants among ``names`` when ``paper``."""
+    params = study_params()
+    if paper:
+        params["data"]["datasets"]["celeba"] = {"source": "official", "catalogue": "celeba-hq"}
+        params["variants"].update(PAPER_VARIANTS)
+    return study_roles({**params, "variants": {name: params["variants"][name] for name in names}})
 
 
 @pytest.fixture
@@ -157,7 +169,7 @@ def test_paper_rows_only_where_encoder_and_protocol_match():
             ]
         ]
     )
-    roles = roles_of(["liif", "metasr", "rdn-liif", "rdn-metasr"], profile="profiles/paper.yaml")
+    roles = roles_of(["liif", "metasr", "rdn-liif", "rdn-metasr"], paper=True)
     study = Study(scores=scores, per_image=pd.DataFrame(), roles=roles)
     t2 = paper_rows(study, "set5").set_index("variant")
     assert sorted(t2.index) == ["rdn-liif", "rdn-metasr"]  # T2 has RDN rows only: EDSR variants are left out
@@ -169,7 +181,7 @@ def test_paper_rows_only_where_encoder_and_protocol_match():
     sample = paper_rows(study, "sample")
     assert "ours" not in sample.columns and list(sample["variant"]) == ["metasr"]  # other data: differences only
     assert sample.iloc[0]["ours minus LIIF"] == pytest.approx(0.2)
-    edsr_only = roles_of(["liif", "metasr"], profile="profiles/paper.yaml")
+    edsr_only = roles_of(["liif", "metasr"], paper=True)
     assert paper_rows(Study(scores=scores, per_image=pd.DataFrame(), roles=edsr_only), "set5").empty
 
 
@@ -194,7 +206,7 @@ def test_verdicts_without_replicates_say_so(metrics_dir, tmp_path):
 
 
 def test_paper_rows_come_from_roles_and_encoders_not_names():
-    roles = roles_of(list(ROLE_NAMES), profile="profiles/paper.yaml")
+    roles = roles_of(list(ROLE_NAMES), paper=True)
     rows = {variant: paper_row(role) for variant, role in roles.of.items()}
     assert rows == ROLE_NAMES
     assert paper_benchmark("set5", rows["rdn-liif"], 6) == BENCHMARK["Set5"]["rdn-liif"][3]
@@ -203,7 +215,7 @@ def test_paper_rows_come_from_roles_and_encoders_not_names():
     assert paper_benchmark("set5", rows["bicubic"], 2) is None
 
 
-ROLE_NAMES = {  # paper profile variant -> its paper row; the names happen to agree, the lookup never reads them
+ROLE_NAMES = {  # paper variant -> its paper row; the names happen to agree, the lookup never reads them
     "liif": "liif",
     "liif-c": "liif-c",
     "liif-d": "liif-d",

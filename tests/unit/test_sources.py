@@ -1,15 +1,12 @@
 """Dataset sources: local folders in the official layout, mirrors (directory and loopback HTTP), CelebA's message."""
 
 import dataclasses
-import io
 import shutil
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import need
+from conftest import Server, benchmark_tar, need, png_bytes
 from PIL import Image
-from test_download import Server
 
 from liif.data.layout import PreparedData
 from liif.data.prepare import prepare_dataset
@@ -21,28 +18,6 @@ from liif.sources import SourceError, dataset_plan, dataset_root, fetch_dataset
 from liif.sources.base import ShippedPairs, Squares
 from liif.sources.catalogue import CATALOGUE, Archive
 from liif.sources.official import celeba_split
-
-
-def png_bytes(h, w, seed):
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def benchmark_tar() -> bytes:
-    """A miniature benchmark.tar in the EDSR layout."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name in ("Set5", "Set14", "B100", "Urban100"):
-            files = [(f"benchmark/{name}/HR/im.png", png_bytes(24, 24, 0))]
-            files += [
-                (f"benchmark/{name}/LR_bicubic/X{s}/imx{s}.png", png_bytes(24 // s, 24 // s, s)) for s in (2, 3, 4)
-            ]
-            for path, data in files:
-                info = tarfile.TarInfo(path)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @pytest.fixture

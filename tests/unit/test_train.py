@@ -1,53 +1,18 @@
+"""Training in-process: the paper's patch samplers, checkpoints and resumption, variants resolved from the base
+sections, training data read from the folders the recipe names, and mixed precision as part of the identity."""
+
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import CPU_RUNTIME, TINY_MODEL_SECTION, random_image
+from conftest import CPU_RUNTIME, TINY_MODEL_SECTION, random_image, study_params, tiny_config, tiny_sets, write_tree
 
-from liif.config.params import ParamsError, apply_profile, load_params
+from liif.config.params import ParamsError, apply_profile
 from liif.config.variants import config_hash, resolve_variant
 from liif.models.checkpoint import read_checkpoint
 from liif.train.loop import fit
 from liif.train.patches import DownsampledPatches, PairedPatches
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def tiny_config(epochs=3, **train):
-    return {
-        "variant": "tiny",
-        "model": {
-            "name": "liif",
-            "args": {
-                "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-                "decoder_hidden": [16, 16],
-                "feat_unfold": True,
-                "local_ensemble": True,
-                "cell_decode": True,
-            },
-        },
-        "train": {
-            "epochs": epochs,
-            "batch_size": 4,
-            "repeat": 4,
-            "inp_size": 16,
-            "scale_min": 1,
-            "scale_max": 4,
-            "sample_q": 64,
-            "augment": True,
-            "lr": 1e-3,
-            "milestones": [2],
-            "gamma": 0.5,
-            "val_images": 1,
-            "val_repeat": 2,
-            "seed": 0,
-            "val_split": "test",
-            "samples": "downsampled",
-            **train,
-        },
-    }
 
 
 def test_downsampled_patches_follow_the_spec():
@@ -99,16 +64,6 @@ def test_moved_aside_runs_go_once_the_new_run_saves_its_first_epoch(tmp_path, mo
     assert read_checkpoint(tmp_path / "epoch-last.pth")["metadata"]["config_hash"] == config_hash(b)
 
 
-def tiny_sets(config, images, val_images=None):
-    """Training and validation sets of a tiny_config run (validation on ``val_images``, default the same)."""
-    t = config["train"]
-    common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
-    return (
-        DownsampledPatches(images, augment=t["augment"], repeat=t["repeat"], seed=t["seed"], **common),
-        DownsampledPatches(val_images or images, augment=False, repeat=t["val_repeat"], seed=t["seed"] + 1, **common),
-    )
-
-
 def test_training_reduces_the_loss_and_writes_checkpoints(tmp_path):
     images = [torch.round(random_image(80, 80, seed=i) * 255).to(torch.uint8) for i in range(2)]
     summary = fit(tiny_config(epochs=6), *tiny_sets(tiny_config(), images), tmp_path, device="cpu")
@@ -127,7 +82,7 @@ def test_changed_configuration_is_not_resumed(tmp_path):
 
 
 def test_variants_override_the_base_and_see_base_changes():
-    params = load_params(ROOT / "params.yaml")
+    params = study_params()
     assert resolve_variant(params, "liif-c")["model"]["args"]["cell_decode"] is False
     assert resolve_variant(params, "liif-x3")["train"]["scale_min"] == 3
     assert resolve_variant(params, "upsample-x4")["model"] == {
@@ -140,19 +95,6 @@ def test_variants_override_the_base_and_see_base_changes():
     assert resolve_variant(changed, "metasr") == resolve_variant(params, "metasr")
     with pytest.raises(ParamsError, match="'nope' is not in params.yaml variants"):
         resolve_variant(params, "nope")
-
-
-def write_tree(prepared, name: str, sizes: dict, seed: int = 0):
-    """A prepared dataset: HR images per split with MATLAB-bicubic X2 partners, and its manifest."""
-    from liif.data.prepare import write_manifest
-    from liif.images import matlab_bicubic, write_png
-
-    for split, count in sizes.items():
-        for i in range(count):
-            hr = (random_image(64, 72, seed=seed + 10 * i + (split == "test")) * 255).round().byte().permute(1, 2, 0)
-            write_png(hr.numpy(), prepared.hr(name, split) / f"{split}{i}.png")
-            write_png(matlab_bicubic(hr.numpy(), scale=0.5), prepared.lr(name, split, 2) / f"{split}{i}x2.png")
-    write_manifest(prepared.dataset(name), prepared.manifest(name))
 
 
 def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
@@ -263,9 +205,7 @@ def test_stale_temporaries_and_orphaned_runs_are_cleaned_at_start(tmp_path, monk
 
 
 def test_mixed_precision_is_part_of_the_identity_and_trains(tmp_path):
-    from liif.config.params import load_params
-
-    params = load_params(ROOT / "params.yaml")
+    params = study_params()
     bf16 = apply_profile(params, {"train": {"amp": "bf16"}})
     assert config_hash(resolve_variant(bf16, "liif")) != config_hash(resolve_variant(params, "liif"))
     images = [torch.round(random_image(80, 80) * 255).to(torch.uint8)]

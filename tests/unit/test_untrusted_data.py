@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_sources import benchmark_tar, png_bytes
+from conftest import benchmark_tar, png_bytes
 
 from liif.sources import SourceError, fetch_dataset
 from liif.sources.archives import ArchiveError, ArchiveLimits, check_archive, extract
