@@ -1,3 +1,5 @@
+"""Checkpoints declaring an architecture out of proportion with their file are refused before it is built."""
+
 import re
 
 import pytest

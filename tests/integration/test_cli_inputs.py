@@ -1,6 +1,6 @@
-"""The hostile review of the ``liif`` command: each case once passed silently (or failed late) and now
-either converts by a documented rule with a notice, or stops with one line, exit status 2 and no
-traceback, before any work is wasted."""
+"""The inputs the ``liif`` command accepts, converts with a notice, or refuses, run as the command itself:
+LR folders of another scale, 16-bit PNGs, float TIFFs, multi-frame images, unwritable output paths and truncated
+checkpoints each end in a documented conversion with a notice or in one line, exit status 2 and no traceback."""
 
 import re
 import struct

@@ -1,3 +1,5 @@
+"""The download and prepare stages refuse a dataset name that would reach outside its folder."""
+
 import pytest
 
 

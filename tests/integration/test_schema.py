@@ -1,5 +1,6 @@
-"""A wrong parameter costs one line: every case of the hostile review, checked against liif/config/schema.py and
-through the stage scripts themselves (exit code 2, one line, nothing written)."""
+"""A wrong parameter costs one line through the stage scripts themselves: configure, prepare, train, evaluate and
+report refuse a mistaken params.yaml with exit code 2 and one line, before writing anything; a bug keeps its
+traceback."""
 
 import copy
 import json

@@ -1,3 +1,6 @@
+"""Training in a process of its own: a run killed at any point resumes to the weights of an uninterrupted one, and
+the number of loader worker processes changes no weight."""
+
 import json
 import subprocess
 import sys

@@ -1,3 +1,6 @@
+"""Checkpoints: our files and the released ones load with their model spec and train state; truncated, foreign,
+pickled, forged, mismatched or non-finite files are refused in one line saying what to do."""
+
 import json
 import math
 import pickle

@@ -1,6 +1,6 @@
-"""The hostile review of the ``liif`` command: each case once passed silently (or failed late) and now
-either converts by a documented rule with a notice, or stops with one line, exit status 2 and no
-traceback, before any work is wasted."""
+"""The inputs the ``liif`` command accepts, converts with a notice, or refuses in one line: HR/LR pairs of the
+wrong scale, 16-bit PNGs and TIFFs, JPEGs with extra pictures, and output paths, each checked before any image is
+rendered."""
 
 import re
 import struct
@@ -152,7 +152,7 @@ def test_16_bit_pngs_of_any_channel_count_become_8_bit_by_round_v_over_257(tmp_p
     values = np.array(SIXTEEN, np.uint16)
     samples = np.stack([np.roll(values, k) for k in range(channels)], -1)[None]  # 1 x 10 x channels
     write_png_16(samples, tmp_path / "deep.png")
-    if channels == 3:  # the hostile case: Pillow itself keeps the high byte of each sample
+    if channels == 3:  # the case Pillow gets wrong: it keeps the high byte of each sample
         with Image.open(tmp_path / "deep.png") as img:
             assert img.mode == "RGB" and img.tile[0][3] == "RGB;16B"
             assert np.asarray(img)[0, :, 0].tolist() == [v >> 8 for v in SIXTEEN]

@@ -1,3 +1,6 @@
+"""The models and encoders: parameter counts of the paper, the ablation switches, the fast queries equal to the
+literal procedures (values and gradients), and every registered model and encoder building from its name."""
+
 import pytest
 import torch
 from conftest import TINY_ENCODER, random_image, tiny_liif

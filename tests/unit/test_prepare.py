@@ -1,3 +1,6 @@
+"""Preparing data: RGB HR images with MATLAB-bicubic LR sets and a manifest, the offline sample suite and its
+squares, one decoder for 16-bit images, and no write or delete outside a dataset's folder."""
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,3 +1,6 @@
+"""The bicubic resizers and the metrics: MATLAB downscaling regenerates the shipped LR sets, PSNR and SSIM follow
+the evaluation protocols, and each metric registers itself."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Hostile and unlucky data: crafted archives, misbehaving HTTP servers, bombs, and what gets trusted when.
+"""Untrusted data: crafted archives, misbehaving HTTP servers and decompression bombs are refused before anything
+is written, and what is trusted when (checksums, sizes, a finished download).
 
 Every archive and server is built inside the test; servers listen on loopback only.
 """
@@ -127,7 +128,7 @@ def overlapping_zip() -> bytes:
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_ARCHIVES))
-def test_hostile_archives_are_refused_before_anything_is_written(tmp_path, name):
+def test_crafted_archives_are_refused_before_anything_is_written(tmp_path, name):
     work = tmp_path / "a" / "b" / "c" / "d" / "e"  # five levels: room for an escape to land
     work.mkdir(parents=True)
     archive = work / "evil.tar"
