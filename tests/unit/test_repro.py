@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import study_params
 
+from liif.config.variants import resolve_variant
 from liif.study.repro import (
     Job,
     ReproError,
@@ -90,8 +92,10 @@ def test_the_status_shows_the_current_epoch_of_a_long_epoch(tmp_path):
 
 
 def test_the_default_studys_variants_are_scheduled_longest_first():
-    """Committed configs/ of the default study; the sample suite has 9 training photographs and 273 squares."""
-    configs = {p.stem: json.loads(p.read_text()) for p in (Path(__file__).parents[2] / "configs").glob("*.json")}
+    """The default study's recipes (conftest study_params); its sample suite has 9 training photographs and 273
+    squares."""
+    params = study_params()
+    configs = {v: resolve_variant(params, v) for v in params["variants"]}
     work = {
         v: estimated_work(c, train_images=273 if (c["train"] or {}).get("dataset") == "squares" else 9)
         for v, c in configs.items()
