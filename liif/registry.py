@@ -31,9 +31,9 @@ class Registry:
 
     _by_kind: dict[str, "Registry"] = {}
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
-        self.package = PACKAGES[kind]
+        self.package = package or PACKAGES[kind]  # the project's concepts: their package from PACKAGES
         self._entries: dict[str, object] = {}
         self._loaded = False
         Registry._by_kind[kind] = self

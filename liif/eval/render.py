@@ -25,7 +25,7 @@ DEFAULT_TILE = 512  # LR pixels per tile side
 def output_size(lr_size: tuple[int, int], *, scale=None, size=None) -> tuple[int, int]:
     """The (H, W) to render: an explicit size, or the LR size times a scale (one number or (sy, sx))."""
     if (scale is None) == (size is None):
-        raise RenderError("give exactly one of scale and size")
+        raise ValueError("give exactly one of scale and size")  # a caller's bug
     if size is not None:
         out = (int(size[0]), int(size[1]))
     else:

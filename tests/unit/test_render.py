@@ -7,6 +7,7 @@ import torch
 from conftest import TINY_ENCODER, random_image, tiny_liif
 
 from liif.device import resolve_device
+from liif.errors import UserError
 from liif.eval.render import output_size, render_image, render_reference
 from liif.images import load_image, matlab_bicubic
 from liif.models import LIIF, Bicubic, FixedScaleSR, MetaSR
@@ -95,15 +96,17 @@ def test_output_size_and_device_arguments():
     assert output_size((48, 64), scale=3.5) == (168, 224)
     assert output_size((48, 64), scale=(2, 3)) == (96, 192)
     assert output_size((48, 64), size=(100, 75)) == (100, 75)
-    for bad in (0, -1, float("inf")):
-        with pytest.raises(ValueError):
+    for bad in (0, -1, float("inf")):  # the user's scale: one line from the command
+        with pytest.raises(UserError, match="scale must be positive and finite"):
             output_size((48, 64), scale=bad)
+    with pytest.raises(ValueError, match="exactly one"):  # both given: the calling code's bug
+        output_size((48, 64), scale=2, size=(96, 128))
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
+        with pytest.raises(UserError, match="no CUDA"):
             resolve_device("cuda")
 
 
