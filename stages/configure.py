@@ -22,7 +22,7 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the resolved configuration, JSON")
     args = parser.parse_args()
     params = load_params()
-    check_params(params, variants=[args.variant])
+    params = check_params(params, variants=[args.variant])
     role_of(params, args.variant)
     config = resolve_variant(params, args.variant)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

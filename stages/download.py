@@ -15,7 +15,7 @@ def main() -> int:
     parser.add_argument("--trusted", required=True, help="trust-on-first-use checksums (a file tracked in git)")
     args = parser.parse_args()
     params = load_params()
-    check_sections(params, sections=("data",))
+    params = check_sections(params, sections=("data",))
     fetch_datasets(params["data"]["datasets"], raw_root=args.raw, trusted=args.trusted)
     return 0
 

@@ -27,7 +27,7 @@ def main() -> int:
     args = parser.parse_args()
     params = load_params()
     config = json.loads(Path(args.config).read_text())
-    check_params(params, variants=[config["variant"]])
+    params = check_params(params, variants=[config["variant"]])
     runtime = runtime_settings(params)
     began = time.perf_counter()
     summary = finished_training(config, args.models)  # before any score is computed or written

@@ -16,7 +16,7 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="the prepared data folder")
     args = parser.parse_args()
     params = load_params()
-    check_sections(params, sections=("data",))
+    params = check_sections(params, sections=("data",))
     for name, manifest in prepare_datasets(params["data"], raw_root=args.raw, prepared=PreparedData(args.out)):
         print(f"{name}: prepared ({manifest})", file=sys.stderr)
     return 0

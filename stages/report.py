@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--headline", required=True, help="compact metrics JSON for dvc exp show")
     args = parser.parse_args()
     params, models, out, prepared = load_params(), Path(args.models), Path(args.out), PreparedData(args.data)
-    check_params(params)
+    params = check_params(params)
     tracking_settings, roles = runtime_settings(params)["tracking"], study_roles(params)
     report.refuse_diverged(models, list(roles.of))
     study = report.load_study(Path(args.metrics), roles)

@@ -29,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
     params = load_params()
-    check_params(params, variants=[config["variant"]])  # before anything touches models/<variant>
+    params = check_params(params, variants=[config["variant"]])  # before anything touches models/<variant>
     runtime = runtime_settings(params)
     if distributed.under_torchrun() and os.environ.get("RANK", "0") != "0":  # rank 0 or the launcher holds it
         return train(config, args, runtime)

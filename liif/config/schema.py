@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from liif.config.params import RUNTIME_ENV, ParamsError, deep_merge
-from liif.protocol import PAPER_METRIC, PROTOCOLS
+from liif.protocol import PAPER_METRIC, PROTOCOL_SCALES, PROTOCOLS, SHIPPED_LR_SCALES
 from liif.registry import REQUIRED, Registry, settings
 from liif.types import (
     MAX_COUNT,
@@ -164,6 +164,15 @@ class EvalDataset(Section):
             raise ValueError(f"{scales}: each scale once")
         return scales
 
+    @model_validator(mode="after")
+    def _paper_scales(self):
+        """Without ``scales``, the paper's scales of the protocol (its tables); ``none`` has none."""
+        if self.scales is None:
+            if self.protocol not in PROTOCOL_SCALES:
+                raise ValueError(f"protocol {self.protocol} has no paper scales: list the scales to evaluate")
+            self.scales = list(PROTOCOL_SCALES[self.protocol])
+        return self
+
 
 class Eval(Section):
     checkpoint: str  # epoch-last.pth (the paper's DIV2K and benchmarks), epoch-best.pth or epoch-<n>.pth
@@ -210,7 +219,7 @@ def _dataset_spec(component) -> type[BaseModel]:
 
 class Data(Section):
     datasets: dict[Name, dict]  # each checked by the schema of its source (dataset_spec)
-    lr_scales: list[Scale] | None = None  # LR sets prepare makes where a source ships none (default: x2-x4)
+    lr_scales: list[Scale] = list(SHIPPED_LR_SCALES)  # LR sets prepare makes where a source ships none
 
     @model_validator(mode="after")
     def _sources(self):
@@ -419,10 +428,11 @@ def check_known_dataset(params: dict, name: str | None, where: str):
         )
 
 
-def check_sections(params: dict, *, sections=tuple(SECTIONS)):
+def check_sections(params: dict, *, sections=tuple(SECTIONS)) -> dict:
     """The named sections of params.yaml that no variant resolves (data, eval, report, runtime; the model, train
     and variants sections are ``liif.config.variants.check_params``'); raises ParamsError, one line naming the
-    key and what it accepts."""
+    key and what it accepts. Returns ``params`` with each checked section as validated, defaults filled in (the
+    one home of a section's defaults is its schema), which is what the stages read."""
     if not isinstance(params, dict):
         raise ParamsError("params.yaml: expected a mapping of sections")
     for section in params:
@@ -436,6 +446,11 @@ def check_sections(params: dict, *, sections=tuple(SECTIONS)):
     if "eval" in sections and "data" in params:
         for name in params["eval"]["datasets"]:
             check_known_dataset(params, name, f"eval.datasets.{name}")
+    validated = dict(params)
+    for section in sections:
+        if SECTIONS[section] is not None:
+            validated[section] = SECTIONS[section].model_validate(params[section]).model_dump()
+    return validated
 
 
 def runtime_settings(params: dict) -> dict:

@@ -177,12 +177,13 @@ def _check_queries(model: dict, train: dict, where: str):
             )
 
 
-def check_params(params: dict, *, variants: list[str] | None = None, sections=tuple(SECTIONS)):
+def check_params(params: dict, *, variants: list[str] | None = None, sections=tuple(SECTIONS)) -> dict:
     """The named sections of params.yaml (all by default) and variants (all when None); raises ParamsError,
-    one line naming the key and what it accepts."""
-    check_sections(params, sections=sections)
+    one line naming the key and what it accepts. Returns the validated params (``check_sections``); the model,
+    train and variants sections as written, since a variant's identity is resolved from them."""
+    validated = check_sections(params, sections=sections)
     if "variants" not in sections:
-        return
+        return validated
     check_component(MODELS, params["model"], "model")
     check_section(Train, params["train"], "train")
     _check_queries(params["model"], params["train"], "train")
@@ -192,6 +193,7 @@ def check_params(params: dict, *, variants: list[str] | None = None, sections=tu
         if variant not in params["variants"]:
             raise ParamsError(f"params.yaml variants.{variant}: no such variant{closest(variant, params['variants'])}")
         check_variant(params, variant)
+    return validated
 
 
 def config_hash(config: dict) -> str:

@@ -17,15 +17,14 @@ from tqdm import tqdm
 from liif.data.layout import PreparedData
 from liif.files import file_digest
 from liif.images import decode_image, matlab_bicubic, write_png
-from liif.protocol import SHIPPED_LR_SCALES
 from liif.sources import dataset_plan
 from liif.sources.base import Part, Photographs, ShippedPairs, Squares
 
 
 def prepare_datasets(data: dict, *, raw_root: str | Path, prepared: PreparedData):
-    """Every dataset of the ``data`` section (checked); yields each one's name and manifest as it is written.
-    ``data.lr_scales`` (default: the scales the official sets ship) are the LR sets made by bicubic."""
-    lr_scales = data.get("lr_scales", SHIPPED_LR_SCALES)
+    """Every dataset of the ``data`` section (validated: ``liif.config.schema.check_sections``); yields each one's
+    name and manifest as it is written. ``data.lr_scales`` are the LR sets made by bicubic."""
+    lr_scales = data["lr_scales"]
     for name, spec in data["datasets"].items():
         yield name, prepare_dataset(name, spec, raw_root=raw_root, prepared=prepared, lr_scales=lr_scales)
 

@@ -24,7 +24,7 @@ from liif.files import DIVERGED, LAST, SUMMARY
 from liif.images import ImageError, image_size, list_images, load_image, pil_bicubic
 from liif.metrics import METRICS
 from liif.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from liif.protocol import PROTOCOL_SCALES, SHIPPED_LR_SCALES
+from liif.protocol import SHIPPED_LR_SCALES
 
 
 def lr_partner(hr_path: Path, lr_dir: Path, scale: int) -> Path:
@@ -200,7 +200,7 @@ def evaluate_variant(
         hr_paths = list_images(prepared.hr(name, "test"))
         for m in names:
             means[m][name] = {}
-        for scale in spec.get("scales", PROTOCOL_SCALES[spec["protocol"]]):  # default: the paper's scales
+        for scale in spec["scales"]:  # validated: the paper's scales of the protocol unless listed
             lr_dir = None
             if scale in SHIPPED_LR_SCALES:
                 lr_dir = prepared.lr(name, "test", scale)

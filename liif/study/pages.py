@@ -81,7 +81,7 @@ def run_context(
         figures=figures,
         mlflow_link=mlflow_link,
         variants=params["variants"],
-        caveat=params["report"].get("caveat", ""),
+        caveat=params["report"]["caveat"],
     )
 
 
