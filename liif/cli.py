@@ -52,8 +52,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def load_model(checkpoint: str):
-    if checkpoint == "bicubic":
-        return Bicubic(), {"format": "builtin", "spec": {"name": "bicubic", "args": {}}}
+    if checkpoint == Bicubic.name:
+        return Bicubic(), {"format": "builtin", "spec": {"name": Bicubic.name, "args": {}}}
     return load_checkpoint(checkpoint, device="cpu")
 
 

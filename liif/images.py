@@ -6,7 +6,7 @@ The two bicubic resizers the paper's numbers depend on (spec 3.3, ecosystem note
 * ``pil_bicubic`` makes training inputs and out-of-distribution test inputs,
   exactly as the reference's ``resize_fn``: float -> uint8 by multiply and
   truncate, PIL bicubic (antialiased when shrinking), back to float.
-* ``matlab_bicubic`` reproduces MATLAB ``imresize(..., 'bicubic')`` on uint8
+* ``matlab_bicubic`` reproduces MATLAB's bicubic ``imresize`` on uint8
   images: Keys cubic (a = -0.5), kernel widened by 1/scale when shrinking,
   symmetric border, the axis with the smaller scale resized first, and
   rounding to uint8 after each pass. The x2/x3/x4 LR images that ship with

@@ -56,6 +56,9 @@ MODEL_OF_KIND = {  # the model a role requires: the study's LIIF, or the baselin
 }
 
 
+SIZE_VARIED_METHODS = ("liif", "up-sampling")  # a size-varied task's methods: LIIF, the up-sampler on resized GTs
+
+
 class RoleError(UserError):
     """A role that is missing, unknown or contradicts the variant's configuration."""
 
@@ -246,6 +249,10 @@ class Roles:
     def kind(self, kind: str) -> list[str]:
         return [v for v, r in self.of.items() if r.kind == kind]
 
+    def liif_by_encoder(self) -> dict[str | None, str]:
+        """The study's LIIF of each encoder (the base, and a LIIF of another encoder such as RDN-LIIF)."""
+        return {self.of[v].encoder: v for v in self.kind("liif") + self.kind("base")}
+
     def one(self, kind: str) -> str | None:
         found = self.kind(kind)
         return found[0] if found else None
@@ -297,11 +304,11 @@ class Roles:
         return role.scale_range
 
     def size_varied(self) -> dict[tuple[str, tuple[int, int]], dict[str, str]]:
-        """(dataset, task) -> {"liif": variant, "up-sampling": variant} for each size-varied task."""
+        """(dataset, task) -> {method: variant} for each size-varied task, a method of ``SIZE_VARIED_METHODS``."""
         out: dict = {}
         for variant in self.kind("size-varied"):
             role = self.of[variant]
-            method = "up-sampling" if role.model == MODEL_OF_KIND["fixed-scale"] else "liif"
+            method = SIZE_VARIED_METHODS[role.model == MODEL_OF_KIND["fixed-scale"]]
             out.setdefault((role.dataset, role.task), {})[method] = variant
         return out
 

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from liif.config.roles import Roles
+from liif.config.roles import SIZE_VARIED_METHODS, Roles
 from liif.data.layout import PreparedData
 from liif.eval.render import render_image
 from liif.eval.scores import downsample_for_test
@@ -335,7 +335,7 @@ def size_varied_samples(roles: Roles, *, models: Path, prepared: PreparedData, c
         hr_path = max(hr_paths, key=lambda p: detail_score(load_image(p)[0]))  # not a flat patch of sky
         lr = load_image(prepared.sized(dataset, "test", lr_size) / hr_path.name)[0]
         outputs = {}
-        for method in ("liif", "up-sampling"):
+        for method in SIZE_VARIED_METHODS:
             model = load_model(models, methods.get(method), checkpoint)
             if model is not None:
                 outputs[methods[method]] = render_image(model, lr, (hr_size, hr_size)).permute(2, 0, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liif.config.roles import Roles
+from liif.config.roles import SIZE_VARIED_METHODS, Roles
 from liif.data.layout import PreparedData
 from liif.errors import UserError
 from liif.eval.scores import diverged
@@ -279,7 +279,7 @@ def paper_effect(study: Study, dataset: str, variant: str | None, scale: int) ->
     role = roles.of.get(variant)
     if role is None:
         return None
-    liif_of = {roles.of[v].encoder: v for v in roles.kind("liif") + roles.kind("base")}
+    liif_of = roles.liif_by_encoder()
     reference = liif_of.get(role.encoder, roles.base)  # Bicubic (no encoder): against the base
     if reference is None:
         return None
@@ -472,11 +472,11 @@ def size_varied(study: Study) -> pd.DataFrame:
         task = f"{low}-{high}"
         scores = study.scores[(study.scores["dataset"] == dataset) & (study.scores["scale"] == task)]
         values = dict(zip(scores["variant"], scores[PAPER_METRIC]))
-        liif_seeds = [v for v in study.seeds(methods.get("liif", "")) if v in values]
+        liif_seeds = [v for v in study.seeds(methods.get(SIZE_VARIED_METHODS[0], "")) if v in values]
         liif = np.mean([values[v] for v in liif_seeds]) if liif_seeds else np.nan
         sd = np.std([values[v] for v in liif_seeds], ddof=1) if len(liif_seeds) > 1 else np.nan
         sd = sd if sd > 0 else np.nan  # seeds that scored the same measure no noise
-        up = values.get(methods.get("up-sampling"), np.nan)
+        up = values.get(methods.get(SIZE_VARIED_METHODS[1]), np.nan)
         paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
         rows.append(
             {
@@ -602,7 +602,7 @@ def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
     """
     table, roles = study.table(dataset), study.roles
     t2 = benchmark_set(dataset)
-    liif_of = {roles.of[v].encoder: v for v in roles.kind("liif") + roles.kind("base")}
+    liif_of = roles.liif_by_encoder()
     rows = []
     for variant in table.index:
         role = roles.of.get(variant)

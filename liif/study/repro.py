@@ -128,11 +128,10 @@ def estimated_work(config: dict, *, train_images: int, finished: bool = False) -
     t = config.get("train")
     if t is None or finished:
         return 0.0
-    model = config["model"]
     side = t["task"][0] if t.get("task") else t["inp_size"]
     per_sample = 1e-3 + 3e-6 * side * side
-    if model["name"] == "fixed-scale":
-        out = t.get("gt_resize") or side * int(model["args"]["scale"])
+    if t["samples"] == "paired" or t.get("gt_resize"):  # whole patches decoded (the fixed-scale up-samplers)
+        out = t.get("gt_resize") or side * int(t["scale_max"])
         per_sample += 1e-6 * out * out
     else:
         per_sample += 1e-5 * t["sample_q"]

@@ -183,7 +183,8 @@ def train_inputs(config: dict, prepared: PreparedData) -> str:
     source of every loaded ``liif`` module, which is what ``dvc.yaml`` lists for the stage) and the
     training data (the manifests of the datasets the recipe reads)."""
     digest = hashlib.sha256()
-    for name in sorted(m for m in sys.modules if m == "liif" or m.startswith("liif.")):
+    package = __name__.split(".")[0]
+    for name in sorted(m for m in sys.modules if m == package or m.startswith(f"{package}.")):
         source = getattr(sys.modules[name], "__file__", None)
         if source:
             digest.update(name.encode() + b"\0" + Path(source).read_bytes())
