@@ -6,7 +6,7 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from unit.test_train import tiny_sets  # noqa: E402
+from conftest import tiny_sets  # noqa: E402
 
 from liif.train.loop import fit  # noqa: E402
 

@@ -224,7 +224,7 @@ def test_pinned_worker_batches_equal_inline_batches(record_property):
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_ddp_over_nccl_trains_the_weights_of_one_process(tmp_path, record_property):
     """``liif.train.distributed.launch_command``: two torchrun processes, one GPU each, NCCL, against one process."""
-    from test_train import tiny_config
+    from conftest import tiny_config
 
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(tiny_config(epochs=2, batch_size=4, repeat=8)))
@@ -249,7 +249,7 @@ def test_ddp_over_nccl_trains_the_weights_of_one_process(tmp_path, record_proper
 
 def ddp_worker(out_dir: str, config_path: str):
     """Train tiny_config on CUDA into ``out_dir`` (one process, or one rank of torchrun)."""
-    from test_train import tiny_sets
+    from conftest import tiny_sets
 
     from liif.train.loop import fit
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import tiny_config
+from conftest import tiny_config
 
 from liif.config.params import ParamsError
 from liif.models.checkpoint import read_checkpoint
@@ -137,7 +137,7 @@ def _parent(proc_dir: Path) -> int | None:
 
 def test_the_train_stage_relaunches_itself_under_torchrun(tmp_path):
     """runtime.nproc: 2 in params.yaml: stages/train.py starts torchrun with 2 processes, rank 0 writes."""
-    from test_train import write_tree
+    from conftest import write_tree
 
     from liif.config.params import load_params
     from liif.config.variants import resolve_variant

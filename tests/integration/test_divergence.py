@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train import saved_epoch, tiny_config, write_tree
+from conftest import saved_epoch, tiny_config, write_tree
 
 from liif.config.variants import config_hash
 from liif.eval.scores import diverged, evaluate_variant

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cuda import MODELS, RENDERED
+
+from integration.test_cuda import MODELS, RENDERED
 
 ROOT = Path(__file__).resolve().parents[2]
 
