@@ -238,7 +238,7 @@ def tiny_config(epochs=3, **train) -> dict:
             "val_repeat": 2,
             "seed": 0,
             "val_split": "test",
-            "samples": "downsampled",
+            "patches": "downsampled",
             **train,
         },
     }

@@ -3,7 +3,7 @@
 A variant is a set of overrides of the base ``model`` and ``train`` sections,
 so ``dvc exp run -S model.cell_decode=false`` reaches every variant that does
 not set that key itself. ``resolve_variant`` returns the model spec and the
-training recipe (which training data, which of the paper's sample wrappers,
+training recipe (which training data, which of the paper's patch wrappers,
 every hyperparameter) and nothing else: the ``runtime`` section never enters
 it. It is written to ``configs/<variant>.json``, training depends on that file,
 and its hash is stored in every checkpoint.
@@ -32,7 +32,7 @@ from liif.encoders import ENCODERS
 from liif.models import MODELS
 from liif.registry import REQUIRED, settings
 
-RECIPE_KEYS = {  # the train keys each of the paper's sample wrappers reads (liif.train.patches.make_training_sets)
+RECIPE_KEYS = {  # the train keys each of the paper's patch wrappers reads (liif.train.patches.make_training_sets)
     "common": {
         "dataset",
         "val_dataset",
@@ -71,26 +71,26 @@ def model_spec_from_section(model: dict) -> dict:
 
 
 def training_recipe(model: dict, train: dict) -> dict | None:
-    """Which of the paper's sample wrappers feeds the model (``SRModel.samples``), and the ``train`` keys that
+    """Which of the paper's patch wrappers feeds the model (``SRModel.patches``), and the ``train`` keys that
     shape its weights: only those, so changing a key a wrapper ignores (``sample_q`` of the fixed-scale
     up-samplers) retrains nothing. None for a model that learns nothing (Bicubic).
     """
     spec = model_spec_from_section(model)
     cls = MODELS.get(spec["name"])
-    if cls.samples is None:
+    if cls.patches is None:
         return None
-    unknown = set(train) - set().union(*RECIPE_KEYS.values()) - {"samples"}
+    unknown = set(train) - set().union(*RECIPE_KEYS.values()) - {"patches"}
     if unknown:
         raise ParamsError(f"train: unknown keys {sorted(unknown)}")
     recipe = dict(train)
     if recipe.get("task"):  # spec 3.4: L x L inputs, ground truths of varied sizes up to H
-        recipe["samples"] = "uniform-varied"
+        recipe["patches"] = "uniform-varied"
         recipe.pop("val_dataset", None)  # size-varied tasks validate on their own dataset (liif.train.patches)
         recipe["gt_resize"] = None
     else:
-        recipe["samples"] = cls.samples
+        recipe["patches"] = cls.patches
     recipe = cls.adjust_recipe(recipe, spec["args"])
-    keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]] | {"samples"}
+    keep = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["patches"]] | {"patches"}
     return {k: v for k, v in recipe.items() if k in keep}
 
 

@@ -99,10 +99,10 @@ class SRModel(nn.Module):
 
     grid_scale = 1  # latents per LR pixel and axis (the renderer reads it; the fixed-scale up-sampler's is its scale)
     resize_only = False  # True: the renderer calls ``resize`` on the whole image instead of querying
-    # The training samples that feed it (liif.train.patches): "downsampled" (HR patches, LR made at a random
+    # The training patches that feed it (liif.train.patches): "downsampled" (HR patches, LR made at a random
     # scale), "paired" (LR and HR patches at one scale), or None: it learns nothing and is not trained. A
-    # size-varied task (train.task) feeds every trained model its own samples, "uniform-varied".
-    samples: str | None = "downsampled"
+    # size-varied task (train.task) feeds every trained model its own patches, "uniform-varied".
+    patches: str | None = "downsampled"
     trains_on_queries = True  # trained on train.sample_q query pixels of each patch, which must hold that many
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ class SRModel(nn.Module):
 
     @classmethod
     def adjust_recipe(cls, recipe: dict, settings: dict) -> dict:
-        """Its training recipe from the merged ``train`` section, with ``samples`` already chosen; ``settings``
+        """Its training recipe from the merged ``train`` section, with ``patches`` already chosen; ``settings``
         are its resolved arguments. Unchanged by default."""
         return recipe
 

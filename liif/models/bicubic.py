@@ -14,7 +14,7 @@ class Bicubic(SRModel):
     """
 
     resize_only = True
-    samples = None
+    patches = None
     trains_on_queries = False
 
     def __init__(self):

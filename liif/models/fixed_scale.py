@@ -30,7 +30,7 @@ class FixedScaleSR(SRModel):
     (every HR pixel supervised, no queries) and, in a size-varied task, on ground truths resized to H x H.
     """
 
-    samples = "paired"
+    patches = "paired"
     trains_on_queries = False
 
     def __init__(self, *, encoder: EncoderSection, scale: SubPixelScale):
@@ -51,7 +51,7 @@ class FixedScaleSR(SRModel):
 
     @classmethod
     def adjust_recipe(cls, recipe: dict, settings: dict) -> dict:
-        if recipe["samples"] == "uniform-varied":  # spec 3.4: its fixed output size, H x H
+        if recipe["patches"] == "uniform-varied":  # spec 3.4: its fixed output size, H x H
             return {**recipe, "gt_resize": int(recipe["task"][1])}
         return {**recipe, "scale_min": settings["scale"], "scale_max": settings["scale"]}  # spec 2.5
 

@@ -130,7 +130,7 @@ def estimated_work(config: dict, *, train_images: int, finished: bool = False) -
         return 0.0
     side = t["task"][0] if t.get("task") else t["inp_size"]
     per_sample = 1e-3 + 3e-6 * side * side
-    if t["samples"] == "paired" or t.get("gt_resize"):  # whole patches decoded (the fixed-scale up-samplers)
+    if t["patches"] == "paired" or t.get("gt_resize"):  # whole patches decoded (the fixed-scale up-samplers)
         out = t.get("gt_resize") or side * int(t["scale_max"])
         per_sample += 1e-6 * out * out
     else:

@@ -298,15 +298,15 @@ def make_training_sets(
     training and of the test set, or (paper profile, spec 3.1) the first 10 DIV2K valid images.
     """
     t = config["train"]
-    if t["samples"] == "uniform-varied":
+    if t["patches"] == "uniform-varied":
         return _uniform_varied_sets(t, prepared)
     name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]
     train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
     val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[: t["val_images"]]
-    if t["samples"] == "paired":
+    if t["patches"] == "paired":
         return _paired_sets(t, prepared, train_hr, val_hr)
-    if t["samples"] != "downsampled":
-        raise ValueError(f"train.samples {t['samples']!r}: expected downsampled, paired or uniform-varied")
+    if t["patches"] != "downsampled":
+        raise ValueError(f"train.patches {t['patches']!r}: expected downsampled, paired or uniform-varied")
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
     train = DownsampledPatches(
         train_hr,

@@ -69,7 +69,7 @@ def test_a_new_model_is_one_module_and_a_variant(tmp_path, monkeypatch):
     sh("dvc", "repro", "evaluate@toy", cwd=repo)
     config = json.loads((repo / "configs/toy.json").read_text())
     assert config["model"] == {"name": "toy", "args": {"channels": 4}}
-    assert config["train"]["samples"] == "downsampled"
+    assert config["train"]["patches"] == "downsampled"
     assert (repo / "models/toy/epoch-last.pth").is_file()
     scores = json.loads((repo / "metrics/eval/toy.json").read_text())["psnr"]["sample"]
     assert set(scores) == {"x2", "x5"} and all(value > 0 for value in scores.values())

@@ -52,12 +52,12 @@ def test_every_profile_fits_the_schema_declares_true_roles_and_builds(chain):
         if recipe is None:
             assert config["model"]["name"] == "bicubic"
             continue
-        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]]
+        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["patches"]]
         missing = reads - {"val_dataset"} - set(recipe)  # val_dataset: the training dataset when absent
         assert not missing, f"{chain} {variant}: recipe misses {sorted(missing)}"
-        assert set(recipe) - reads == {"samples"}, f"{chain} {variant}: keys its wrapper ignores"
+        assert set(recipe) - reads == {"patches"}, f"{chain} {variant}: keys its wrapper ignores"
         assert recipe["dataset"] in params["data"]["datasets"], f"{chain} {variant}: unknown training dataset"
-        if recipe["samples"] == "paired":
+        if recipe["patches"] == "paired":
             assert recipe["scale_min"] == recipe["scale_max"] == config["model"]["args"]["scale"]
 
 
@@ -115,14 +115,14 @@ def test_paper_profile_holds_the_spec_recipe():
         "val_images": 10,
         "val_repeat": 160,
     }
-    assert (t["samples"], t["dataset"], t["val_dataset"]) == ("downsampled", "div2k", "div2k-valid")
+    assert (t["patches"], t["dataset"], t["val_dataset"]) == ("downsampled", "div2k", "div2k-valid")
     assert params["eval"]["checkpoint"] == "epoch-last.pth"  # spec 3.1: report with epoch-last
     assert resolve_variant(params, "liif-d")["model"]["args"]["decoder_hidden"] == [256, 256]
     for k in (2, 3, 4):
         single = resolve_variant(params, f"liif-x{k}")["train"]
         assert (single["scale_min"], single["scale_max"]) == (k, k)
         up = resolve_variant(params, f"upsample-x{k}")
-        assert (up["train"]["samples"], up["train"]["inp_size"], up["model"]["args"]["scale"]) == ("paired", 48, k)
+        assert (up["train"]["patches"], up["train"]["inp_size"], up["model"]["args"]["scale"]) == ("paired", 48, k)
     assert resolve_variant(params, "metasr")["model"]["args"]["predictor_hidden"] == 256
     rdn = resolve_variant(params, "rdn-liif")["model"]["args"]["encoder"]
     assert rdn == {"name": "rdn", "G0": 64, "kernel_size": 3, "n_blocks": 16, "n_convs": 8, "growth": 64}  # config B
@@ -148,7 +148,7 @@ def test_paper_profile_holds_the_spec_recipe():
                     "gamma",
                     "sample_q",
                     "val_images",
-                    "samples",
+                    "patches",
                 )
             } == {
                 "dataset": "celeba",
@@ -160,7 +160,7 @@ def test_paper_profile_holds_the_spec_recipe():
                 "gamma": 0.1,
                 "sample_q": 1024,
                 "val_images": 100,
-                "samples": "uniform-varied",
+                "patches": "uniform-varied",
             }
         assert liif_task["model"]["args"]["decoder_hidden"] == [256] * 4 and liif_task["train"]["gt_resize"] is None
         assert up_task["model"]["args"]["scale"] == scale and up_task["train"]["gt_resize"] == task[1]

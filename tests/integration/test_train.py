@@ -48,7 +48,7 @@ def tiny_config(epochs=3, **train):
             "val_repeat": 2,
             "seed": 0,
             "val_split": "test",
-            "samples": "downsampled",
+            "patches": "downsampled",
             **train,
         },
     }

@@ -162,7 +162,7 @@ def test_every_model_is_registered_and_says_how_it_is_trained():
     from liif.models import MODELS, Bicubic, build_model, model_spec
 
     assert MODELS.names() == ["bicubic", "fixed-scale", "liif", "metasr"]
-    said = {name: (MODELS.get(name).samples, MODELS.get(name).trains_on_queries) for name in MODELS.names()}
+    said = {name: (MODELS.get(name).patches, MODELS.get(name).trains_on_queries) for name in MODELS.names()}
     assert said == {
         "bicubic": (None, False),
         "fixed-scale": ("paired", False),

@@ -115,7 +115,7 @@ def test_make_training_sets_reads_the_folders_the_recipe_names(tmp_path):
         },
         "variants": {"liif": {}, "up": {"model": {"name": "fixed-scale", "scale": 2}}},
     }
-    del params["train"]["samples"]
+    del params["train"]["patches"]
     train_hr, val_hr = load_images(prepared.hr("photos", "train")), load_images(prepared.hr("valset", "test"))
     liif_train, liif_val = make_training_sets(resolve_variant(params, "liif"), prepared)
     assert isinstance(liif_train, DownsampledPatches) and len(liif_train) == 3 * 4 and len(liif_val) == 2 * 2
@@ -140,7 +140,7 @@ def test_a_fixed_scale_patch_larger_than_an_lr_image_is_one_line_naming_it_and_t
         "train": {**tiny_config()["train"], "dataset": "photos", "inp_size": 48},
         "variants": {"up": {}},
     }
-    del params["train"]["samples"]
+    del params["train"]["patches"]
     config = resolve_variant(params, "up")
     assert run_stage("train", lambda: make_training_sets(config, prepared), argv=["--config", "up.json"]) == 2
     err = capsys.readouterr().err

@@ -28,12 +28,12 @@ def test_every_variant_resolves_and_builds():
         if recipe is None:
             assert config["model"]["name"] == "bicubic"
             continue
-        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["samples"]]
+        reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["patches"]]
         missing = reads - {"val_dataset"} - set(recipe)  # val_dataset: the training dataset when absent
         assert not missing, f"{variant}: recipe misses {sorted(missing)}"
-        assert set(recipe) - reads == {"samples"}, f"{variant}: keys its wrapper ignores"
+        assert set(recipe) - reads == {"patches"}, f"{variant}: keys its wrapper ignores"
         assert recipe["dataset"] in params["data"]["datasets"], f"{variant}: unknown training dataset"
-        if recipe["samples"] == "paired":
+        if recipe["patches"] == "paired":
             assert recipe["scale_min"] == recipe["scale_max"] == config["model"]["args"]["scale"]
 
 
