@@ -140,7 +140,7 @@ def test_a_failing_job_and_a_killed_run(tmp_path):
         resumed = re.search(rf"resuming {variant} from \S+ \(epoch (\d+) of {EPOCHS}\)", log)
         assert resumed and int(resumed[1]) in (killed_at[variant], killed_at[variant] + 1), log[-2000:]
         assert f"{variant} epoch {int(resumed[1]) + 1}:" in log
-        assert json.loads((repo / "metrics" / "eval" / f"{variant}.json").read_text())["sample"]["x2"] > 0
+        assert json.loads((repo / "metrics" / "eval" / f"{variant}.json").read_text())["psnr"]["sample"]["x2"] > 0
     status = sh("dvc", "status", cwd=repo)
     changed = {line.strip().rstrip(":") for line in status.splitlines() if line and not line.startswith("\t")}
     assert {"train@liif", "evaluate@liif", "train@liif-c", "evaluate@liif-c"}.isdisjoint(changed), status

@@ -23,9 +23,9 @@ def test_a_renamed_ablation_reaches_the_rq4_table(tmp_path):
     metrics.mkdir()
     scores = {"liif": 30.0, "liif-seed1": 30.2, "no-cell-please": 29.0, "bicubic": 29.5, "metasr": 30.1}
     for variant, psnr in {**scores, "upsample-x2": 30.4}.items():
-        (metrics / f"{variant}.json").write_text(json.dumps({"sample": {"x2": psnr, "x5": psnr - 4}}))
+        (metrics / f"{variant}.json").write_text(json.dumps({"psnr": {"sample": {"x2": psnr, "x5": psnr - 4}}}))
     for variant, psnr in {"sized-liif-16-64": 25.0, "sized-upsample-16-64": 24.5}.items():
-        (metrics / f"{variant}.json").write_text(json.dumps({"squares": {"16-64": psnr}}))
+        (metrics / f"{variant}.json").write_text(json.dumps({"psnr": {"squares": {"16-64": psnr}}}))
     command = [
         sys.executable,
         str(ROOT / "stages/report.py"),
