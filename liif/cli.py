@@ -254,7 +254,7 @@ def cmd_repro(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liif", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=__package__, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("upscale", help="render an image at a new size")
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = up.add_mutually_exclusive_group(required=True)
     size.add_argument("--scale", help="factor for both axes (3.5) or per axis, height x width (2x3)")
     size.add_argument("--size", help="output HEIGHTxWIDTH, e.g. 1080x1920")
-    up.add_argument("--checkpoint", required=True, help="checkpoint file, or 'bicubic'")
+    up.add_argument("--checkpoint", required=True, help=f"checkpoint file, or {Bicubic.name!r}")
     up.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     up.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries per decoder call")
     up.add_argument("--tile", type=int, default=DEFAULT_TILE, help="LR tile side for the encoder")
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_upscale)
 
     ev = sub.add_parser("evaluate", help="PSNR of a model on a folder of HR images")
-    ev.add_argument("--checkpoint", required=True, help="checkpoint file, or 'bicubic'")
+    ev.add_argument("--checkpoint", required=True, help=f"checkpoint file, or {Bicubic.name!r}")
     ev.add_argument("--hr", required=True, help="folder of HR images")
     ev.add_argument("--lr", help="folder of LR images named <name>x<S>.png (otherwise made from HR)")
     ev.add_argument("--scale", required=True, help="up-sampling factor")

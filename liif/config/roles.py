@@ -265,6 +265,10 @@ class Roles:
     def bicubic(self) -> str | None:
         return self.one("bicubic")
 
+    def baselines(self) -> dict[str, str | None]:
+        """The baselines LIIF is compared with in every table, by role: Bicubic and MetaSR."""
+        return {"bicubic": self.bicubic, "metasr": self.metasr}
+
     @property
     def metasr(self) -> str | None:
         """The MetaSR with the base model's encoder (the one LIIF is compared with)."""

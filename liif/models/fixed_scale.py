@@ -6,6 +6,7 @@ import torch
 
 from liif.encoders import make_encoder, official_encoder, pixel_shuffle_stages
 from liif.models.base import CLAMP, MODELS, LatentGrid, SRModel, nearest_index
+from liif.models.liif import LIIF
 from liif.types import Check, EncoderSection, Scale
 
 
@@ -57,7 +58,7 @@ class FixedScaleSR(SRModel):
 
     @classmethod
     def from_official(cls, name: str, args: dict) -> dict | None:
-        if name != "liif" or args.get("imnet_spec") is not None:  # released as a LIIF without a decoder
+        if name != LIIF.name or args.get("imnet_spec") is not None:  # released as a LIIF without a decoder
             return None
         encoder, upscale = official_encoder(args["encoder_spec"])
         if upscale is None:

@@ -53,6 +53,17 @@ BENCHMARK = {
 CELEBA = {"64-128": {"upsample": 34.78, "liif": 35.96}, "32-256": {"upsample": 27.56, "liif": 27.74}}
 
 
+def celeba_effect(task: str) -> float | None:
+    """T5: LIIF minus the up-sampler on a CelebA-HQ task ("64-128"), None for a task the paper has not."""
+    row = CELEBA.get(task)
+    return None if row is None else row["liif"] - row["upsample"]
+
+
+def in_t2(role) -> bool:
+    """T2 (the benchmarks) has rows for the RDN encoder only."""
+    return ENCODER_PREFIX.get(role.encoder) == "rdn-"
+
+
 def paper_div2k(variant: str, scale: int) -> float | None:
     row = DIV2K.get(variant)
     if row is None or scale not in DIV2K_SCALES:

@@ -27,7 +27,7 @@ from liif.eval.scores import diverged
 from liif.files import HISTORY, SUMMARY
 from liif.images import list_images
 from liif.metrics import METRICS, PAPER_METRIC
-from liif.study.paper import CELEBA, benchmark_set, paper_benchmark, paper_div2k, paper_row
+from liif.study.paper import benchmark_set, celeba_effect, in_t2, paper_benchmark, paper_div2k, paper_row
 
 # ---------------------------------------------------------------- loading
 
@@ -477,7 +477,7 @@ def size_varied(study: Study) -> pd.DataFrame:
         sd = np.std([values[v] for v in liif_seeds], ddof=1) if len(liif_seeds) > 1 else np.nan
         sd = sd if sd > 0 else np.nan  # seeds that scored the same measure no noise
         up = values.get(methods.get(SIZE_VARIED_METHODS[1]), np.nan)
-        paper = CELEBA.get(task, {}) if "celeba" in dataset else {}
+        paper = celeba_effect(task) if "celeba" in dataset else None
         rows.append(
             {
                 "dataset": dataset,
@@ -486,7 +486,7 @@ def size_varied(study: Study) -> pd.DataFrame:
                 "LIIF (native GTs)": liif,
                 "LIIF minus up-sampling": liif - up,
                 "LIIF is": verdict(liif - up, sd),
-                "paper (CelebA-HQ)": f"{paper['liif'] - paper['upsample']:+.2f}" if paper else "–",
+                "paper (CelebA-HQ)": f"{paper:+.2f}" if paper is not None else "–",
             }
         )
     return pd.DataFrame(rows)
@@ -530,7 +530,7 @@ def tables(study: Study) -> dict[str, pd.DataFrame]:
         for metric in study.metrics:
             table = study.table(dataset, metric).rename(columns=lambda s: f"x{s}").reset_index()
             out[f"tables/{metric}_{dataset}.json"] = table
-        for kind, other in (("bicubic", study.roles.bicubic), ("metasr", study.roles.metasr)):
+        for kind, other in study.roles.baselines().items():
             frame = comparison(study, dataset, other)
             if not frame.empty:
                 out[f"tables/liif_vs_{kind}_{dataset}.json"] = frame
@@ -606,7 +606,7 @@ def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
     rows = []
     for variant in table.index:
         role = roles.of.get(variant)
-        if role is None or study.is_replicate(variant) or (t2 and role.encoder != "rdn"):
+        if role is None or study.is_replicate(variant) or (t2 and not in_t2(role)):
             continue
         name, reference = paper_row(role), liif_of.get(role.encoder, roles.base)  # Bicubic: against the base
         ours_reference = study.base(dataset, reference) if reference in table.index else None
