@@ -179,9 +179,10 @@ def wrap_model(model, *, device, ranks, compile_model=False):
 
 
 def train_inputs(config: dict, prepared: PreparedData) -> str:
-    """A fingerprint of what the weights depend on besides the configuration: the training code (the
-    source of every loaded ``liif`` module, which is what ``dvc.yaml`` lists for the stage) and the
-    training data (the manifests of the datasets the recipe reads)."""
+    """A fingerprint of what the weights depend on besides the configuration: the training code (the source of
+    every loaded ``liif`` module: the stage's packages in ``dvc.yaml`` that ran, and the registries its parameter
+    checks read, so it errs on the side of retraining) and the training data (the manifests of the datasets the
+    recipe reads)."""
     digest = hashlib.sha256()
     package = __name__.split(".")[0]
     for name in sorted(m for m in sys.modules if m == package or m.startswith(f"{package}.")):
