@@ -486,7 +486,11 @@ def run_cuda_tests(logs: Path, *, timeout: float) -> list[dict]:
             )
         except subprocess.TimeoutExpired:
             return [
-                row("cuda tests", "fail", f"pytest tests/integration/test_cuda.py did not finish in {timeout:.0f} s; log {log}")
+                row(
+                    "cuda tests",
+                    "fail",
+                    f"pytest tests/integration/test_cuda.py did not finish in {timeout:.0f} s; log {log}",
+                )
             ]
     return cuda_test_rows(junit, log)
 
