@@ -2,12 +2,15 @@
 
 import copy
 import io
+import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,6 +18,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from liif.config.variants import config_hash
+from liif.models.checkpoint import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -342,3 +348,55 @@ def benchmark_tar() -> bytes:
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return (random_image(h, w, seed=seed).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def write_png_16(samples: np.ndarray, path: Path):
+    """A real 16-bit PNG (grey, grey+alpha, RGB or RGBA by the channel count), as the PNG spec lays it out:
+    Pillow reads 16-bit PNGs but writes 16-bit ones only for greyscale."""
+    h, w, c = samples.shape
+    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))  # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+
+
+def output_cases(d: Path) -> list[tuple[str, str]]:
+    (d / "folder.png").mkdir()
+    (d / "file").write_bytes(b"x")
+    (d / "taken.png").write_bytes(b"keep me")
+    return [
+        (d / "folder.png", f"{d}/folder.png: is a folder; name the output file, e.g. {d}/folder.png/out.png"),
+        (d / "file" / "out.png", f"{d}/file/out.png: folder {d}/file is not a folder"),
+        (d / "missing" / "out.png", f"{d}/missing/out.png: folder {d}/missing does not exist"),
+        (d / "taken.png", f"{d}/taken.png already exists; choose another output, or pass --overwrite to replace it"),
+        (d / "out.gif2", f"{d}/out.gif2: unknown output format '.gif2'; use .png, .jpg or .npy"),
+    ]
+
+
+def save_rgb(array: np.ndarray, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
+    """What liif.train.loop leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
+    from liif.models import build_model
+
+    metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
+    save_checkpoint(
+        model_dir / "epoch-last.pth",
+        model=build_model(config["model"]),
+        train_state={"epoch": epoch},
+        metadata=metadata,
+    )
+    if summary_hash:
+        (model_dir / "summary.json").write_text(json.dumps({"config_hash": summary_hash, "mlflow_run_id": None}))

@@ -3,15 +3,13 @@ LR folders of another scale, 16-bit PNGs, float TIFFs, multi-frame images, unwri
 checkpoints each end in a documented conversion with a notice or in one line, exit status 2 and no traceback."""
 
 import re
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_image, tiny_liif
+from conftest import output_cases, photo, save_rgb, tiny_liif, write_png_16
 from PIL import Image
 
 from liif.images import decode_image
@@ -28,30 +26,6 @@ def refused(code: int, err: str) -> str:
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     return err.strip()
-
-
-def save_rgb(array: np.ndarray, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
-def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return (random_image(h, w, seed=seed).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
-def write_png_16(samples: np.ndarray, path: Path):
-    """A real 16-bit PNG (grey, grey+alpha, RGB or RGBA by the channel count), as the PNG spec lays it out:
-    Pillow reads 16-bit PNGs but writes 16-bit ones only for greyscale."""
-    h, w, c = samples.shape
-    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))  # filter 0 per row
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-    )
 
 
 # 16-bit values where Pillow's v >> 8 and round(v / 257) part, and their 8-bit values by round(v / 257)
@@ -162,19 +136,6 @@ def test_an_image_of_several_frames_is_refused(tmp_path, suffix, kind):
         "upscale", tmp_path / f"one{suffix}", "-o", tmp_path / "one-out.png", "--scale", "2", "--checkpoint", "bicubic"
     )
     assert code == 0, err
-
-
-def output_cases(d: Path) -> list[tuple[str, str]]:
-    (d / "folder.png").mkdir()
-    (d / "file").write_bytes(b"x")
-    (d / "taken.png").write_bytes(b"keep me")
-    return [
-        (d / "folder.png", f"{d}/folder.png: is a folder; name the output file, e.g. {d}/folder.png/out.png"),
-        (d / "file" / "out.png", f"{d}/file/out.png: folder {d}/file is not a folder"),
-        (d / "missing" / "out.png", f"{d}/missing/out.png: folder {d}/missing does not exist"),
-        (d / "taken.png", f"{d}/taken.png already exists; choose another output, or pass --overwrite to replace it"),
-        (d / "out.gif2", f"{d}/out.gif2: unknown output format '.gif2'; use .png, .jpg or .npy"),
-    ]
 
 
 def test_output_path_errors_are_one_line_from_the_command(tmp_path):

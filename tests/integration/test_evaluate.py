@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from liif.config.variants import config_hash
-from liif.models.checkpoint import save_checkpoint
+from conftest import save_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,21 +17,6 @@ def trained_config() -> dict:
     from liif.config.variants import resolve_variant
 
     return resolve_variant(load_params(ROOT / "params.yaml"), "liif")
-
-
-def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
-    """What liif.train.loop leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
-    from liif.models import build_model
-
-    metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
-    save_checkpoint(
-        model_dir / "epoch-last.pth",
-        model=build_model(config["model"]),
-        train_state={"epoch": epoch},
-        metadata=metadata,
-    )
-    if summary_hash:
-        (model_dir / "summary.json").write_text(json.dumps({"config_hash": summary_hash, "mlflow_run_id": None}))
 
 
 @pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_image
+from conftest import random_image, tiny_config
 
 from liif.config.variants import config_hash
 from liif.models.checkpoint import load_checkpoint, read_checkpoint
@@ -17,41 +17,6 @@ from liif.train.loop import fit
 from liif.train.patches import DownsampledPatches
 
 WORKER = Path(__file__).resolve().parents[1] / "train_worker.py"
-
-
-def tiny_config(epochs=3, **train):
-    return {
-        "variant": "tiny",
-        "model": {
-            "name": "liif",
-            "args": {
-                "encoder": {"name": "edsr-baseline", "n_resblocks": 1, "n_feats": 8},
-                "decoder_hidden": [16, 16],
-                "feat_unfold": True,
-                "local_ensemble": True,
-                "cell_decode": True,
-            },
-        },
-        "train": {
-            "epochs": epochs,
-            "batch_size": 4,
-            "repeat": 4,
-            "inp_size": 16,
-            "scale_min": 1,
-            "scale_max": 4,
-            "sample_q": 64,
-            "augment": True,
-            "lr": 1e-3,
-            "milestones": [2],
-            "gamma": 0.5,
-            "val_images": 1,
-            "val_repeat": 2,
-            "seed": 0,
-            "val_split": "test",
-            "patches": "downsampled",
-            **train,
-        },
-    }
 
 
 def run_worker(out_dir, config_path, stderr=subprocess.DEVNULL):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_image, study_params
+from conftest import random_image, save_run, study_params
 from PIL import Image
 
 from liif.config.variants import config_hash
@@ -157,21 +157,6 @@ def trained_config() -> dict:
     from liif.config.variants import resolve_variant
 
     return resolve_variant(study_params(), "liif")
-
-
-def save_run(model_dir, config: dict, *, epoch: int, summary_hash: str | None):
-    """What liif.train.loop leaves: epoch-last.pth at ``epoch`` and, when the run finished, summary.json."""
-    from liif.models import build_model
-
-    metadata = {"variant": config["variant"], "config_hash": config_hash(config)}
-    save_checkpoint(
-        model_dir / "epoch-last.pth",
-        model=build_model(config["model"]),
-        train_state={"epoch": epoch},
-        metadata=metadata,
-    )
-    if summary_hash:
-        (model_dir / "summary.json").write_text(json.dumps({"config_hash": summary_hash, "mlflow_run_id": None}))
 
 
 def test_only_a_training_that_finished_is_evaluated(tmp_path):
