@@ -27,7 +27,12 @@ from liif.errors import UserError
 from liif.files import atomic_write
 
 EXIF_ORIENTATION = 0x0112
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Every file suffix Pillow opens as a picture, except its stubs that need another program or plugin (scientific
+# data, PostScript, Windows metafiles, video): a folder of images is read under one rule, whatever made it.
+NOT_PICTURES = {".bufr", ".grib", ".h5", ".hdf", ".fit", ".fits", ".eps", ".ps", ".emf", ".wmf", ".mpeg", ".mpg"}
+IMAGE_SUFFIXES = {
+    suffix for suffix, fmt in Image.registered_extensions().items() if fmt in Image.OPEN and suffix not in NOT_PICTURES
+}
 OUTPUT_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -291,7 +296,7 @@ def list_images(folder: str | Path) -> list[Path]:
         raise ImageError(f"{folder}: no such folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ImageError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise ImageError(f"{folder}: holds no images (any file Pillow reads: .png, .jpg, .tif, .webp, ...)")
     return files
 
 

@@ -131,7 +131,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def apply_profile(params: dict, profile: dict) -> dict:
     """``params`` with a profile's values: sections deep-merged; the lists of variants and of datasets
-    (``data.datasets``, ``eval.datasets``) replaced, since a profile names all of them.
+    (``data.datasets``, ``data.folders``, ``eval.datasets``) replaced, since a profile names all of them.
 
     ``every_variant`` (model/train overrides) is merged into each variant's own overrides, winning over
     them: ``profiles/paper-smoke.yaml`` shortens the training of every paper variant this way.
@@ -143,7 +143,7 @@ def apply_profile(params: dict, profile: dict) -> dict:
         out["variants"] = {
             name: deep_merge(own or {}, profile["every_variant"]) for name, own in out["variants"].items()
         }
-    for section, key in (("data", "datasets"), ("eval", "datasets")):
+    for section, key in (("data", "datasets"), ("data", "folders"), ("eval", "datasets")):
         if key in profile.get(section, {}):
             out[section][key] = copy.deepcopy(profile[section][key])
     return out

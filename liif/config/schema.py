@@ -217,19 +217,43 @@ def _dataset_spec(component) -> type[BaseModel]:
     return create_model(f"{component.__name__}Spec", __base__=Section, source=(Literal[component.name], ...), **fields)
 
 
+FOLDER_SOURCE = "folder"  # the source of every data.folders entry (liif/sources/folder.py)
+
+
+def datasets_of(data: dict) -> dict[str, dict]:
+    """Every dataset params.yaml makes, by name: ``data.datasets`` and ``data.folders`` (source ``folder``)."""
+    folders = {name: {"source": FOLDER_SOURCE, **spec} for name, spec in (data.get("folders") or {}).items()}
+    return {**(data.get("datasets") or {}), **folders}
+
+
+def _where(data: dict, name: str) -> str:
+    return f"data.folders.{name}" if name in (data.get("folders") or {}) else f"data.datasets.{name}"
+
+
 class Data(Section):
     datasets: dict[Name, dict]  # each checked by the schema of its source (dataset_spec)
+    folders: dict[Name, dict] = {}  # folders of your own images: each a dataset of source folder, in place
     lr_scales: list[Scale] = list(SHIPPED_LR_SCALES)  # LR sets prepare makes where a source ships none
 
     @model_validator(mode="after")
     def _sources(self):
-        for name, spec in self.datasets.items():
+        for name in set(self.datasets) & set(self.folders):
+            raise ParamsError(f"params.yaml data.folders.{name}: also a dataset of data.datasets; rename one")
+        data = {"datasets": self.datasets, "folders": self.folders}
+        for name, spec in datasets_of(data).items():
+            where = _where(data, name)
+            if not isinstance(spec, dict):
+                raise ParamsError(f"params.yaml {where}: expected a mapping of keys, found {type(spec).__name__}")
             source = spec.get("source")
+            if source == FOLDER_SOURCE and where.startswith("data.datasets"):
+                raise ParamsError(
+                    f"params.yaml {where}.source: a folder of your own images goes under data.folders.{name} "
+                    "(without source:), where DVC watches its files; move the entry there"
+                )
             if not isinstance(source, str) or source not in Registry.of("dataset source"):
                 problem = "missing" if source is None else f"{source!r} is not a dataset source of liif/sources"
-                raise ParamsError(
-                    f"params.yaml data.datasets.{name}.source: {problem}; valid: {', '.join(Registry.of('dataset source').names())}"
-                )
+                valid = [other for other in Registry.of("dataset source").names() if other != FOLDER_SOURCE]
+                raise ParamsError(f"params.yaml {where}.source: {problem}; valid: {', '.join(valid)}")
             schema = dataset_spec(source)
             for key in spec:
                 others = [
@@ -237,10 +261,10 @@ class Data(Section):
                 ]
                 if key not in schema.model_fields and others:
                     raise ParamsError(
-                        f"params.yaml data.datasets.{name}.{key}: unknown key for source {source} (a key of source "
+                        f"params.yaml {where}.{key}: unknown key for source {source} (a key of source "
                         f"{' and '.join(others)})"
                     )
-            check_section(schema, spec, f"data.datasets.{name}")
+            check_section(schema, spec, where)
         return self
 
 
@@ -419,12 +443,16 @@ def check_keys(override: dict, schema: type[BaseModel], where: str):
 
 
 def check_known_dataset(params: dict, name: str | None, where: str):
-    """A dataset a recipe or the evaluation names must be one ``data.datasets`` makes (a profile stacked over
+    """A dataset a recipe or the evaluation names must be one ``data.datasets`` or ``data.folders`` makes (a profile stacked over
     another could otherwise leave ``train.dataset`` naming a dataset the later profile dropped)."""
-    datasets = (params.get("data") or {}).get("datasets")
-    if name is not None and isinstance(datasets, dict) and name not in datasets:
+    data = params.get("data") or {}
+    if not isinstance(data.get("datasets"), dict) or not isinstance(data.get("folders") or {}, dict):
+        return
+    datasets = datasets_of(data)
+    if name is not None and name not in datasets:
         raise ParamsError(
-            f"params.yaml {where}: {name!r} is not a dataset of data.datasets{closest(name, list(datasets))}"
+            f"params.yaml {where}: {name!r} is not a dataset of data.datasets or data.folders"
+            f"{closest(name, list(datasets))}"
         )
 
 

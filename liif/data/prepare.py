@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from liif.config.params import ParamsError
+from liif.config.schema import datasets_of
 from liif.data.layout import PreparedData
 from liif.files import file_digest
 from liif.images import decode_image, matlab_bicubic, write_png
@@ -21,17 +23,24 @@ from liif.sources import dataset_plan
 from liif.sources.base import Part, Photographs, ShippedPairs, Squares
 
 
-def prepare_datasets(data: dict, *, raw_root: str | Path, prepared: PreparedData):
-    """Every dataset of the ``data`` section (validated: ``liif.config.schema.check_sections``); yields each one's
-    name and manifest as it is written. ``data.lr_scales`` are the LR sets made by bicubic."""
-    lr_scales = data["lr_scales"]
-    for name, spec in data["datasets"].items():
-        yield name, prepare_dataset(name, spec, raw_root=raw_root, prepared=prepared, lr_scales=lr_scales)
+def prepare_datasets(data: dict, *, raw_root: str | Path, prepared: PreparedData, names=None):
+    """The datasets of the ``data`` section (validated: ``liif.config.schema.check_sections``) named in ``names``
+    (default: all of ``data.datasets`` and ``data.folders``); yields each one's name and manifest as it is
+    written. ``data.lr_scales`` are the LR sets made by bicubic."""
+    datasets = datasets_of(data)
+    for name in datasets if names is None else names:
+        if name not in datasets:
+            raise ParamsError(f"params.yaml data: no dataset {name!r} in data.datasets or data.folders")
+        yield (
+            name,
+            prepare_dataset(name, datasets[name], raw_root=raw_root, prepared=prepared, lr_scales=data["lr_scales"]),
+        )
 
 
 def prepare_dataset(name: str, spec: dict, *, raw_root: str | Path, prepared: PreparedData, lr_scales) -> Path:
-    """Prepare one dataset of ``data.datasets`` from where ``download`` left it; returns its manifest.
-    ``lr_scales``: the LR sets made by bicubic where the source ships none (``data.lr_scales``)."""
+    """Prepare one dataset (of ``data.datasets`` or ``data.folders``) from where ``download`` left it, or from its
+    own folder; returns its manifest. ``lr_scales``: the LR sets made by bicubic where the source ships none
+    (``data.lr_scales``)."""
     out = prepared.dataset(name)
     plan = dataset_plan(name, spec, raw_root)
     if out.exists():

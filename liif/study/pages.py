@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from liif.config.schema import datasets_of
 from liif.metrics import METRICS
 from liif.study.report import (
     NO_NOISE,
@@ -75,7 +76,7 @@ def run_context(
         profile=params["report"]["profile"],
         encoder=params["model"]["encoder"]["name"],
         revision=revision,
-        sources=data_sources(params["data"]["datasets"], prepared),
+        sources=data_sources(datasets_of(params["data"]), prepared),
         timings=timings(summaries, eval_seconds),
         validation=validation_words(params["train"]),
         figures=figures,

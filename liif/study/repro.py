@@ -43,7 +43,10 @@ from liif.errors import UserError
 from liif.files import SUMMARY, atomic_write
 
 LOG_DIR = Path("logs/repro")
-UPSTREAM = ("prepare", "configure")  # dvc repro of these groups also brings download up to date
+UPSTREAM = (
+    "prepare*",
+    "configure",
+)  # every prepare@/prepare-folder@ and configure@ stage (dvc repro --glob), download too
 DOWNSTREAM = ("report",)
 EPOCH_LINE = re.compile(r"epoch (\d+): loss|epoch (\d+)/(\d+)")  # a finished epoch's line; tqdm's bar of one
 STAGE_LINE = re.compile(r"^[a-z]+(@[\w.-]+)?: \S")  # a stage's own one-line reason (liif.errors.run_stage)
@@ -316,8 +319,8 @@ def run_group(command: list[str], **popen) -> int:
 
 
 def run_upstream(env: dict) -> int:
-    _say(f"liif repro: bringing the shared stages up to date (dvc repro {' '.join(UPSTREAM)})")
-    return run_group(["dvc", "repro", *UPSTREAM], env=env)
+    _say(f"liif repro: bringing the shared stages up to date (dvc repro --glob {' '.join(UPSTREAM)})")
+    return run_group(["dvc", "repro", "--glob", *UPSTREAM], env=env)
 
 
 def run_jobs(

@@ -1,6 +1,6 @@
 """The study as a Slurm job array: one task per variant, the same per-variant command as ``liif repro``.
 
-    python -m liif.study.slurm > study.sbatch      # after `dvc repro prepare configure` on the login node
+    python -m liif.study.slurm > study.sbatch      # after `dvc repro --glob 'prepare*' configure` on the login node
     jobid=$(sbatch --parsable study.sbatch)
     sbatch --dependency=afterok:$jobid --wrap "dvc --wait-for-lock repro report"
 

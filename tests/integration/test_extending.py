@@ -117,7 +117,7 @@ def test_a_new_metric_is_one_module_and_one_params_line(tmp_path, monkeypatch):
     assert (x2["scale"], x2["mae"], x5["psnr"]) == (2, means["mae"]["sample"]["x2"], means["psnr"]["sample"]["x5"])
 
 
-TOY_SOURCE = '''"""Source ``folder``: photographs copied from a folder that params.yaml names, listed per split."""
+TOY_SOURCE = '''"""Source ``listed``: photographs copied from a folder that params.yaml names, listed per split."""
 
 import shutil
 from dataclasses import dataclass
@@ -127,9 +127,9 @@ from liif.sources import SOURCES
 from liif.sources.base import Photographs, Plan, Source
 
 
-@SOURCES.register("folder")
+@SOURCES.register("listed")
 @dataclass(frozen=True, kw_only=True)
-class Folder(Source):
+class Listed(Source):
     path: str  # the folder holding the photographs
     train: list[str]  # file names of the training photographs
     val: list[str]
@@ -158,10 +158,10 @@ def test_a_new_dataset_source_is_one_module(tmp_path):
         rgb = np.stack([(rows * (i + 1)) % 256, (cols * 2 + i * 40) % 256, (rows + cols) // 2], axis=-1)
         Image.fromarray(rgb.astype(np.uint8)).save(photos / name)
     repo = study_copy(tmp_path / "repo", "profiles/tiny.yaml")
-    (repo / "liif/sources/folder.py").write_text(TOY_SOURCE)
+    (repo / "liif/sources/listed.py").write_text(TOY_SOURCE)
     params = read_yaml(repo / "params.yaml")
     params["data"]["datasets"]["photos"] = {
-        "source": "folder",
+        "source": "listed",
         "path": str(photos),
         "train": names[:3],
         "val": names[3:4],
@@ -185,4 +185,4 @@ def test_a_new_dataset_source_is_one_module(tmp_path):
     assert (prepared / "test/LR_bicubic/X2/p4x2.png").is_file() and (prepared / "manifest.tsv").is_file()
     assert "photos" in json.loads((repo / "metrics/eval/liif-photos.json").read_text())["psnr"]  # trained, scored on it
     changed = sh("git", "status", "--porcelain", "--", "liif", "stages", "dvc.yaml", "tests/conftest.py", cwd=repo)
-    assert changed.splitlines() == ["?? liif/sources/folder.py"]
+    assert changed.splitlines() == ["?? liif/sources/listed.py"]
