@@ -1,4 +1,4 @@
-"""``liif``: upscale an image, evaluate a model on a folder, inspect a checkpoint.
+"""``liif``: train on a folder, upscale an image, evaluate a model on a folder, inspect a checkpoint.
 
 Bad input (a ``UserError``) or a full disk ends with one line on stderr and exit status 2, never a
 traceback and never a partial output file; any other error is a bug and keeps its traceback (exit 1).
@@ -21,6 +21,7 @@ from liif.images import check_output_path, image_size, list_images, load_image, 
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
 from liif.models.checkpoint import count_parameters, load_checkpoint
+from liif.train.standalone import PROJECT_PARAMS, train_on_folder, work_folder
 
 
 class UsageError(UserError):
@@ -253,6 +254,36 @@ def cmd_repro(args) -> int:
         return 130
 
 
+def cmd_train(args) -> int:
+
+    for flag in ("epochs", "val"):
+        value = getattr(args, flag)
+        if value is not None and value < (1 if flag == "epochs" else 0):
+            raise UsageError(f"--{flag} {value}: must be at least {1 if flag == 'epochs' else 0}")
+    if args.scale_max is not None and not (math.isfinite(args.scale_max) and args.scale_max >= 1):
+        raise UsageError(f"--scale-max {args.scale_max}: must be a number of at least 1")
+    if args.device is not None:
+        resolve_device(args.device)
+    summary = train_on_folder(
+        args.images,
+        args.out,
+        epochs=args.epochs,
+        scale_max=args.scale_max,
+        val=args.val,
+        device=args.device,
+        resume=args.resume,
+        params_path=args.params,
+        variant=args.variant,
+    )
+    best = summary.get("best_val_psnr")
+    shown = f", best validation PSNR {best:.2f} dB" if isinstance(best, float) else ""
+    print(
+        f"{args.images} -> {args.out} ({summary.get('epochs')} epochs{shown}; run folder {work_folder(Path(args.out))})",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=__package__, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a model on a folder of images, without DVC (the default recipe)")
+    tr.add_argument("--images", required=True, help="folder of images (with train/ and val/ sub-folders, or not)")
+    tr.add_argument("--out", required=True, help="the trained weights, a .pth file (work beside it in <out>.work/)")
+    tr.add_argument("--epochs", type=int, help="epochs (default: the recipe's; its lr milestones scale with it)")
+    tr.add_argument("--scale-max", type=float, help="largest training scale (default: the recipe's, x4)")
+    tr.add_argument("--val", type=int, help="images held out for validation (default: a tenth, at least one)")
+    tr.add_argument("--device", help="auto, cpu or cuda (default: the recipe's runtime.device)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in <out>.work/ after a kill")
+    tr.add_argument("--params", default=str(PROJECT_PARAMS), help="the params.yaml whose recipe trains")
+    tr.add_argument("--variant", help="the variant of --params to train (default: its role-base variant)")
+    tr.set_defaults(func=cmd_train)
 
     rep = sub.add_parser("repro", help="the study's variants N at a time through DVC (dvc repro, side by side)")
     rep.add_argument("names", nargs="*", help="variants (or train@v / evaluate@v; 'report' too); default: everything")
