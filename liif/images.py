@@ -11,6 +11,9 @@ The two bicubic resizers the paper's numbers depend on (spec 3.3, ecosystem note
   symmetric border, the axis with the smaller scale resized first, and
   rounding to uint8 after each pass. The x2/x3/x4 LR images that ship with
   DIV2K and the benchmarks were made this way, and so is the Bicubic baseline.
+
+Both resize any number of channels, each on its own. A model of one channel (``model.channels: 1``) reads every
+image through ``to_grey``, the one rule that reduces RGB to grey (``GREY_RULE``).
 """
 
 import contextlib
@@ -110,6 +113,12 @@ def _with_rawmode(tile, rawmode: str):
 
 
 SIXTEEN_BIT_RULE = "round(v / 257) of each 16-bit sample v"
+GREY_RULE = (
+    "an image whose three channels are equal gives that channel; any other is reduced to ITU-R BT.601 luma "
+    'L = 0.299 R + 0.587 G + 0.114 B, rounded, as Pillow\'s convert("L") computes it'
+)
+RGB_TARGET, GREY_TARGET = "8-bit RGB", "8-bit grey"  # what a read converts to (``decode_image``'s channels)
+COLOUR_REDUCED = f"reduced its colour to one grey channel for a 1-channel model ({GREY_RULE})"
 FLOAT_RULE = "round(v * 255) of each sample v, read as an intensity in [0, 1]"
 
 
@@ -155,8 +164,9 @@ def _deep_colour(path: Path, img: Image.Image, tiles: list, bits: int) -> tuple[
     return Image.fromarray(_from_16_bit(values), mode=img.mode), f"16-bit {layout}"
 
 
-def _to_8_bit(path: Path, img: Image.Image, tiles: list) -> tuple[Image.Image, str | None]:
-    """``img`` with 8-bit samples, and a note of what was converted (None for 8-bit RGB); see ``decode_image``."""
+def _to_8_bit(path: Path, img: Image.Image, tiles: list, target: str) -> tuple[Image.Image, str | None]:
+    """``img`` with 8-bit samples, and a note of what was converted to ``target`` (None for 8-bit RGB, or grey
+    read as grey); see ``decode_image``."""
     mode = img.mode
     if mode == "F":
         values = np.asarray(img, dtype=np.float64)
@@ -169,7 +179,7 @@ def _to_8_bit(path: Path, img: Image.Image, tiles: list) -> tuple[Image.Image, s
                 "intensities in [0, 1] only: rescale it to [0, 1], or save it as an 8- or 16-bit image"
             )
         eight = Image.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
-        return eight, f"converted F (floating-point) image to 8-bit RGB: {FLOAT_RULE}"
+        return eight, f"converted F (floating-point) image to {target}: {FLOAT_RULE}"
     if mode == "I" or mode.startswith("I;16"):
         values = np.asarray(img).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -178,12 +188,13 @@ def _to_8_bit(path: Path, img: Image.Image, tiles: list) -> tuple[Image.Image, s
                 "wider than 8 bits are read as 16-bit (0 to 65535) only; save it as an 8- or 16-bit image"
             )
         eight = Image.fromarray(_from_16_bit(values), mode="L")
-        return eight, f"converted {mode} image to 8-bit RGB: {SIXTEEN_BIT_RULE}"
+        return eight, f"converted {mode} image to {target}: {SIXTEEN_BIT_RULE}"
     bits = (getattr(img, "tag_v2", None) or {}).get(258, 8)  # TIFF BitsPerSample: one value or one per channel
     deep = _deep_colour(path, img, tiles, max(bits) if isinstance(bits, tuple) and bits else int(bits))
     if deep is not None:
-        return deep[0], f"converted {deep[1]} image to 8-bit RGB: {SIXTEEN_BIT_RULE}"
-    return img, None if img.mode == "RGB" else f"converted {img.mode} image to 8-bit RGB"
+        return deep[0], f"converted {deep[1]} image to {target}: {SIXTEEN_BIT_RULE}"
+    as_is = ("RGB",) if target == RGB_TARGET else ("RGB", "L")  # RGB is reduced to grey by GREY_RULE, noted there
+    return img, None if img.mode in as_is else f"converted {img.mode} image to {target}"
 
 
 _TRANSPOSE = {  # EXIF orientation -> the transpose that shows the image upright, as ImageOps.exif_transpose
@@ -197,8 +208,9 @@ _TRANSPOSE = {  # EXIF orientation -> the transpose that shows the image upright
 }
 
 
-def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
-    """Decode a whole file (a truncated one fails here, by name) into 8-bit RGB (H, W, 3).
+def decode_image(path: str | Path, *, channels: int = 3) -> tuple[np.ndarray, str | None]:
+    """Decode a whole file (a truncated one fails here, by name) into 8-bit RGB (H, W, 3), or with ``channels``
+    1 into 8-bit grey (H, W, 1): the RGB image reduced by ``to_grey``, the notice saying so where it held colour.
 
     Every image of the paper's data is 8-bit RGB; everything else is converted by one rule, and the
     notice names it (None for plain 8-bit RGB as stored):
@@ -212,18 +224,27 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
       ``round(v * 255)``; values outside [0, 1], NaN or infinity are refused, never guessed at;
     - several frames (animated GIF/PNG/WebP, multi-page TIFF) are refused (see ``_opened``); of a JPEG
       with extra pictures (MPO) the primary picture is used, with a notice;
-    - an EXIF orientation is applied, as image viewers do.
+    - an EXIF orientation is applied, as image viewers do;
+    - read for a 1-channel model (``channels`` 1), the RGB image is reduced to grey by ``to_grey``
+      (``GREY_RULE``), and the notice says so where it held colour.
     """
+    if channels not in (1, 3):
+        raise ValueError(f"images are read as RGB (3 channels) or grey (1), not {channels} channels")
     path = Path(path)
     with _opened(path) as img:
         tiles = list(img.tile)  # how Pillow will decode it: load() forgets
         img.load()
         orientation, frames = _orientation(img), getattr(img, "n_frames", 1)
-        img, conversion = _to_8_bit(path, img, tiles)
+        img, conversion = _to_8_bit(path, img, tiles, RGB_TARGET if channels == 3 else GREY_TARGET)
         if orientation != 1:
             img = img.transpose(_TRANSPOSE[orientation])
         rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # writable, owns its memory
     notes = [] if conversion is None else [conversion]
+    if channels == 1:
+        grey, reduced = to_grey(rgb)
+        rgb = grey[..., None]  # (H, W, 1)
+        if reduced:
+            notes.append(COLOUR_REDUCED)
     if frames > 1:
         notes.append(f"used the primary picture of its {frames} pictures (MPO)")
     if orientation != 1:
@@ -231,14 +252,29 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, str | None]:
     return rgb, f"{path}: {'; '.join(notes)}" if notes else None
 
 
-def load_image(path: str | Path) -> tuple[torch.Tensor, str | None]:
-    """``decode_image`` as a (3, H, W) float tensor in [0, 1]."""
-    array, notice = decode_image(path)
+def load_image(path: str | Path, *, channels: int = 3) -> tuple[torch.Tensor, str | None]:
+    """``decode_image`` as a (channels, H, W) float tensor in [0, 1]."""
+    array, notice = decode_image(path, channels=channels)
     return torch.from_numpy(array).permute(2, 0, 1).float() / 255, notice
 
 
+def to_grey(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The one rule by which a 1-channel model reads an RGB image (``GREY_RULE``): uint8 (H, W, 3) -> (H, W)
+    and whether colour was reduced. A greyscale photograph, stored as RGB by prepare, gives its grey exactly."""
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return rgb[..., 0].copy(), False
+    return np.array(Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").convert("L")), True
+
+
+def grey_image(image: torch.Tensor) -> torch.Tensor:
+    """``to_grey`` of a (3, H, W) float image in [0, 1] holding 8-bit values (as read, or PIL-resized) ->
+    (1, H, W)."""
+    array = torch.round(image.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return torch.from_numpy(to_grey(array)[0]).unsqueeze(0).float() / 255
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] -> uint8 array, rounding to nearest."""
+    """(H, W, C) float in [0, 1] -> uint8 array, rounding to nearest."""
     return torch.round(image.clamp(0, 1) * 255).to(torch.uint8).numpy()
 
 
@@ -275,9 +311,12 @@ def write_png(array: np.ndarray, path: str | Path):
 
 
 def save_image(image: torch.Tensor, path: str | Path):
-    """Save (H, W, 3) float in [0, 1]: 8-bit by suffix, or ``.npy`` float32 for exact comparisons."""
+    """Save (H, W, 3) float in [0, 1]: 8-bit by suffix, or ``.npy`` float32 for exact comparisons; a grey
+    (H, W, 1) image as a greyscale (mode L) file, or an (H, W) ``.npy``."""
     path = check_output_path(path)
     suffix = path.suffix.lower()
+    if image.shape[-1] == 1:
+        image = image[..., 0]
     try:
         with atomic_write(path) as f:
             if suffix == ".npy":
@@ -301,10 +340,13 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def pil_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a (3, H, W) float image in [0, 1] to ``size`` = (h, w) with PIL bicubic."""
+    """Resize a (3, H, W) or grey (1, H, W) float image in [0, 1] to ``size`` = (h, w) with PIL bicubic."""
     array = (image.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    if array.shape[-1] == 1:  # Pillow's grey mode L: the same filter on the one channel
+        array = array[..., 0]
     resized = Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1).float() / 255
+    out = np.asarray(resized).copy().reshape(size[0], size[1], -1)
+    return torch.from_numpy(out).permute(2, 0, 1).float() / 255
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -361,7 +403,7 @@ def matlab_bicubic(image: np.ndarray, *, scale: float | None = None, size: tuple
 
 
 def matlab_bicubic_tensor(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``matlab_bicubic`` for a (3, H, W) float image in [0, 1] holding 8-bit values."""
+    """``matlab_bicubic`` for a (C, H, W) float image in [0, 1] holding 8-bit values (RGB or grey)."""
     array = torch.round(image.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     out = matlab_bicubic(array, size=size)
     return torch.from_numpy(out).permute(2, 0, 1).float() / 255

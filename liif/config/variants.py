@@ -57,16 +57,19 @@ RECIPE_KEYS = {  # the train keys each of the paper's patch wrappers reads (liif
 
 def model_spec_from_section(model: dict) -> dict:
     """The ``params.yaml`` model section -> a ``liif.models.build_model`` spec: the model's arguments, those the
-    section leaves out at their defaults (an encoder section is taken as written)."""
+    section leaves out at their defaults (an encoder section is taken as written), except the model's
+    ``unrecorded_defaults`` (``SRModel``), recorded only where they differ from their default."""
     name = model["name"]
-    args = {}
-    for key, (_, default) in settings(MODELS.get(name, where="params.yaml model.name")).items():
+    args, cls = {}, MODELS.get(name, where="params.yaml model.name")
+    for key, (_, default) in settings(cls).items():
         if key in model:
             args[key] = model[key]
         elif default is REQUIRED:
             raise ParamsError(f"params.yaml model: {name} needs {key}")
         else:
             args[key] = list(default) if isinstance(default, tuple) else default
+        if key in getattr(cls, "unrecorded_defaults", ()) and args[key] == default:
+            del args[key]
     return {"name": name, "args": args}
 
 

@@ -24,9 +24,11 @@ __all__ = [
 ]
 
 
-def make_encoder(*, name: str, upscale: int | None = None, **args) -> nn.Module:
-    """The encoder of a ``model.encoder`` section; ``upscale`` appends its up-sampler (fixed-scale models only)."""
-    return ENCODERS.get(name)(**args, **({} if upscale is None else {"upscale": upscale}))
+def make_encoder(*, name: str, upscale: int | None = None, channels: int = 3, **args) -> nn.Module:
+    """The encoder of a ``model.encoder`` section; ``upscale`` appends its up-sampler (fixed-scale models only),
+    ``channels`` (the model's) is the image channels it reads and its up-sampler writes, passed where not 3."""
+    model_set = ({} if upscale is None else {"upscale": upscale}) | ({} if channels == 3 else {"channels": channels})
+    return ENCODERS.get(name)(**args, **model_set)
 
 
 def official_encoder(spec: dict) -> tuple[dict, int | None]:

@@ -3,8 +3,10 @@
 An encoder maps an RGB image normalised to [-1, 1] to a feature grid of the same height and width, with
 ``out_dim`` channels and a ``receptive_radius`` (LR pixels a feature depends on in each direction). Given
 ``upscale``, which only its model passes (the fixed-scale up-sampler), it appends its original sub-pixel
-up-sampler and returns an RGB image ``upscale`` times larger. Its other keyword-only constructor arguments are
-its section of params.yaml (``model.encoder``), checked from their annotations.
+up-sampler and returns an RGB image ``upscale`` times larger. ``channels``, also its model's (``model.channels``),
+makes it read (and, with ``upscale``, write) images of one grey channel instead of RGB; a model of 3 channels
+never passes it, so an encoder of your own needs it only for grey models. Its other keyword-only constructor
+arguments are its section of params.yaml (``model.encoder``), checked from their annotations.
 """
 
 import inspect
@@ -20,7 +22,7 @@ ENCODERS = Registry("encoder")
 class Encoder(nn.Module):
     """The interface the models read; subclasses set ``out_dim`` and ``receptive_radius`` in ``__init__``."""
 
-    from_model = ("upscale",)  # constructor arguments its model passes, not params.yaml
+    from_model = ("upscale", "channels")  # constructor arguments its model passes, not params.yaml
     out_dim: int
     receptive_radius: int
 

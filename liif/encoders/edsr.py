@@ -26,10 +26,16 @@ class EDSR(Encoder):
     """EDSR-baseline (about 1.22 M parameters); the full EDSR is the same network with other defaults."""
 
     def __init__(
-        self, *, n_resblocks: Width = 16, n_feats: Width = 64, res_scale: ResScale = 1.0, upscale: int | None = None
+        self,
+        *,
+        n_resblocks: Width = 16,
+        n_feats: Width = 64,
+        res_scale: ResScale = 1.0,
+        upscale: int | None = None,
+        channels: int = 3,
     ):
         super().__init__()
-        self.head = nn.Sequential(conv3x3(3, n_feats))
+        self.head = nn.Sequential(conv3x3(channels, n_feats))
         blocks: list[nn.Module] = [ResidualBlock(channels=n_feats, res_scale=res_scale) for _ in range(n_resblocks)]
         self.body = nn.Sequential(*blocks, conv3x3(n_feats, n_feats))
         self.upscale = upscale
@@ -40,8 +46,8 @@ class EDSR(Encoder):
             for factor in pixel_shuffle_stages(upscale):
                 stages += [conv3x3(n_feats, factor * factor * n_feats), nn.PixelShuffle(factor)]
                 up_convs += 1
-            self.tail = nn.Sequential(nn.Sequential(*stages), conv3x3(n_feats, 3))
-            self.out_dim = 3
+            self.tail = nn.Sequential(nn.Sequential(*stages), conv3x3(n_feats, channels))
+            self.out_dim = channels
             up_convs += 1
         # LR pixels a feature depends on in each direction: one per 3x3 conv.
         self.receptive_radius = 1 + 2 * n_resblocks + 1 + up_convs
@@ -67,6 +73,14 @@ class FullEDSR(EDSR):
     """The full EDSR (about 43 M parameters)."""
 
     def __init__(
-        self, *, n_resblocks: Width = 32, n_feats: Width = 256, res_scale: ResScale = 0.1, upscale: int | None = None
+        self,
+        *,
+        n_resblocks: Width = 32,
+        n_feats: Width = 256,
+        res_scale: ResScale = 0.1,
+        upscale: int | None = None,
+        channels: int = 3,
     ):
-        super().__init__(n_resblocks=n_resblocks, n_feats=n_feats, res_scale=res_scale, upscale=upscale)
+        super().__init__(
+            n_resblocks=n_resblocks, n_feats=n_feats, res_scale=res_scale, upscale=upscale, channels=channels
+        )

@@ -52,9 +52,10 @@ class RDN(Encoder):
         n_convs: Width = 8,
         growth: Width = 64,
         upscale: int | None = None,
+        channels: int = 3,
     ):
         super().__init__()
-        self.SFENet1 = conv3x3(3, G0, kernel_size)
+        self.SFENet1 = conv3x3(channels, G0, kernel_size)
         self.SFENet2 = conv3x3(G0, G0, kernel_size)
         self.RDBs = nn.ModuleList(
             [
@@ -78,8 +79,8 @@ class RDN(Encoder):
                 ]
             else:
                 raise ValueError(f"RDN's up-sampler supports scales 2, 3 and 4; got {upscale}")
-            self.UPNet = nn.Sequential(*layers, conv3x3(growth, 3, kernel_size))
-            self.out_dim = 3
+            self.UPNet = nn.Sequential(*layers, conv3x3(growth, channels, kernel_size))
+            self.out_dim = channels
             up_convs = 3
         pad = kernel_size // 2
         self.receptive_radius = pad * (2 + n_blocks * n_convs + 1 + up_convs)

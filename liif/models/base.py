@@ -1,7 +1,7 @@
 """What every model shares: the registry, coordinates, latent grids, the MLP and ``SRModel``.
 
 Every model maps a low-resolution image (normalised to [-1, 1]) and a set of query coordinates with their cell
-sizes to RGB (also in [-1, 1])::
+sizes to RGB (also in [-1, 1]), or, built with ``channels=1`` (``model.channels: 1``), a grey image to grey::
 
     grid = model.encode(lr)                 # once per image (or per tile)
     grid = model.prepare(grid)              # per-latent precomputation
@@ -13,6 +13,7 @@ of an output pixel in the same units.
 """
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,6 +24,14 @@ from liif.registry import Registry
 MODELS = Registry("model")
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
 CLAMP = 1 - 1e-6
+RGB = 3
+Channels = Literal[1, 3]  # the image channels a model reads and writes: RGB, or one grey channel (liif.images)
+
+
+def with_channels(config: dict, channels: int) -> dict:
+    """A model's ``config`` with ``channels`` where it is not RGB: the configuration, checkpoint and hash of every
+    RGB model stay what they were before models of one channel existed."""
+    return config if channels == RGB else {**config, "channels": channels}
 
 
 def make_coord(size: tuple[int, int], *, flatten: bool = True) -> torch.Tensor:
@@ -96,6 +105,11 @@ class SRModel(nn.Module):
     annotated ``EncoderSection`` is the encoder's sub-section); ``self.config`` holds them for checkpoints.
     The class attributes and class methods below say how it is trained, rendered and read from released weights.
     """
+
+    channels = RGB  # the image channels it reads and writes (its ``channels`` argument, where it takes one)
+    # Settings recorded in a resolved configuration only where they differ from their default: added after the
+    # study's configurations were fixed, so configs/<v>.json and the hash of every existing variant stay as they were.
+    unrecorded_defaults = ("channels",)
 
     grid_scale = 1  # latents per LR pixel and axis (the renderer reads it; the fixed-scale up-sampler's is its scale)
     resize_only = False  # True: the renderer calls ``resize`` on the whole image instead of querying

@@ -3,12 +3,13 @@
 import torch
 
 from liif.images import matlab_bicubic_tensor
-from liif.models.base import MODELS, SRModel
+from liif.models.base import MODELS, RGB, Channels, SRModel, with_channels
 
 
 @MODELS.register("bicubic")
 class Bicubic(SRModel):
-    """The Bicubic baseline: MATLAB-style bicubic up-sampling, no parameters.
+    """The Bicubic baseline: MATLAB-style bicubic up-sampling, no parameters; of one channel (``channels=1``),
+    it resizes the grey channel.
 
     ``liif.eval.render.render_image`` calls ``resize`` on the whole image instead of querying.
     """
@@ -17,10 +18,10 @@ class Bicubic(SRModel):
     patches = None
     trains_on_queries = False
 
-    def __init__(self):
+    def __init__(self, *, channels: Channels = RGB):
         super().__init__()
-        self.config = {}
+        self.config, self.channels = with_channels({}, channels), channels
 
     def resize(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """(3, h, w) in [0, 1] -> (H, W, 3), MATLAB-style bicubic."""
+        """(C, h, w) in [0, 1] -> (H, W, C), MATLAB-style bicubic of each channel."""
         return matlab_bicubic_tensor(lr, size).permute(1, 2, 0).contiguous()

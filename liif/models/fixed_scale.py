@@ -5,7 +5,7 @@ from typing import Annotated
 import torch
 
 from liif.encoders import make_encoder, official_encoder, pixel_shuffle_stages
-from liif.models.base import CLAMP, MODELS, LatentGrid, SRModel, nearest_index
+from liif.models.base import CLAMP, MODELS, RGB, Channels, LatentGrid, SRModel, nearest_index, with_channels
 from liif.models.liif import LIIF
 from liif.types import Check, EncoderSection, Scale
 
@@ -34,11 +34,17 @@ class FixedScaleSR(SRModel):
     patches = "paired"
     trains_on_queries = False
 
-    def __init__(self, *, encoder: EncoderSection, scale: SubPixelScale):
+    def __init__(
+        self,
+        *,
+        encoder: EncoderSection,
+        scale: SubPixelScale,
+        channels: Channels = RGB,  # 1: grey images in and out (liif.images.to_grey)
+    ):
         super().__init__()
-        self.config = dict(encoder=dict(encoder), scale=scale)
+        self.config, self.channels = with_channels(dict(encoder=dict(encoder), scale=scale), channels), channels
         self.scale = self.grid_scale = scale
-        self.encoder = make_encoder(**encoder, upscale=scale)
+        self.encoder = make_encoder(**encoder, upscale=scale, channels=channels)
         self.receptive_radius = self.encoder.receptive_radius + 1
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:

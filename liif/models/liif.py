@@ -9,11 +9,14 @@ from liif.models.base import (
     ENSEMBLE_EPS,
     MLP,
     MODELS,
+    RGB,
+    Channels,
     LatentGrid,
     SRModel,
     coord_axis,
     make_coord,
     nearest_index,
+    with_channels,
 )
 from liif.types import EncoderSection, Widths
 
@@ -36,22 +39,24 @@ class LIIF(SRModel):
         feat_unfold: bool = True,
         local_ensemble: bool = True,
         cell_decode: bool = True,
+        channels: Channels = RGB,  # 1: grey images in and out (liif.images.to_grey)
     ):
         super().__init__()
-        self.config = dict(
+        config = dict(
             encoder=dict(encoder),
             decoder_hidden=list(decoder_hidden),
             feat_unfold=feat_unfold,
             local_ensemble=local_ensemble,
             cell_decode=cell_decode,
         )
-        self.encoder = make_encoder(**encoder)
+        self.config, self.channels = with_channels(config, channels), channels
+        self.encoder = make_encoder(**encoder, channels=channels)
         self.feat_unfold = feat_unfold
         self.local_ensemble = local_ensemble
         self.cell_decode = cell_decode
         self.latent_dim = self.encoder.out_dim * (9 if feat_unfold else 1)
         in_dim = self.latent_dim + 2 + (2 if cell_decode else 0)
-        self.decoder = MLP(in_dim=in_dim, out_dim=3, hidden=list(decoder_hidden))
+        self.decoder = MLP(in_dim=in_dim, out_dim=channels, hidden=list(decoder_hidden))
         self.receptive_radius = self.encoder.receptive_radius + 2  # unfolding + ensemble neighbour
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
@@ -85,7 +90,7 @@ class LIIF(SRModel):
 
     @staticmethod
     def _blend(preds: torch.Tensor, rels: torch.Tensor) -> torch.Tensor:
-        """Bilinear blending of (K, B, Q, 3) predictions: each weighted by the area opposite to it."""
+        """Bilinear blending of (K, B, Q, channels) predictions: each weighted by the area opposite to it."""
         if preds.shape[0] == 1:
             return preds[0]
         areas = (rels[..., 0] * rels[..., 1]).abs() + 1e-9
@@ -93,7 +98,8 @@ class LIIF(SRModel):
         return (preds * (areas / areas.sum(0)).unsqueeze(-1)).sum(0)
 
     def query(self, grid: LatentGrid, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """RGB at ``coord`` (B, Q, 2) with cells ``cell`` (B, Q, 2), from a prepared grid."""
+        """The colour (B, Q, channels) at ``coord`` (B, Q, 2) with cells ``cell`` (B, Q, 2), from a prepared
+        grid."""
         h, w = grid.size
         rows, cols, rel = self._neighbours(coord, (h, w))
         first = self.decoder.layers[0]

@@ -9,11 +9,14 @@ from liif.models.base import (
     ENSEMBLE_EPS,
     MLP,
     MODELS,
+    RGB,
+    Channels,
     LatentGrid,
     SRModel,
     coord_axis,
     make_coord,
     nearest_index,
+    with_channels,
 )
 from liif.types import EncoderSection, Width
 
@@ -22,18 +25,25 @@ from liif.types import EncoderSection, Width
 class MetaSR(SRModel):
     """Meta-SR as re-implemented by the LIIF authors (spec 2.6).
 
-    A weight predictor maps (offset_y, offset_x, 1/r) to a (9C x 3) matrix that
+    A weight predictor maps (offset_y, offset_x, 1/r) to a (9C x channels) matrix that
     multiplies the unfolded latent of the LR pixel holding the query's top-left
     corner. No local ensemble, no cell decoding. ``query_reference`` follows the
     spec's procedure literally.
     """
 
-    def __init__(self, *, encoder: EncoderSection, predictor_hidden: Width = 256):  # the weight predictor's width
+    def __init__(
+        self,
+        *,
+        encoder: EncoderSection,
+        predictor_hidden: Width = 256,  # the weight predictor's width
+        channels: Channels = RGB,  # 1: grey images in and out (liif.images.to_grey)
+    ):
         super().__init__()
-        self.config = dict(encoder=dict(encoder), predictor_hidden=predictor_hidden)
-        self.encoder = make_encoder(**encoder)
+        config = dict(encoder=dict(encoder), predictor_hidden=predictor_hidden)
+        self.config, self.channels = with_channels(config, channels), channels
+        self.encoder = make_encoder(**encoder, channels=channels)
         self.latent_dim = self.encoder.out_dim * 9
-        self.decoder = MLP(in_dim=3, out_dim=self.latent_dim * 3, hidden=[predictor_hidden])
+        self.decoder = MLP(in_dim=3, out_dim=self.latent_dim * channels, hidden=[predictor_hidden])
         self.receptive_radius = self.encoder.receptive_radius + 2
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
@@ -52,12 +62,12 @@ class MetaSR(SRModel):
         inv_scale = cell[..., 0] * (h / 2)  # vertical cell only, as the reference does
         weights = self.decoder(torch.stack([offset_y, offset_x, inv_scale], -1))
         latents = grid.gather(rows, cols)
-        weights = weights.view(*latents.shape, 3)
+        weights = weights.view(*latents.shape, self.channels)
         return torch.einsum("bqk,bqkc->bqc", latents, weights)
 
     def query_reference(self, features: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """Spec 2.6 step by step: unfold, grid_sample the latent and its pixel's corner at the lookup point,
-        predict a (9C x 3) matrix from (offset, 1/r), multiply. The baseline ``query`` is tested against."""
+        predict a (9C x channels) matrix from (offset, 1/r), multiply. The baseline ``query`` is tested against."""
         b, c, h, w = features.shape
         features = F.unfold(features, 3, padding=1).view(b, c * 9, h, w)
         corners = make_coord((h, w), flatten=False).to(features.device)  # LR pixel centres ...
@@ -75,8 +85,8 @@ class MetaSR(SRModel):
         offset[..., 1] *= w / 2
         inv_scale = cell[..., :1] * (h / 2)
         q = coord.shape[1]
-        weights = self.decoder(torch.cat([offset, inv_scale], dim=-1)).view(b * q, c * 9, 3)
-        return torch.bmm(q_feat.reshape(b * q, 1, c * 9), weights).view(b, q, 3)
+        weights = self.decoder(torch.cat([offset, inv_scale], dim=-1)).view(b * q, c * 9, self.channels)
+        return torch.bmm(q_feat.reshape(b * q, 1, c * 9), weights).view(b, q, self.channels)
 
     @classmethod
     def from_official(cls, name: str, args: dict) -> dict | None:
