@@ -2,6 +2,9 @@
 
 Bad input (a ``UserError``) or a full disk ends with one line on stderr and exit status 2, never a
 traceback and never a partial output file; any other error is a bug and keeps its traceback (exit 1).
+
+A checkpoint of one grey channel (``model.channels: 1``) reads every image as grey by the one rule of
+``liif.images.to_grey`` (colour reduced to BT.601 luma, with a notice), writes grey files and scores grey.
 """
 
 import argparse
@@ -17,7 +20,7 @@ from liif.device import resolve_device
 from liif.errors import UserError, explain, report_bug
 from liif.eval.render import DEFAULT_CHUNK, DEFAULT_TILE, output_size, render_image
 from liif.eval.scores import evaluate_pairs
-from liif.images import check_output_path, image_size, list_images, load_image, save_image
+from liif.images import GREY_RULE, check_output_path, image_size, list_images, load_image, save_image
 from liif.metrics import PROTOCOLS
 from liif.models import Bicubic
 from liif.models.checkpoint import count_parameters, load_checkpoint
@@ -105,7 +108,7 @@ def cmd_upscale(args) -> int:
             "raise it if this machine has the memory (12 bytes per pixel)"
         )
     model, _ = load_model(args.checkpoint)
-    lr, notice = load_image(args.input)
+    lr, notice = load_image(args.input, channels=model.channels)  # a grey model reads grey, writes grey
     if notice:
         print(f"notice: {notice}", file=sys.stderr)
     image = render_image(
@@ -138,6 +141,12 @@ def cmd_evaluate(args) -> int:
     resolve_device(args.device)
     hr_paths = list_images(args.hr)
     model, raw = load_model(args.checkpoint)
+    if model.channels == 1:
+        print(
+            f"liif: notice: {args.checkpoint} is a model of one grey channel: every image is read as grey "
+            f"({GREY_RULE}; colour is reduced) and scored on that channel",
+            file=sys.stderr,
+        )
     progress, unfinished = training_progress(raw)
     if unfinished:
         print(
@@ -204,6 +213,7 @@ def cmd_info(args) -> int:
     print(f"file:        {args.checkpoint}")
     print(f"format:      {raw['format']}")
     print(f"model:       {spec['name']}")
+    print(f"channels:    {model.channels} ({'grey' if model.channels == 1 else 'RGB'})")
     print(f"arguments:   {json.dumps(spec['args'])}")
     total = count_parameters(model)
     parts = ", ".join(f"{name} {count_parameters(child):,}" for name, child in model.named_children())
@@ -290,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("upscale", help="render an image at a new size")
     up.add_argument("input", help="any image Pillow reads")
-    up.add_argument("-o", "--output", required=True, help="output file: .png, .jpg (8-bit) or .npy (float32 HxWx3)")
+    up.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .png, .jpg (8-bit) or .npy (float32 HxWx3; greyscale and HxW for a 1-channel model)",
+    )
     size = up.add_mutually_exclusive_group(required=True)
     size.add_argument("--scale", help="factor for both axes (3.5) or per axis, height x width (2x3)")
     size.add_argument("--size", help="output HEIGHTxWIDTH, e.g. 1080x1920")

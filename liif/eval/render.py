@@ -7,6 +7,11 @@ are copied off the device as they finish. A tile's encoder input carries a
 halo of the encoder's receptive radius, so tiled and one-pass renders agree.
 Peak working memory depends on the tile and chunk sizes, not on the output
 size; only the returned image grows with it.
+
+A model renders the channels it was built for (``model.channels``: RGB, or one
+grey channel); a grey model given an RGB image reads it by the one grey rule
+(``liif.images.grey_image``) and returns it as RGB of three equal channels, so a
+caller that shows RGB images (the report's figures) needs no case of its own.
 """
 
 import math
@@ -16,6 +21,7 @@ from tqdm import tqdm
 
 from liif.device import resolve_device
 from liif.errors import UserError
+from liif.images import grey_image
 from liif.models import coord_axis, make_coord, nearest_index
 
 DEFAULT_CHUNK = 4096  # queries per decoder call (x4 rows with the local ensemble); fastest on CPU
@@ -66,11 +72,20 @@ def render_image(
     progress: bool = False,
     cell: tuple[float, float] | None = None,
 ) -> torch.Tensor:
-    """Render ``lr`` ((3, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, 3) float32 on the CPU.
+    """Render ``lr`` ((C, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, C) float32 on the CPU. C is the
+    model's channels, or 3 for a grey model (see the module docstring).
 
     ``cell`` overrides the decoded cell size (in the [-1, 1] frame; default one output pixel, 2/H x 2/W):
     the paper's Fig. 6 decodes one x30 output with the cells of larger pixels.
     """
+    channels = model.channels
+    if lr.shape[0] != channels:
+        if (channels, lr.shape[0]) != (1, 3):
+            raise ValueError(f"a model of {channels} channels renders no image of {lr.shape[0]}")  # a caller's bug
+        grey = render_image(
+            model, grey_image(lr), size, device=device, chunk=chunk, tile=tile, progress=progress, cell=cell
+        )
+        return grey.expand(*grey.shape[:2], 3).contiguous()
     H, W = size
     if model.resize_only:
         return model.resize(lr, (H, W))
@@ -85,7 +100,7 @@ def render_image(
     reach = 1 + math.ceil(max(gh / H, gw / W))
     halo = model.receptive_radius + math.ceil(reach / grid_scale)
     cell = torch.tensor(cell or (2 / H, 2 / W), dtype=torch.float32, device=device)
-    out = torch.empty((H, W, 3), dtype=torch.float32)
+    out = torch.empty((H, W, channels), dtype=torch.float32)
     normalised = (lr.float() - 0.5) / 0.5
     bar = tqdm(total=H * W, unit="px", unit_scale=True, disable=not progress, desc="render")
     for a0, a1 in _spans(h, tile):
@@ -129,7 +144,7 @@ def _decode_block(model, grid, out, axis_y, axis_x, rows, cols, cell, chunk, bar
             coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(1, -1, 2)
             pred = model.query(grid, coord, cell.expand_as(coord))
             pred = (pred * 0.5 + 0.5).clamp_(0, 1)
-            out[r:r_end, c:c_end] = pred.view(r_end - r, c_end - c, 3).cpu()
+            out[r:r_end, c:c_end] = pred.view(r_end - r, c_end - c, out.shape[-1]).cpu()
             bar.update(pred.shape[1])
 
 
@@ -150,4 +165,4 @@ def render_reference(
     for start in range(0, H * W, chunk):
         pred = model.query_reference(features, coord[:, start : start + chunk], cell[:, start : start + chunk])
         pieces.append((pred * 0.5 + 0.5).clamp_(0, 1)[0].cpu())
-    return torch.cat(pieces).view(H, W, 3)
+    return torch.cat(pieces).view(H, W, model.channels)

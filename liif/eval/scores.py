@@ -6,6 +6,10 @@ made from HR: crop to a multiple of the scale, then PIL-bicubic down-sampling.
 The paper uses the shipped (MATLAB-bicubic) LR images at x2, x3 and x4 and
 makes the others; ``evaluate_variant`` does the same and refuses to silently
 switch degradation when a shipped LR folder is missing.
+
+A model of one grey channel (``model.channels: 1``) is scored on grey images:
+HR and shipped LR images are read by the one grey rule (``liif.images.grey_image``),
+LR inputs made from the grey HR image, and every metric scores that channel.
 """
 
 import json
@@ -21,7 +25,7 @@ from liif.config.variants import config_hash
 from liif.data.layout import PreparedData
 from liif.eval.render import render_image
 from liif.files import DIVERGED, LAST, SUMMARY
-from liif.images import ImageError, image_size, list_images, load_image, pil_bicubic
+from liif.images import ImageError, grey_image, image_size, list_images, load_image, pil_bicubic
 from liif.metrics import METRICS
 from liif.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from liif.protocol import SHIPPED_LR_SCALES
@@ -47,6 +51,11 @@ def check_pair(hr_path: Path, hr_size: tuple[int, int], lr_path: Path, lr_size: 
         f"(HR must be LR x {scale}, up to a modcrop remainder below {scale}); is {lr_path.parent} "
         "the LR folder of another scale?"
     )
+
+
+def read_as(image: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """An RGB image as ``model`` reads it: itself, or for a grey model its grey by the one rule."""
+    return grey_image(image) if model.channels == 1 else image
 
 
 def downsample_for_test(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +119,9 @@ def evaluate_pairs(
     for hr_path in tqdm(hr_paths, desc=desc, unit="img", disable=not progress, leave=False):
         hr, notice = load_image(hr_path)
         grey = notice is not None and bool((hr[0] == hr[1]).all() and (hr[1] == hr[2]).all())
+        hr = read_as(hr, model)
         if lr_dir is not None:
-            lr, _ = load_image(partners[hr_path])
+            lr = read_as(load_image(partners[hr_path])[0], model)
             check_pair(hr_path, tuple(hr.shape[-2:]), partners[hr_path], tuple(lr.shape[-2:]), int(scale))
             hr = hr[:, : lr.shape[1] * int(scale), : lr.shape[2] * int(scale)]
         else:
@@ -143,15 +153,14 @@ def evaluate_task(
     desc: str = "evaluate",
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> list[ImageScore]:
-    """Fixed-size tasks (CelebA-HQ L -> H): each LR image rendered at its HR image's size, scored on RGB with no
-    shave (the ``none`` protocol)."""
+    """Fixed-size tasks (CelebA-HQ L -> H): each LR image rendered at its HR image's size, scored on RGB (or a
+    grey model's channel) with no shave (the ``none`` protocol)."""
     scores = []
     for hr_path in tqdm(list_images(hr_dir), desc=desc, unit="img", disable=not progress, leave=False):
         lr_path = Path(lr_dir) / hr_path.name
         if not lr_path.is_file():
             raise ImageError(f"{lr_dir}: no LR image {hr_path.name} for {hr_path}")
-        hr, _ = load_image(hr_path)
-        lr, _ = load_image(lr_path)
+        hr, lr = read_as(load_image(hr_path)[0], model), read_as(load_image(lr_path)[0], model)
         pred = render_image(model, lr, tuple(hr.shape[-2:]), device=device).permute(2, 0, 1)
         scores.append(score_image(pred, hr, name=hr_path.name, greyscale=False, metrics=metrics))
     return scores

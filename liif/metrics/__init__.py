@@ -1,7 +1,8 @@
 """The metric registry: a name of ``eval.metrics`` -> a function scoring a prediction against its HR image.
 
 A metric is ``fn(pred, target, *, protocol, scale, grey) -> float`` on float (3, H, W) images in [0, 1] (not
-quantised, peak 1), scored on the crop and channels of the protocol (``liif.protocol``). ``grey`` is True
+quantised, peak 1), or (1, H, W) grey ones (a grey model's), scored on the crop and channels of the protocol
+(``liif.protocol``). ``grey`` is True
 only when the CLI's ``--grey-luma`` asks to take a greyscale original's luminance to be its grey level; a metric
 that has no use for it ignores it. A module of this package registers its metric with ``@metric(...)``, so one new
 module is all a new metric needs: the evaluation writes its means to ``metrics/eval/<v>.json`` and a column of

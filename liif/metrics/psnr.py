@@ -5,14 +5,14 @@ import math
 import torch
 
 from liif.metrics import metric
-from liif.protocol import Y_WEIGHTS, shave_for
+from liif.protocol import Y_WEIGHTS, luma_of, shave_for
 
 
 def _difference(pred: torch.Tensor, target: torch.Tensor, protocol: str, scale: float, grey: bool) -> torch.Tensor:
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     diff = pred.double() - target.double()
-    if protocol == "benchmark":
+    if protocol == "benchmark" and luma_of(diff.shape[0]):  # a grey image is its own luma
         if grey:
             diff = diff.mean(dim=0, keepdim=True)
         else:
@@ -28,7 +28,8 @@ def _difference(pred: torch.Tensor, target: torch.Tensor, protocol: str, scale: 
 def psnr(
     pred: torch.Tensor, target: torch.Tensor, *, protocol: str = "none", scale: float = 1, grey: bool = False
 ) -> float:
-    """PSNR in dB of (3, H, W) images in [0, 1] under an evaluation protocol.
+    """PSNR in dB of (3, H, W) images in [0, 1] under an evaluation protocol; of (1, H, W) grey images, on that
+    channel under the protocol's shave.
 
     ``grey=True`` (benchmark protocol only) takes the luminance of a greyscale
     original to be its grey level, as MATLAB's classic evaluation does; the

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from liif.metrics import metric
-from liif.protocol import Y_WEIGHTS, shave_for
+from liif.protocol import Y_WEIGHTS, luma_of, shave_for
 
 
 def _to_y(image: torch.Tensor) -> torch.Tensor:
@@ -17,9 +17,10 @@ def ssim(
     pred: torch.Tensor, target: torch.Tensor, *, protocol: str = "none", scale: float = 1, grey: bool = False
 ) -> float:
     """SSIM (Gaussian window 11, sigma 1.5, peak 1) on the same channels and crop as ``psnr``; the benchmark
-    protocol scores MATLAB's rgb2ycbcr luma of every image, greyscale ones included, so ``grey`` changes nothing."""
+    protocol scores MATLAB's rgb2ycbcr luma of every RGB image, greyscale ones included, so ``grey`` changes
+    nothing; a (1, H, W) grey image is its own luma."""
     pred, target = pred.double(), target.double()
-    if protocol == "benchmark":
+    if protocol == "benchmark" and luma_of(pred.shape[0]):
         pred, target = _to_y(pred), _to_y(target)
     shave = shave_for(protocol, scale)
     if shave:

@@ -12,6 +12,10 @@ a run resumed from an epoch checkpoint sees the same batches as one that
 never stopped, with no RNG state to carry around, and the samples do not
 depend on how many DataLoader workers make them. ``EpochBatches`` hands the
 workers (epoch, index) keys in an order fixed by (seed, epoch).
+
+A model of one grey channel (``model.channels: 1``) trains on the prepared
+images read by the one grey rule (``liif.images.to_grey``): every wrapper then
+works on (1, H, W) images, and ``channel_shuffle`` has nothing to shuffle.
 """
 
 from pathlib import Path
@@ -25,11 +29,11 @@ from liif.images import ImageError, decode_image, list_images, pil_bicubic
 from liif.models import make_coord
 
 
-def load_images(folder: str | Path, *, desc: str = "load") -> list[torch.Tensor]:
-    """Decode every image of a folder once and keep it in memory as uint8 (3, H, W), sorted by name."""
+def load_images(folder: str | Path, *, desc: str = "load", channels: int = 3) -> list[torch.Tensor]:
+    """Decode every image of a folder once and keep it in memory as uint8 (channels, H, W), sorted by name."""
     out = []
     for path in tqdm(list_images(folder), desc=desc, unit="img", leave=False):
-        out.append(torch.from_numpy(decode_image(path)[0]).permute(2, 0, 1).contiguous())
+        out.append(torch.from_numpy(decode_image(path, channels=channels)[0]).permute(2, 0, 1).contiguous())
     return out
 
 
@@ -102,16 +106,21 @@ def _augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tens
 
 def _shuffle_channels(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
     """One random order of the RGB channels, the same for all tensors (``train.channel_shuffle``, not in the
-    paper): on a few photographs it shows the model every colour, so no hue is left unlearned."""
-    order = torch.randperm(3, generator=g)
+    paper): on a few photographs it shows the model every colour, so no hue is left unlearned. One grey channel
+    is left as it is, and no random number drawn."""
+    channels = tensors[0].shape[0]
+    if channels == 1:
+        return tensors
+    order = torch.randperm(channels, generator=g)
     return [t[order] for t in tensors]
 
 
 def _to_queries(hr: torch.Tensor, sample_q: int | None, g: torch.Generator):
-    """HR (3, h, w) -> coordinates, RGB and cells of ``sample_q`` pixels drawn without replacement."""
+    """HR (C, h, w) -> coordinates, colours (RGB or grey) and cells of ``sample_q`` pixels drawn without
+    replacement."""
     h, w = hr.shape[-2:]
     coord = make_coord((h, w))
-    rgb = hr.reshape(3, -1).T
+    rgb = hr.reshape(hr.shape[0], -1).T
     if sample_q is not None:
         if sample_q > h * w:
             raise ParamsError(
@@ -297,14 +306,15 @@ def make_training_sets(
     ``<val_dataset or dataset>/<val_split>``: the sample suite's ``val`` photographs, held out of
     training and of the test set, or (paper profile, spec 3.1) the first 10 DIV2K valid images.
     """
-    t = config["train"]
+    t, channels = config["train"], config["model"]["args"].get("channels", 3)  # recorded where not RGB
     if t["patches"] == "uniform-varied":
-        return _uniform_varied_sets(t, prepared)
+        return _uniform_varied_sets(t, prepared, channels)
     name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]
-    train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train")
-    val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}")[: t["val_images"]]
+    train_hr = load_images(prepared.hr(name, "train"), desc=f"{name}/train", channels=channels)
+    val_hr = load_images(prepared.hr(val_name, val_split), desc=f"{val_name}/{val_split}", channels=channels)
+    val_hr = val_hr[: t["val_images"]]
     if t["patches"] == "paired":
-        return _paired_sets(t, prepared, train_hr, val_hr)
+        return _paired_sets(t, prepared, train_hr, val_hr, channels)
     if t["patches"] != "downsampled":
         raise ValueError(f"train.patches {t['patches']!r}: expected downsampled, paired or uniform-varied")
     common = dict(inp_size=t["inp_size"], scale_min=t["scale_min"], scale_max=t["scale_max"], sample_q=t["sample_q"])
@@ -320,12 +330,14 @@ def make_training_sets(
     return train, val
 
 
-def _uniform_varied_sets(t: dict, prepared: PreparedData) -> tuple[UniformVariedPairs, UniformVariedPairs]:
+def _uniform_varied_sets(
+    t: dict, prepared: PreparedData, channels: int
+) -> tuple[UniformVariedPairs, UniformVariedPairs]:
     """Spec 3.4: L x L inputs, ground truths from the H x H faces (``train.task`` [L, H])."""
     name, val_split, n_val, seed = t["dataset"], t["val_split"], t["val_images"], t["seed"]
     lr_size, hr_size = t["task"]
     load = {
-        (split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}")
+        (split, size): load_images(prepared.sized(name, split, size), desc=f"{name}/{split}/{size}", channels=channels)
         for split in ("train", val_split)
         for size in (lr_size, hr_size)
     }
@@ -352,13 +364,15 @@ def _uniform_varied_sets(t: dict, prepared: PreparedData) -> tuple[UniformVaried
     return train, val
 
 
-def _paired_sets(t: dict, prepared: PreparedData, train_hr: list, val_hr: list) -> tuple[PairedPatches, PairedPatches]:
+def _paired_sets(
+    t: dict, prepared: PreparedData, train_hr: list, val_hr: list, channels: int
+) -> tuple[PairedPatches, PairedPatches]:
     """Spec 2.5: fixed-scale up-samplers learn from the shipped LR images (x ``train.scale_min``)."""
     name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]
     n_val, s = t["val_images"], t["scale_min"]
     train_dir, val_dir = prepared.lr(name, "train", s), prepared.lr(val_name, val_split, s)
-    train_lr = load_images(train_dir, desc=f"{name}/train x{s}")
-    val_lr = load_images(val_dir, desc=f"{val_name}/{val_split} x{s}")[:n_val]
+    train_lr = load_images(train_dir, desc=f"{name}/train x{s}", channels=channels)
+    val_lr = load_images(val_dir, desc=f"{val_name}/{val_split} x{s}", channels=channels)[:n_val]
     train = PairedPatches(
         train_hr,
         train_lr,
