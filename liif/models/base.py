@@ -107,9 +107,10 @@ class SRModel(nn.Module):
     """
 
     channels = RGB  # the image channels it reads and writes (its ``channels`` argument, where it takes one)
-    # Settings recorded in a resolved configuration only where they differ from their default: added after the
-    # study's configurations were fixed, so configs/<v>.json and the hash of every existing variant stay as they were.
-    unrecorded_defaults = ("channels",)
+    # Settings recorded in a resolved configuration only where they differ from their default: the built-in models'
+    # ``channels`` came after the study's configurations were fixed, and leaving it out at RGB keeps
+    # configs/<v>.json and the hash of every existing variant as they were. A new model records all its settings.
+    unrecorded_defaults: tuple[str, ...] = ()
 
     grid_scale = 1  # latents per LR pixel and axis (the renderer reads it; the fixed-scale up-sampler's is its scale)
     resize_only = False  # True: the renderer calls ``resize`` on the whole image instead of querying

@@ -15,6 +15,7 @@ class Bicubic(SRModel):
     """
 
     resize_only = True
+    unrecorded_defaults = ("channels",)  # an RGB model's configuration is what it was before grey models
     patches = None
     trains_on_queries = False
 

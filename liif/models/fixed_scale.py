@@ -32,6 +32,7 @@ class FixedScaleSR(SRModel):
     """
 
     patches = "paired"
+    unrecorded_defaults = ("channels",)  # an RGB model's configuration is what it was before grey models
     trains_on_queries = False
 
     def __init__(

@@ -31,6 +31,8 @@ class LIIF(SRModel):
     multiply-adds. ``query_reference`` follows the spec's procedure literally.
     """
 
+    unrecorded_defaults = ("channels",)  # an RGB model's configuration is what it was before grey models
+
     def __init__(
         self,
         *,

@@ -31,6 +31,8 @@ class MetaSR(SRModel):
     spec's procedure literally.
     """
 
+    unrecorded_defaults = ("channels",)  # an RGB model's configuration is what it was before grey models
+
     def __init__(
         self,
         *,
