@@ -134,14 +134,16 @@ def apply_profile(params: dict, profile: dict) -> dict:
     (``data.datasets``, ``data.folders``, ``eval.datasets``) replaced, since a profile names all of them.
 
     ``every_variant`` (model/train overrides) is merged into each variant's own overrides, winning over
-    them: ``profiles/paper-smoke.yaml`` shortens the training of every paper variant this way.
+    them: ``profiles/paper-smoke.yaml`` shortens the training of every paper variant this way. Variants of
+    released weights (``checkpoint:``) are trained nowhere and hold the model of their file: it leaves them be.
     """
     out = deep_merge(params, {k: v for k, v in profile.items() if k not in ("variants", "every_variant")})
     if "variants" in profile:
         out["variants"] = copy.deepcopy(profile["variants"])
     if "every_variant" in profile:
         out["variants"] = {
-            name: deep_merge(own or {}, profile["every_variant"]) for name, own in out["variants"].items()
+            name: own if "checkpoint" in (own or {}) else deep_merge(own or {}, profile["every_variant"])
+            for name, own in out["variants"].items()
         }
     for section, key in (("data", "datasets"), ("data", "folders"), ("eval", "datasets")):
         if key in profile.get(section, {}):

@@ -20,6 +20,8 @@ Roles, as written in ``params.yaml``::
     role: size-varied              # a size-varied ground-truth task (LIIF, or the up-sampler on resized GTs)
     role: {ablation: cell_decode}  # the base without one component (see ABLATIONS)
     role: {seed_of: liif}          # the named variant again with another seed: the noise of every verdict
+    role: released                 # LIIF's weights trained elsewhere (checkpoint:), scored here, never trained
+    role: {released: metasr}       # ... of another model, named: the paper's row its weights stand for
     role: other                    # a variant of your own: in the tables and plots, in no verdict
 """
 
@@ -44,6 +46,7 @@ KINDS = (
     "size-varied",
     "ablation",
     "seed_of",
+    "released",
     "other",
 )
 LIIF = "liif"  # the model of the study's LIIF roles (liif.models); every other use of a model name reads it here
@@ -74,6 +77,7 @@ class Role:
     task: tuple[int, int] | None = None  # size-varied: (L, H)
     dataset: str | None = None  # size-varied: the dataset of its task
     scale_range: tuple[float, float] | None = None  # the training scales of a LIIF (scale_min, scale_max)
+    stands_for: str | None = None  # released: the kind of trained variant whose paper row the weights reproduce
 
 
 def _parse(declared, variant: str) -> tuple[str, str | None]:
@@ -91,10 +95,11 @@ def _parse(declared, variant: str) -> tuple[str, str | None]:
         return declared, None
     if isinstance(declared, dict) and len(declared) == 1:
         ((kind, argument),) = declared.items()
-        if kind in ("ablation", "seed_of") and isinstance(argument, str):
+        if kind in ("ablation", "seed_of", "released") and isinstance(argument, str):
             return kind, argument
     raise RoleError(
         f"{where}: {declared!r} is not a role; expected a name or {{ablation: <component>}} / {{seed_of: <variant>}}"
+        " / {released: <model>}"
     )
 
 
@@ -105,6 +110,8 @@ def role_of(params: dict, variant: str) -> Role:
     model, train = config["model"], config["train"] or {}
     encoder = (model["args"].get("encoder") or {}).get("name")
     where = f"params.yaml variants.{variant}.role {kind}"
+    if kind == "released" or "checkpoint" in config:
+        return _released(Role(kind=kind, model=model["name"], encoder=encoder), argument, config, where)
     required = MODEL_OF_KIND.get(kind)
     if required and model["name"] != required:
         raise RoleError(f"{where}: needs model.name {required}, the variant resolves to {model['name']}")
@@ -137,6 +144,21 @@ def role_of(params: dict, variant: str) -> Role:
         _check_replicate(params, variant, argument, config, where)
         return _with(role, of=argument)
     return role
+
+
+def _released(role: Role, named: str | None, config: dict, where: str) -> Role:
+    """Released weights (``checkpoint:``) stand for the paper's row of the model they are: the study's LIIF
+    unless the role names another model (``{released: metasr}``), which the variant must then resolve to."""
+    if role.kind != "released":
+        raise RoleError(f"{where}: the variant names released weights (checkpoint:); declare role released")
+    if "checkpoint" not in config:
+        raise RoleError(f"{where}: needs checkpoint: {{url: ...}} or {{path: ...}}, the weights it scores")
+    if role.model != (named or LIIF):
+        fix = f"set model.name {named}" if named else f"write role {{released: {role.model}}} to say which model"
+        raise RoleError(f"{where}: the variant resolves to model {role.model}, not {named or LIIF}; {fix}")
+    kind = next((k for k in ("liif", "metasr", "fixed-scale", "bicubic") if MODEL_OF_KIND[k] == role.model), None)
+    scale = config["model"]["args"].get("scale") if kind == "fixed-scale" else None
+    return _with(role, stands_for=kind, scale=scale)
 
 
 def _settings(config: dict) -> dict:

@@ -153,6 +153,37 @@ class Train(Section):
         return self
 
 
+class Checkpoint(Section):
+    """``variants.<v>.checkpoint``: weights trained elsewhere, scored instead of trained (``liif.train.released``).
+    Without ``sha256`` the first verified copy's is recorded, and every later copy must match it."""
+
+    url: str | None = None  # http(s), downloaded into models/<v>/
+    path: Annotated[str, Field(min_length=1)] | None = None  # a file, copied into models/<v>/
+    sha256: str | None = None  # 64 lowercase hex digits, as sha256sum prints them
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url):
+        if url is not None and not re.fullmatch(r"https?://\S+", url):
+            raise ValueError("an http:// or https:// address")
+        return url
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256(cls, digest):
+        if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError("64 lowercase hexadecimal digits, as sha256sum prints them")
+        return digest
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.url is not None and self.path is not None:
+            raise ValueError("url and path both given: keep the one the weights come from")
+        if self.url is None and self.path is None:
+            raise ValueError("missing url or path: where the weights come from")
+        return self
+
+
 class EvalDataset(Section):
     protocol: Literal[PROTOCOLS]
     scales: Annotated[list[Scale], Field(min_length=1)] | None = None  # integers: HR is cropped to a multiple

@@ -17,6 +17,7 @@ from liif.config.params import ParamsError, deep_merge
 from liif.config.schema import (
     RUNTIME_KEYS,
     SECTIONS,
+    Checkpoint,
     Train,
     check_component,
     check_keys,
@@ -53,6 +54,8 @@ RECIPE_KEYS = {  # the train keys each of the paper's patch wrappers reads (liif
     "paired": {"inp_size", "scale_min", "scale_max", "channel_shuffle"},
     "uniform-varied": {"task", "sample_q", "gt_resize", "channel_shuffle"},
 }
+VARIANT_KEYS = ("role", "model", "train", "checkpoint")  # the role (liif.config.roles) is not part of the identity
+RELEASED_NOT_TRAINED = "a variant of released weights (checkpoint:) is not trained; remove its train section"
 
 
 def model_spec_from_section(model: dict) -> dict:
@@ -103,13 +106,22 @@ def resolve_variant(params: dict, variant: str) -> dict:
     if variant not in variants:
         raise ParamsError(f"variant {variant!r} is not in params.yaml variants ({', '.join(variants)})")
     override = variants[variant] or {}
-    unknown = set(override) - {"model", "train", "role"}  # the role (liif.config.roles) is not part of the identity
+    unknown = set(override) - set(VARIANT_KEYS)
     if unknown:
-        raise ParamsError(f"variants.{variant}: only role, model and train can be set, not {sorted(unknown)}")
+        raise ParamsError(f"variants.{variant}: only {', '.join(VARIANT_KEYS)} can be set, not {sorted(unknown)}")
     runtime_in_train = RUNTIME_KEYS & (set(params["train"]) | set(override.get("train", {})))
     if runtime_in_train:
         raise ParamsError(f"train.{sorted(runtime_in_train)[0]} is a runtime setting: move it to the runtime section")
     model = merge_model(params["model"], override.get("model", {}))
+    if "checkpoint" in override:  # released weights (liif.train.released): where they come from, no recipe
+        if "train" in override:
+            raise ParamsError(f"variants.{variant}.train: {RELEASED_NOT_TRAINED}")
+        return {
+            "variant": variant,
+            "model": model_spec_from_section(model),
+            "train": None,
+            "checkpoint": released_source(override["checkpoint"]),
+        }
     train = deep_merge(params["train"], override.get("train", {}))
     return {"variant": variant, "model": model_spec_from_section(model), "train": training_recipe(model, train)}
 
@@ -150,13 +162,20 @@ def check_variant(params: dict, variant: str):
     if not isinstance(entry, dict):
         raise ParamsError(f"params.yaml {where}: expected a mapping with role, model and train")
     for key in entry:
-        if key not in ("role", "model", "train"):
-            raise ParamsError(f"params.yaml {where}.{key}: unknown key{closest(key, ['role', 'model', 'train'])}")
+        if key not in VARIANT_KEYS:
+            raise ParamsError(f"params.yaml {where}.{key}: unknown key{closest(key, VARIANT_KEYS)}")
+    if "checkpoint" in entry:
+        check_section(Checkpoint, entry["checkpoint"], f"{where}.checkpoint")
+        if "train" in entry:
+            raise ParamsError(f"params.yaml {where}.train: {RELEASED_NOT_TRAINED}")
     override = entry.get("model") or {}
     if not isinstance(override, dict):
         raise ParamsError(f"params.yaml {where}.model: expected a mapping of keys, found {type(override).__name__}")
     name = known_name(MODELS, override.get("name", params["model"]["name"]), f"{where}.model.name")
     check_keys(override, component_schema(MODELS, name), f"{where}.model")  # the keys of the model it names
+    if "checkpoint" in entry:  # the model the released file must hold; nothing to train
+        check_component(MODELS, merge_model(params["model"], override), f"{where}.model")
+        return
     check_keys(entry.get("train") or {}, Train, f"{where}.train")
     model = merge_model(params["model"], override)
     train = deep_merge(params["train"], entry.get("train") or {})
@@ -165,6 +184,12 @@ def check_variant(params: dict, variant: str):
     _check_queries(model, train, f"{where}.train")
     for key in ("dataset", "val_dataset"):
         check_known_dataset(params, train.get(key), f"{where}.train.{key}")
+
+
+def released_source(checkpoint: dict) -> dict:
+    """A variant's ``checkpoint`` entry as its identity records it: where the weights come from (url or path)
+    and, when given, their SHA-256; so other weights, or a checksum written later, are another configuration."""
+    return {key: checkpoint[key] for key in ("url", "path", "sha256") if checkpoint.get(key) is not None}
 
 
 def _check_queries(model: dict, train: dict, where: str):

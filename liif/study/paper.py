@@ -4,6 +4,8 @@ Rows are keyed by the paper's own names (``liif-c``, ``rdn-metasr``); ``paper_ro
 declared role to its row; the scales of each table are those of ``liif.protocol``.
 """
 
+from dataclasses import replace
+
 from liif.protocol import BENCHMARK_SCALES, DIV2K_SCALES
 
 # T1, T3, T4: DIV2K validation, RGB PSNR, EDSR-baseline encoder unless named otherwise.
@@ -97,7 +99,10 @@ ENCODER_PREFIX = {"edsr-baseline": "", "rdn": "rdn-"}  # the encoders of the pap
 
 
 def paper_row(role) -> str | None:
-    """The paper's row for a variant's role (``liif.config.roles.Role``) and encoder, None where the paper has none."""
+    """The paper's row for a variant's role (``liif.config.roles.Role``) and encoder, None where the paper has none.
+    Released weights have the row of the model they stand for (LIIF's for the authors' EDSR-baseline-LIIF)."""
+    if role.kind == "released":
+        return paper_row(replace(role, kind=role.stands_for)) if role.stands_for else None
     prefix = ENCODER_PREFIX.get(role.encoder)
     if role.kind == "bicubic":
         return "bicubic"

@@ -593,20 +593,25 @@ def timings(summaries: pd.DataFrame, eval_seconds: dict) -> pd.DataFrame:
 # ---------------------------------------------------------------- paper
 
 
+RELEASED = "released weights, scored here"  # the paper page's column of the variants of role released
+
+
 def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
     """Ours beside the paper's, only where the paper has a row for the variant's role, encoder and our protocol.
 
     On DIV2K-protocol data a variant is set against its own T1/T3/T4 row; on a benchmark set only RDN
     variants are, against T2. Differences are taken from the LIIF with the same encoder. On data other than
-    DIV2K only differences are shown.
+    DIV2K only differences are shown. Released weights (role released) are no row of their own: their score is
+    the ``RELEASED`` column of the row they stand for, beside the paper's number and ours for that row.
     """
     table, roles = study.table(dataset), study.roles
     t2 = benchmark_set(dataset)
     liif_of = roles.liif_by_encoder()
+    released = {paper_row(roles.of[v]): v for v in roles.kind("released") if v in table.index}
     rows = []
     for variant in table.index:
         role = roles.of.get(variant)
-        if role is None or study.is_replicate(variant) or (t2 and not in_t2(role)):
+        if role is None or study.is_replicate(variant) or role.kind == "released" or (t2 and not in_t2(role)):
             continue
         name, reference = paper_row(role), liif_of.get(role.encoder, roles.base)  # Bicubic: against the base
         ours_reference = study.base(dataset, reference) if reference in table.index else None
@@ -622,13 +627,15 @@ def paper_rows(study: Study, dataset: str) -> pd.DataFrame:
             if theirs is None or pd.isna(ours):
                 continue
             row = {"variant": variant, "scale": f"x{s}", "ours": ours, "paper": theirs}
+            if released:
+                row[RELEASED] = table.loc[released[name], s] if name in released else np.nan
             if variant != reference and theirs_reference is not None and ours_reference is not None:
                 row["ours minus LIIF"] = ours - ours_reference[s]
                 row["paper minus LIIF"] = theirs - theirs_reference
             rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty and not dataset.startswith("div2k") and not t2:  # other data: absolute values not comparable
-        frame = frame.drop(columns=["ours", "paper"])
+        frame = frame.drop(columns=["ours", "paper", RELEASED], errors="ignore")
         frame = frame.dropna(subset=["ours minus LIIF"]) if "ours minus LIIF" in frame else frame.iloc[0:0]
     return frame
 

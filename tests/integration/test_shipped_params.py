@@ -49,8 +49,8 @@ def test_every_profile_fits_the_schema_declares_true_roles_and_builds(chain):
         model = build_model(config["model"])
         assert count_parameters(model) > 0 or config["model"]["name"] == "bicubic", variant
         recipe = config["train"]
-        if recipe is None:
-            assert config["model"]["name"] == "bicubic"
+        if recipe is None:  # nothing to learn, or released weights scored instead of trained
+            assert config["model"]["name"] == "bicubic" or "checkpoint" in config, variant
             continue
         reads = RECIPE_KEYS["common"] | RECIPE_KEYS[recipe["patches"]]
         missing = reads - {"val_dataset"} - set(recipe)  # val_dataset: the training dataset when absent
