@@ -264,7 +264,17 @@ def _quiet_mlflow():
 class Tracker:
     """One MLflow run; ``run_id`` continues an existing run (resumed training, evaluation)."""
 
-    def __init__(self, *, enabled: bool, experiment: str, run_name: str, run_id: str | None = None, stage: str = ""):
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        experiment: str,
+        run_name: str,
+        run_id: str | None = None,
+        stage: str = "",
+        system_metrics: float = 0,
+    ):
+        """``system_metrics``: seconds between MLflow's samples of CPU, memory and GPU use (0: none)."""
         self.run_id = None
         self.enabled = enabled
         self.root = repo_root()
@@ -278,9 +288,9 @@ class Tracker:
             self._disable(e)
             return
         with _quiet_mlflow():
-            self._start(experiment=experiment, run_name=run_name, run_id=run_id, stage=stage)
+            self._start(experiment=experiment, run_name=run_name, run_id=run_id, stage=stage, system=system_metrics)
 
-    def _start(self, *, experiment: str, run_name: str, run_id: str | None, stage: str):
+    def _start(self, *, experiment: str, run_name: str, run_id: str | None, stage: str, system: float):
         mlflow = self.mlflow
         try:
             root = self.root = repo_root()
@@ -297,7 +307,13 @@ class Tracker:
                 "stage": os.environ.get("DVC_STAGE", stage),
                 "variant": run_name,
             }
-            run = self._retry(lambda: mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags))
+            if system:
+                mlflow.set_system_metrics_sampling_interval(system)
+            run = self._retry(
+                lambda: mlflow.start_run(
+                    run_id=run_id, run_name=None if run_id else run_name, tags=tags, log_system_metrics=bool(system)
+                )
+            )
             self.run_id = run.info.run_id
             mark_open(root, self.run_id, tags["stage"] or run_name)
             # Registered after MLflow's own exit hook, so it runs first: a stage that stops before ending its run
@@ -348,9 +364,46 @@ class Tracker:
         flat = {k: str(v)[:500] for k, v in flatten(params).items()}
         self._call(lambda: self.mlflow.log_params(flat))
 
-    def log_metrics(self, metrics: dict, step: int | None = None):
+    def log_metrics(self, metrics: dict, step: int | None = None, model_id: str | None = None):
+        """Metrics of the run; with ``model_id`` also of that logged model (the UI's models view shows them)."""
         clean = {k.replace("@", "_"): float(v) for k, v in metrics.items() if v is not None}
-        self._call(lambda: self.mlflow.log_metrics(clean, step=step))
+        self._call(lambda: self.mlflow.log_metrics(clean, step=step, model_id=model_id))
+
+    def log_datasets(self, datasets: list[dict]):
+        """The data the run read, each ``{name, split, path, digest}`` (``path``: its manifest; ``split``: the
+        splits read, as "train, val"): MLflow's dataset inputs, which the UI lists per run and which tell two runs
+        on different data apart by digest."""
+
+        def log():
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            for d in datasets:
+                source = resolve_dataset_source(str(Path(d["path"]).resolve()))
+                dataset = MetaDataset(source=source, name=d["name"], digest=d["digest"])
+                context = "training" if "train" in d["split"].split(", ") else "validation"
+                self.mlflow.log_input(dataset, context=context, tags={"split": d["split"]})
+
+        self._call(log)
+
+    def log_model(self, path: str | Path, *, name: str, params: dict, metrics: dict) -> str | None:
+        """``path`` (a checkpoint) as an MLflow logged model of this run with ``params`` and ``metrics``, so the
+        UI's models view compares variants; returns its id (None when tracking is off)."""
+        found = []
+
+        def log():
+            flat = {k: str(v)[:500] for k, v in flatten(params).items()}
+            model = self.mlflow.initialize_logged_model(
+                name=name, source_run_id=self.run_id, params=flat, model_type="liif-repro checkpoint"
+            )
+            self.mlflow.MlflowClient().log_model_artifact(model.model_id, str(path))
+            self.mlflow.finalize_logged_model(model.model_id, "READY")
+            found.append(model.model_id)
+
+        self._call(log)
+        if found:
+            self.log_metrics(metrics, model_id=found[0])
+        return found[0] if found else None
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None):
         self._call(lambda: self.mlflow.log_artifact(str(path), artifact_path=artifact_path))

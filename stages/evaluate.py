@@ -51,9 +51,8 @@ def main() -> int:
         stage=f"evaluate@{config['variant']}",
     )
     # psnr/<dataset>/x2, ssim/<dataset>/x2 ... sort and group by metric and dataset in the MLflow compare view
-    tracker.log_metrics(
-        {f"{m}/{d}/{k}": v for m, by in metrics.items() for d, per in by.items() for k, v in per.items()}
-    )
+    scores = {f"{m}/{d}/{k}": v for m, by in metrics.items() for d, per in by.items() for k, v in per.items()}
+    tracker.log_metrics(scores, model_id=summary.get("mlflow_model_id"))  # the run's, and its logged model's
     tracker.log_metrics({"eval_seconds": time.perf_counter() - began})
     tracker.log_artifact(args.per_image, artifact_path="evaluation")
     tracker.end()

@@ -308,6 +308,7 @@ class Report(Section):
 class Tracking(Section):
     enabled: bool
     experiment: str
+    system_metrics: Annotated[float, Field(ge=0, le=3600)] = 10.0  # seconds between CPU/memory/GPU samples (0: off)
 
 
 class Runtime(Section):

@@ -154,8 +154,11 @@ def write_history(history: list[dict], out_dir: Path):
     (out_dir / HISTORY).write_text("\n".join(lines) + "\n")
 
 
-def finish(out_dir: Path, config: dict, history: list, best: float, run_id: str | None) -> dict:
-    """The history and ``summary.json`` of a finished training (evaluation scores only such a training)."""
+def finish(
+    out_dir: Path, config: dict, history: list, best: float, run_id: str | None, *, model_id: str | None = None
+) -> dict:
+    """The history and ``summary.json`` of a finished training (evaluation scores only such a training);
+    ``model_id``: its MLflow logged model, to which ``evaluate`` adds the scores."""
     write_history(history, out_dir)
     summary = {
         "variant": config["variant"],
@@ -164,6 +167,7 @@ def finish(out_dir: Path, config: dict, history: list, best: float, run_id: str 
         "best_val_psnr": best if history else None,
         "train_seconds": sum(h["seconds"] for h in history),
         "mlflow_run_id": run_id,
+        "mlflow_model_id": model_id,
         "config_hash": config_hash(config),
     }
     (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

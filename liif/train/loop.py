@@ -213,7 +213,8 @@ def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, 
             train_state={"epoch": 0, "history": []},
             metadata=metadata,
         )
-        return folder.finish(out_dir, config, [], 0.0, track.track_untrained(config, tracking))
+        run_id, model_id = track.track_untrained(config, tracking, checkpoint=out_dir / LAST)
+        return folder.finish(out_dir, config, [], 0.0, run_id, model_id=model_id)
     train_set, val_set = make_training_sets(config, prepared)
     return fit(
         config,
@@ -227,7 +228,23 @@ def train_variant(config: dict, *, prepared: PreparedData, out_dir: str | Path, 
         channels_last=runtime["channels_last"],
         tracking=tracking,
         inputs=train_inputs(config, prepared),
+        datasets=dataset_inputs(config, prepared),
     )
+
+
+def dataset_inputs(config: dict, prepared: PreparedData) -> list[dict]:
+    """The prepared data a training reads, as MLflow records it: name, splits, manifest and its digest (one entry
+    per dataset: MLflow keeps one input per dataset and digest)."""
+    t = config["train"]
+    inputs = {}
+    for name, split in ((t["dataset"], "train"), (t.get("val_dataset") or t["dataset"], t["val_split"])):
+        if name in inputs:
+            inputs[name]["split"] += f", {split}"
+            continue
+        manifest = prepared.manifest(name)
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+        inputs[name] = {"name": name, "split": split, "path": manifest, "digest": digest}
+    return list(inputs.values())
 
 
 def run_metadata(config: dict, inputs: str) -> dict:
@@ -241,7 +258,9 @@ def run_metadata(config: dict, inputs: str) -> dict:
     }
 
 
-def keep_epoch(out_dir: Path, training: tuple, history: list, *, best: float, metadata: dict, tracker, save_every: int):
+def keep_epoch(
+    out_dir: Path, training: tuple, history: list, *, best: float, metadata: dict, tracker, save_every: int, device
+):
     """(rank 0) An epoch that did not diverge: its checkpoints and history saved, the moved-aside runs dropped
     (``folder.settle``), its metrics logged. ``training`` is ``build_training``'s; returns the best PSNR so far."""
     model, optimizer, scheduler, scaler = training
@@ -250,7 +269,7 @@ def keep_epoch(out_dir: Path, training: tuple, history: list, *, best: float, me
     state = folder.train_state(optimizer, scheduler, scaler, history=history, best=best, run_id=tracker.run_id)
     folder.save_epoch(out_dir, model, state=state, metadata=metadata, is_best=is_best, save_every=save_every)
     folder.settle(out_dir)
-    track.log_epoch(tracker, history[-1], variant=metadata["variant"])
+    track.log_epoch(tracker, history[-1], variant=metadata["variant"], device=device)
     return best
 
 
@@ -267,6 +286,7 @@ def fit(
     channels_last: bool = False,
     tracking: dict | None = None,
     inputs: str = "",
+    datasets: list[dict] = (),
 ) -> dict:
     """Train a resolved variant: resume from ``epoch-last.pth`` of the same configuration and ``inputs`` (code and
     data, see ``train_inputs``) or start over; under torchrun each rank trains its share, rank 0 alone writes."""
@@ -283,7 +303,9 @@ def fit(
         out_dir, model, optimizer, scheduler, scaler, config=config, metadata=metadata, ranks=ranks
     )
     losses = [h["loss"] for h in history]  # every rank's: the divergence check must stop them all together
-    tracker = track.start_tracking(config, out_dir=out_dir, tracking=tracking, run_id=run_id, ranks=ranks)
+    tracker = track.start_tracking(
+        config, out_dir=out_dir, tracking=tracking, run_id=run_id, ranks=ranks, datasets=datasets
+    )
     train_loader, val_loader = make_loaders(
         train_set, val_set, batch_size=t["batch_size"], seed=t["seed"], workers=workers, device=device, ranks=ranks
     )
@@ -307,7 +329,14 @@ def fit(
             {"epoch": epoch, "loss": loss, "val_psnr": val_psnr, "lr": lr, "seconds": time.perf_counter() - began}
         )
         best = keep_epoch(
-            out_dir, training, history, best=best, metadata=metadata, tracker=tracker, save_every=save_every
+            out_dir,
+            training,
+            history,
+            best=best,
+            metadata=metadata,
+            tracker=tracker,
+            save_every=save_every,
+            device=device,
         )
 
     distributed.stop()
@@ -315,5 +344,5 @@ def fit(
         return {}
     if history:  # also a finished run moved back: it has saved its epochs
         folder.settle(out_dir)
-    track.end_tracking(tracker, out_dir=out_dir)
-    return folder.finish(out_dir, config, history, best, tracker.run_id)
+    model_id = track.end_tracking(tracker, out_dir=out_dir, config=config, history=history, device=device)
+    return folder.finish(out_dir, config, history, best, tracker.run_id, model_id=model_id)

@@ -119,6 +119,34 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo)
 
 
+def test_mlflow_records_each_run_cost_data_and_model(repo):
+    """Every training run has its own per-epoch time and peak memory, the datasets it read
+    (with their manifests' digests) and its checkpoint as a logged model that carries the evaluation's scores."""
+    import hashlib
+
+    import mlflow
+
+    runs = mlflow_runs(repo)  # (the tiny trainings end before MLflow's first system sample: test_tracking.py)
+    liif = runs[runs["tags.variant"] == "liif"].iloc[0]
+    assert liif["metrics.peak_rss_mb"] > 100 and liif["metrics.epoch_seconds"] > 0
+    manifest = (repo / "data/prepared/sample/manifest.tsv").read_bytes()
+    inputs = {
+        (d.dataset.name, {t.key: t.value for t in d.tags}["split"], d.dataset.digest)
+        for d in mlflow.get_run(liif["run_id"]).inputs.dataset_inputs
+    }
+    assert inputs == {("sample", "train, val", hashlib.sha256(manifest).hexdigest()[:16])}
+    for variant in ("liif", "bicubic"):
+        summary = json.loads((repo / "models" / variant / "summary.json").read_text())
+        model = mlflow.get_logged_model(summary["mlflow_model_id"])
+        scores = {m.key: m.value for m in model.metrics}
+        assert model.source_run_id == summary["mlflow_run_id"] and model.name == variant
+        assert scores["psnr/sample/x2"] == pytest.approx(metrics(repo)[variant]["sample"]["x2"])
+        files = [a.path for a in mlflow.MlflowClient().list_logged_model_artifacts(model.model_id)]
+        assert files == ["epoch-last.pth"]
+    trained = mlflow.get_logged_model(json.loads((repo / "models/liif/summary.json").read_text())["mlflow_model_id"])
+    assert {"train_seconds", "peak_rss_mb", "best_val_psnr"} <= {m.key for m in trained.metrics}
+
+
 def test_runtime_settings_retrain_nothing_and_code_edits_rerun_their_stages(repo):
     checkpoints = {p: p.stat().st_mtime_ns for p in (repo / "models").rglob("*.pth")}
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -219,3 +219,51 @@ def test_a_store_with_runs_that_cannot_be_migrated_is_one_line(tmp_path):
         assert "`mlflow db upgrade sqlite:///" in lines[0] and "move it away to start a new one" in lines[0]
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+TRAINING = """
+import json, time
+from pathlib import Path
+from liif.train import track
+from liif.train.distributed import Ranks
+
+out = Path('run')
+out.mkdir()
+(out / 'epoch-last.pth').write_bytes(b'weights')
+Path('manifest.tsv').write_text('path\\tbytes\\tmd5\\n')
+config = {'variant': 'liif', 'model': {'name': 'liif', 'args': {}}, 'train': {'epochs': 1}}
+tracking = {'enabled': True, 'experiment': 'liif-repro', 'system_metrics': 0.2}
+mine = [{'name': 'mine', 'split': 'train', 'path': 'manifest.tsv', 'digest': '0123456789abcdef'}]
+tracker = track.start_tracking(config, out_dir=out, tracking=tracking, run_id=None, ranks=Ranks(), datasets=mine)
+began = time.time()
+while time.time() < began + 1.5:  # an epoch of work, sampled by MLflow's system metrics
+    sum(i * i for i in range(10000))
+record = {'epoch': 1, 'loss': 0.1, 'val_psnr': 20.0, 'lr': 1e-3, 'seconds': 1.5}
+track.log_epoch(tracker, record, variant='liif')
+model_id = track.end_tracking(tracker, out_dir=out, config=config, history=[record])
+print(json.dumps({'run': tracker.run_id, 'model': model_id}))
+"""
+
+
+def test_a_training_run_records_its_cost_its_data_and_its_model(tmp_path):
+    """System metrics at runtime.tracking.system_metrics, the process's own peak memory and epoch time, the datasets
+    read (name, split, digest), and the checkpoint as a logged model with the run's time and memory."""
+    done = subprocess.run([sys.executable, "-c", TRAINING], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = json.loads(done.stdout.strip().splitlines()[-1])
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.get_run(ids["run"])
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    assert run.data.metrics["peak_rss_mb"] > 20 and run.data.metrics["epoch_seconds"] == 1.5
+    [read] = run.inputs.dataset_inputs
+    assert (read.dataset.name, read.dataset.digest, {t.key: t.value for t in read.tags}["split"]) == (
+        "mine",
+        "0123456789abcdef",
+        "train",
+    )
+    model = mlflow.get_logged_model(ids["model"])
+    assert model.source_run_id == ids["run"] and model.name == "liif" and model.status == "READY"
+    assert {m.key: m.value for m in model.metrics}["train_seconds"] == 1.5
+    assert [a.path for a in mlflow.MlflowClient().list_logged_model_artifacts(ids["model"])] == ["epoch-last.pth"]
