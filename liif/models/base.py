@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from liif.encoders import ENCODERS
-from liif.registry import Registry
+from liif.registry import Registry, settings
 
 MODELS = Registry("model")
 ENSEMBLE_EPS = 1e-6  # breaks ties for queries that lie exactly on a cell border
@@ -122,6 +122,14 @@ class SRModel(nn.Module):
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.query(self.prepare(self.encode(lr)), coord, cell)
+
+    @classmethod
+    def image_channels(cls, args: dict) -> int:
+        """The image channels a model of these arguments reads and writes, known without building it (the
+        training wrappers read its images so): its ``channels`` argument where that is annotated ``Channels``
+        (a model of your own may have a ``channels`` of another meaning), else RGB."""
+        annotation, default = settings(cls).get("channels", (None, RGB))
+        return args.get("channels", default) if annotation == Channels else cls.channels
 
     def encode(self, lr: torch.Tensor) -> LatentGrid:
         return LatentGrid(self.encoder(lr), size=(lr.shape[-2] * self.grid_scale, lr.shape[-1] * self.grid_scale))

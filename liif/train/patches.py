@@ -26,7 +26,7 @@ from tqdm import tqdm
 from liif.config.params import ParamsError
 from liif.data.layout import PreparedData
 from liif.images import ImageError, decode_image, list_images, pil_bicubic
-from liif.models import make_coord
+from liif.models import MODELS, make_coord
 
 
 def load_images(folder: str | Path, *, desc: str = "load", channels: int = 3) -> list[torch.Tensor]:
@@ -306,7 +306,8 @@ def make_training_sets(
     ``<val_dataset or dataset>/<val_split>``: the sample suite's ``val`` photographs, held out of
     training and of the test set, or (paper profile, spec 3.1) the first 10 DIV2K valid images.
     """
-    t, channels = config["train"], config["model"]["args"].get("channels", 3)  # recorded where not RGB
+    t, model = config["train"], config["model"]
+    channels = MODELS.get(model["name"]).image_channels(model["args"])
     if t["patches"] == "uniform-varied":
         return _uniform_varied_sets(t, prepared, channels)
     name, val_name, val_split = t["dataset"], t.get("val_dataset") or t["dataset"], t["val_split"]

@@ -272,6 +272,20 @@ def test_grey_training_samples_hold_one_channel_and_ignore_channel_shuffle(tmp_p
     assert sample["inp"].shape == (1, 16, 16) and sample["gt"].shape == (32 * 32, 1)
 
 
+def test_the_image_channels_of_a_model_are_known_from_its_arguments():
+    """The training wrappers read images by a model's ``channels`` only where that means image channels: a model
+    of your own may call its feature width ``channels`` (docs/extending.md's toy)."""
+    from liif.models import MODELS, SRModel
+
+    class Toy(SRModel):
+        def __init__(self, *, channels: int = 8):
+            super().__init__()
+
+    assert Toy.image_channels({"channels": 4}) == 3
+    for name in ("liif", "metasr", "fixed-scale", "bicubic"):
+        assert MODELS.get(name).image_channels({}) == 3 and MODELS.get(name).image_channels({"channels": 1}) == 1
+
+
 def test_model_channels_is_one_or_three():
     params = study_params()
     params["model"]["channels"] = 1
