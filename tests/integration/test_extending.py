@@ -33,11 +33,11 @@ from liif.types import Width
 class Toy(SRModel):
     """Features of a 3x3 convolution at the LR pixel holding each query, mapped to RGB by a linear layer."""
 
-    def __init__(self, *, channels: Width = 8):
+    def __init__(self, *, width: Width = 8):
         super().__init__()
-        self.config = dict(channels=channels)  # what its checkpoints rebuild it from
-        self.encoder = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU())
-        self.out = nn.Linear(channels, 3)
+        self.config = dict(width=width)  # what its checkpoints rebuild it from
+        self.encoder = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
+        self.out = nn.Linear(width, 3)
         self.receptive_radius = 2  # LR pixels a prediction depends on (the renderer's tile margin)
 
     def prepare(self, grid: LatentGrid) -> LatentGrid:
@@ -50,7 +50,7 @@ class Toy(SRModel):
 '''
 
 
-TOY_VARIANT = "  toy: {role: other, model: {name: toy, channels: 4}}\n"
+TOY_VARIANT = "  toy: {role: other, model: {name: toy, width: 4}}\n"
 
 
 def _add_variant(params: str, line: str) -> str:
@@ -68,7 +68,7 @@ def test_a_new_model_is_one_module_and_a_variant(tmp_path, monkeypatch):
     params.write_text(_add_variant(params.read_text(), TOY_VARIANT))
     sh("dvc", "repro", "evaluate@toy", cwd=repo)
     config = json.loads((repo / "configs/toy.json").read_text())
-    assert config["model"] == {"name": "toy", "args": {"channels": 4}}
+    assert config["model"] == {"name": "toy", "args": {"width": 4}}
     assert config["train"]["patches"] == "downsampled"
     assert (repo / "models/toy/epoch-last.pth").is_file()
     scores = json.loads((repo / "metrics/eval/toy.json").read_text())["psnr"]["sample"]
