@@ -1,6 +1,7 @@
 """Stage train@<variant>: train one variant from its resolved configuration (resumes after a kill).
 
 With ``runtime.nproc: N > 1`` it starts itself again under ``torchrun`` with N data-parallel processes.
+A variant of released weights (``checkpoint:``) is fetched and checked instead (``liif.train.released``).
 """
 
 import argparse
@@ -26,6 +27,11 @@ def main() -> int:
     parser.add_argument("--config", required=True, help="configs/<variant>.json")
     parser.add_argument("--data", required=True, help="the prepared data folder")
     parser.add_argument("--out", required=True, help="the variant's model folder")
+    parser.add_argument(
+        "--trusted",
+        default="weights-checksums.json",
+        help="trust-on-first-use SHA-256 of released weights without a published one (tracked by git)",
+    )
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
     params = load_params()
@@ -38,6 +44,14 @@ def main() -> int:
 
 
 def train(config: dict, args, runtime: dict) -> int:
+    if config.get("checkpoint"):
+        # Imported here: a training's inputs fingerprint (liif.train.loop.train_inputs) covers every module it
+        # loaded, and the download code is no input of any training.
+        from liif.train.released import install_released
+
+        summary = install_released(config, out_dir=args.out, trusted=args.trusted, tracking=runtime["tracking"])
+        print(json.dumps(summary), file=sys.stderr)
+        return 0
     nproc = runtime["nproc"]
     if nproc > 1 and config["train"] is not None and not distributed.under_torchrun():
         env = {**os.environ, HELD_ENV: str(lock_path(args.out).resolve())}

@@ -153,7 +153,7 @@ class Archived(Catalogued):
             if sha256 is None:
                 first_seen[archive.name] = file_digest(path)
         root = check_layout(raw / "extracted", entry, self.scales(entry))
-        _record_trusted(trusted, first_seen)  # only now: every archive checked, extracted and in its layout
+        record_trusted(trusted, first_seen)  # only now: every archive checked, extracted and in its layout
         return root
 
     def offers(self, archive: Archive, *, raw: Path) -> bool:
@@ -246,7 +246,8 @@ def read_trusted(trusted: Path | None) -> dict:
     return records
 
 
-def _record_trusted(trusted: Path | None, records: dict):
+def record_trusted(trusted: Path | None, records: dict):
+    """Add trust-on-first-use records (name -> SHA-256) to ``trusted``, once what they vouch for has been checked."""
     if trusted is None or not records:
         return
     merged = {**read_trusted(trusted), **records}
