@@ -47,7 +47,7 @@ def test_configure_refuses_a_misspelt_ablation_and_writes_nothing(tmp_path):
 def test_prepare_and_report_refuse_bad_params_in_one_line(tmp_path):
     params = default()
     params["data"]["datasets"]["sample"]["tain"] = ["astronaut"]
-    done = _run("prepare.py", ["--raw", "raw", "--out", "prepared"], tmp_path, params)
+    done = _run("prepare.py", ["sample", "--raw", "raw", "--out", "prepared"], tmp_path, params)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "data.datasets.sample.tain: unknown key; did you mean train?" in done.stderr
     params = default()
