@@ -31,6 +31,7 @@ from liif.config.schema import (
 )
 from liif.encoders import ENCODERS
 from liif.models import MODELS
+from liif.models.base import Channels
 from liif.registry import REQUIRED, settings
 
 RECIPE_KEYS = {  # the train keys each of the paper's patch wrappers reads (liif.train.patches.make_training_sets)
@@ -130,8 +131,8 @@ def merge_model(base: dict, override: dict) -> dict:
     """A variant's model section: the base ``model`` section with the variant's keys.
 
     Naming the base's model, the variant overrides keys of the base section. Naming another model, the base's
-    keys do not apply (they are another model's arguments), except its encoder, which the new model gets where
-    it takes one. An encoder block naming an encoder with other arguments than the base's (an RDN for an
+    keys do not apply (they are another model's arguments), except its encoder and its image ``channels``, which
+    the new model gets where it takes them. An encoder block naming an encoder with other arguments than the base's (an RDN for an
     EDSR) replaces the base's; one with the same arguments (the full EDSR for EDSR-baseline) overrides its keys.
     """
     name = override.get("name", base.get("name"))
@@ -141,10 +142,17 @@ def merge_model(base: dict, override: dict) -> dict:
         merged = copy.deepcopy(override)
         if "encoder" in base and name in MODELS and "encoder" in settings(MODELS.get(name)):
             merged["encoder"] = deep_merge(base["encoder"], override.get("encoder") or {})
+        if "channels" in base and "channels" not in override and _takes_image_channels(name):
+            merged["channels"] = base["channels"]  # a grey study's baselines are grey too
     encoder, base_encoder = override.get("encoder") or {}, base.get("encoder") or {}
     if "name" in encoder and _encoder_arguments(encoder["name"]) != _encoder_arguments(base_encoder.get("name")):
         merged["encoder"] = copy.deepcopy(encoder)
     return merged
+
+
+def _takes_image_channels(name) -> bool:
+    """Whether a registered model reads its image channels from a ``channels`` argument (``Channels``)."""
+    return name in MODELS and settings(MODELS.get(name)).get("channels", (None, None))[0] == Channels
 
 
 def _encoder_arguments(name) -> set[str] | None:

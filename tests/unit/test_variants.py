@@ -56,6 +56,21 @@ def test_an_encoder_of_another_kind_replaces_the_base_encoder():
     assert wide == {**params["model"]["encoder"], "n_feats": 16}
 
 
+def test_a_grey_base_makes_every_model_of_the_study_grey_unless_it_says_otherwise():
+    params = study_params()
+    params["model"]["channels"] = 1
+    params["variants"] = {
+        "metasr": {"model": {"name": "metasr", "predictor_hidden": 8}},
+        "bicubic": {"model": {"name": "bicubic"}},
+        "rgb": {"model": {"name": "fixed-scale", "scale": 2, "channels": 3}},
+    }
+    assert resolve_variant(params, "metasr")["model"]["args"]["channels"] == 1
+    assert resolve_variant(params, "bicubic")["model"]["args"] == {"channels": 1}
+    assert "channels" not in resolve_variant(params, "rgb")["model"]["args"]  # 3, the default, is not recorded
+    del params["model"]["channels"]
+    assert "channels" not in resolve_variant(params, "metasr")["model"]["args"]  # an RGB study as before
+
+
 def test_runtime_settings_are_not_part_of_any_identity():
     params = study_params()
     changed = apply_profile(
