@@ -75,8 +75,9 @@ def render_image(
     """Render ``lr`` ((C, h, w) in [0, 1]) at ``size`` = (H, W); returns (H, W, C) float32 on the CPU. C is the
     model's channels, or 3 for a grey model (see the module docstring).
 
-    ``cell`` overrides the decoded cell size (in the [-1, 1] frame; default one output pixel, 2/H x 2/W):
-    the paper's Fig. 6 decodes one x30 output with the cells of larger pixels.
+    ``cell`` overrides the decoded cell size (in the [-1, 1] frame; default the model's ``render_cell``, one
+    output pixel, 2/H x 2/W, for all but LTE beyond its training scales): the paper's Fig. 6 decodes one x30
+    output with the cells of larger pixels.
     """
     channels = model.channels
     if lr.shape[0] != channels:
@@ -99,7 +100,7 @@ def render_image(
     # A query reads latents at most one (or, for MetaSR, half an output cell) away from its owner.
     reach = 1 + math.ceil(max(gh / H, gw / W))
     halo = model.receptive_radius + math.ceil(reach / grid_scale)
-    cell = torch.tensor(cell or (2 / H, 2 / W), dtype=torch.float32, device=device)
+    cell = torch.tensor(cell or model.render_cell((h, w), (H, W)), dtype=torch.float32, device=device)
     out = torch.empty((H, W, channels), dtype=torch.float32)
     normalised = (lr.float() - 0.5) / 0.5
     bar = tqdm(total=H * W, unit="px", unit_scale=True, disable=not progress, desc="render")
@@ -160,7 +161,8 @@ def render_reference(
     H, W = size
     features = model.encode(((lr.float() - 0.5) / 0.5)[None].to(device)).features
     coord = make_coord((H, W)).to(device)[None]
-    cell = torch.tensor([2 / H, 2 / W], dtype=torch.float32, device=device).expand_as(coord)
+    cell = torch.tensor(model.render_cell(tuple(lr.shape[-2:]), (H, W)), dtype=torch.float32, device=device)
+    cell = cell.expand_as(coord)
     pieces = []
     for start in range(0, H * W, chunk):
         pred = model.query_reference(features, coord[:, start : start + chunk], cell[:, start : start + chunk])

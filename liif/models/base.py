@@ -134,6 +134,11 @@ class SRModel(nn.Module):
     def encode(self, lr: torch.Tensor) -> LatentGrid:
         return LatentGrid(self.encoder(lr), size=(lr.shape[-2] * self.grid_scale, lr.shape[-1] * self.grid_scale))
 
+    def render_cell(self, lr_size: tuple[int, int], size: tuple[int, int]) -> tuple[float, float]:
+        """The cell the renderer decodes an ``lr_size`` input at ``size`` with: one output pixel, unless a model's
+        test protocol says otherwise (LTE's, beyond its training scales). Training never reads it."""
+        return 2 / size[0], 2 / size[1]
+
     @classmethod
     def adjust_recipe(cls, recipe: dict, settings: dict) -> dict:
         """Its training recipe from the merged ``train`` section, with ``patches`` already chosen; ``settings``

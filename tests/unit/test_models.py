@@ -161,12 +161,13 @@ def test_each_encoder_name_builds_with_its_own_defaults():
 def test_every_model_is_registered_and_says_how_it_is_trained():
     from liif.models import MODELS, Bicubic, build_model, model_spec
 
-    assert MODELS.names() == ["bicubic", "fixed-scale", "liif", "metasr"]
+    assert MODELS.names() == ["bicubic", "fixed-scale", "liif", "lte", "metasr"]
     said = {name: (MODELS.get(name).patches, MODELS.get(name).trains_on_queries) for name in MODELS.names()}
     assert said == {
         "bicubic": (None, False),
         "fixed-scale": ("paired", False),
         "liif": ("downsampled", True),
+        "lte": ("downsampled", True),
         "metasr": ("downsampled", True),
     }
     model = FixedScaleSR(encoder=TINY_ENCODER, scale=2)
