@@ -67,7 +67,7 @@ CASES = {  # a mistake in params.yaml: (mutation, the line that must come out)
     ),
     "model.name liff": (
         _set("model.name", "liff"),
-        "model.name: 'liff' is not a model; did you mean liif? valid: bicubic, fixed-scale, liif, metasr",
+        "model.name: 'liff' is not a model; did you mean liif? valid: bicubic, fixed-scale, liif, lte, metasr",
     ),
     "a key the base model does not take": (
         _set("model.predictor_hidden", 64),
