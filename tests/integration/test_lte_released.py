@@ -94,7 +94,7 @@ def no_skip(image, coord):
     return torch.zeros(*coord.shape[:-1], image.features.shape[1])
 
 
-MUTATIONS = {  # rule of lte-spec 2.4 -> (helper of liif/models/lte.py, a version that breaks only that rule)
+MUTATIONS = {  # rule of lte-spec 2.4 -> (function of liif/models/lte.py, a version that breaks only that rule)
     "tie-break offset": ("ensemble_offsets", no_tie_break),
     "diagonal area swap": ("ensemble_weights", no_area_swap),
     "pi factor": ("fourier_basis", no_pi),
@@ -113,10 +113,10 @@ def test_the_fixture_tells_every_rule_of_the_query_apart(fixture_dir, released, 
     assert ENSEMBLE_EPS == 1e-6 and lte.ensemble_offsets((48, 48))[0] == (-1 / 48 + 1e-6, -1 / 48 + 1e-6)
     assert (render_image(model, lr, (144, 144), device="cpu") - reference).abs().max() <= TOLERANCE
     errors = {}
-    for rule, (helper, broken) in MUTATIONS.items():
+    for rule, (function, broken) in MUTATIONS.items():
         with monkeypatch.context() as m:
-            m.setattr(lte, helper, broken)
-            renders = [render_image] + ([render_reference] if helper != "bilinear_skip" else [])
+            m.setattr(lte, function, broken)
+            renders = [render_image] + ([render_reference] if function != "bilinear_skip" else [])
             errors[rule] = [
                 (render(model, lr, (144, 144), device="cpu") - reference).abs().max().item() for render in renders
             ]
