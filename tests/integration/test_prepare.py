@@ -32,7 +32,7 @@ def test_a_dataset_name_outside_its_folder_is_refused_by_the_stages(tmp_path, st
     args = (
         ["--raw", "data/raw", "--trusted", "t.json"]
         if stage == "download.py"
-        else ["--raw", "data/raw", "--out", "data/prepared"]
+        else [name, "--raw", "data/raw", "--out", "data/prepared"]
     )
     done = subprocess.run(
         [sys.executable, str(root / "stages" / stage), *args], cwd=work, capture_output=True, text=True, timeout=120
