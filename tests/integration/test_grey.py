@@ -57,7 +57,19 @@ def test_a_grey_study_trains_scores_reports_and_upscales_grey(tmp_path):
     assert "channels:    1 (grey)" in info
     [test_image] = json.loads((repo / "data/prepared/grey/split.json").read_text())["test"]
     out = tmp_path / "upscaled.png"
-    sh(sys.executable, "-m", "liif.cli", "upscale", folder / test_image, "-o", out, "--scale", "2.5",
-       "--checkpoint", checkpoint, cwd=repo)  # fmt: skip
+    sh(
+        sys.executable,
+        "-m",
+        "liif.cli",
+        "upscale",
+        folder / test_image,
+        "-o",
+        out,
+        "--scale",
+        "2.5",
+        "--checkpoint",
+        checkpoint,
+        cwd=repo,
+    )
     with Image.open(folder / test_image) as source, Image.open(out) as written:
         assert written.mode == "L" and written.size == (round(source.width * 2.5), round(source.height * 2.5))
