@@ -193,6 +193,7 @@ def study_params() -> dict:
                 "model": {"name": "fixed-scale", "scale": 4},
                 "train": {"inp_size": 24},
             },
+            "lte": {"role": "successor", "model": {"name": "lte", "hidden_dim": 16, "decoder_hidden": [16, 16]}},
             "bicubic": {"role": "bicubic", "model": {"name": "bicubic"}},
             "liif-seed1": {"role": {"seed_of": "liif"}, "train": {"seed": 1}},
             "liif-seed2": {"role": {"seed_of": "liif"}, "train": {"seed": 2}},

@@ -15,6 +15,7 @@ Roles, as written in ``params.yaml``::
     role: liif                     # LIIF with another encoder (paper: RDN-LIIF)
     role: bicubic                  # the bicubic baseline
     role: metasr                   # the MetaSR baseline
+    role: successor                # a later implicit model (LTE): RQ5 reports it minus the LIIF of its encoder
     role: fixed-scale              # a fixed-scale up-sampler, at its model.scale
     role: single-scale             # LIIF trained at one scale only (train.scale_min = scale_max)
     role: size-varied              # a size-varied ground-truth task (LIIF, or the up-sampler on resized GTs)
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from liif.config.variants import resolve_variant
 from liif.errors import UserError
+from liif.models import MODELS
 
 ABLATIONS = {  # component -> (its name, what the ablated model lacks), in the report's words
     "cell_decode": ("cell decoding", "no cell decoding"),
@@ -41,6 +43,7 @@ KINDS = (
     "liif",
     "bicubic",
     "metasr",
+    "successor",
     "fixed-scale",
     "single-scale",
     "size-varied",
@@ -78,6 +81,8 @@ class Role:
     dataset: str | None = None  # size-varied: the dataset of its task
     scale_range: tuple[float, float] | None = None  # the training scales of a LIIF (scale_min, scale_max)
     stands_for: str | None = None  # released: the kind of trained variant whose paper row the weights reproduce
+    title: str = ""  # how the report names its model ("LTE", the model's title; its name where it has none)
+    cell_rule: str | None = None  # where rendering decodes another cell than one output pixel, in words (SRModel)
 
 
 def _parse(declared, variant: str) -> tuple[str, str | None]:
@@ -110,12 +115,24 @@ def role_of(params: dict, variant: str) -> Role:
     model, train = config["model"], config["train"] or {}
     encoder = (model["args"].get("encoder") or {}).get("name")
     where = f"params.yaml variants.{variant}.role {kind}"
+    cls = MODELS.get(model["name"])
+    role = Role(
+        kind=kind,
+        model=model["name"],
+        encoder=encoder,
+        title=cls.title or model["name"],
+        cell_rule=cls.cell_rule(model["args"]),
+    )
     if kind == "released" or "checkpoint" in config:
-        return _released(Role(kind=kind, model=model["name"], encoder=encoder), argument, config, where)
+        return _released(role, argument, config, where)
     required = MODEL_OF_KIND.get(kind)
     if required and model["name"] != required:
         raise RoleError(f"{where}: needs model.name {required}, the variant resolves to {model['name']}")
-    role = Role(kind=kind, model=model["name"], encoder=encoder)
+    if kind == "successor" and model["name"] in MODEL_OF_KIND.values():
+        raise RoleError(
+            f"{where}: a successor is a later model compared with LIIF; {model['name']} has its own role "
+            f"({', '.join(k for k, m in MODEL_OF_KIND.items() if m == model['name'])})"
+        )
     if model["name"] == LIIF and "scale_min" in train:
         role = _with(role, scale_range=(train["scale_min"], train["scale_max"]))
     if kind == "fixed-scale":
@@ -156,7 +173,9 @@ def _released(role: Role, named: str | None, config: dict, where: str) -> Role:
     if role.model != (named or LIIF):
         fix = f"set model.name {named}" if named else f"write role {{released: {role.model}}} to say which model"
         raise RoleError(f"{where}: the variant resolves to model {role.model}, not {named or LIIF}; {fix}")
-    kind = next((k for k in ("liif", "metasr", "fixed-scale", "bicubic") if MODEL_OF_KIND[k] == role.model), None)
+    kind = next(
+        (k for k in ("liif", "metasr", "fixed-scale", "bicubic") if MODEL_OF_KIND[k] == role.model), "successor"
+    )
     scale = config["model"]["args"].get("scale") if kind == "fixed-scale" else None
     return _with(role, stands_for=kind, scale=scale)
 
@@ -310,6 +329,12 @@ class Roles:
     def ablations(self) -> dict[str, tuple[str, str]]:
         """Ablation variant -> (the component's name, what the variant lacks), in words."""
         return {v: ABLATIONS[self.of[v].component] for v in self.kind("ablation")}
+
+    def successors(self) -> dict[str, str]:
+        """The later implicit models (role successor) -> the study's LIIF of their encoder, which they are set
+        against (the base where no LIIF has that encoder)."""
+        liif_of = self.liif_by_encoder()
+        return {v: liif_of.get(self.of[v].encoder, self.base) for v in self.kind("successor")}
 
     def single_scale(self) -> dict[str, int]:
         return {v: self.of[v].scale for v in self.kind("single-scale")}

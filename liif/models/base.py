@@ -119,6 +119,7 @@ class SRModel(nn.Module):
     # size-varied task (train.task) feeds every trained model its own patches, "uniform-varied".
     patches: str | None = "downsampled"
     trains_on_queries = True  # trained on train.sample_q query pixels of each patch, which must hold that many
+    title = ""  # how the report names it ("LTE"); its registry name where empty
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.query(self.prepare(self.encode(lr)), coord, cell)
@@ -138,6 +139,12 @@ class SRModel(nn.Module):
         """The cell the renderer decodes an ``lr_size`` input at ``size`` with: one output pixel, unless a model's
         test protocol says otherwise (LTE's, beyond its training scales). Training never reads it."""
         return 2 / size[0], 2 / size[1]
+
+    @classmethod
+    def cell_rule(cls, args: dict) -> str | None:
+        """In words, for the report: where ``render_cell`` decodes with another cell than one output pixel, for a
+        model of these arguments; None where it never does."""
+        return None
 
     @classmethod
     def adjust_recipe(cls, recipe: dict, settings: dict) -> dict:

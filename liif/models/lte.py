@@ -1,4 +1,4 @@
-"""LTE, the local texture estimator (Lee and Jin, CVPR 2022; ../shared/docs/lte-spec.md): LIIF's local ensemble
+"""LTE, the local texture estimator (Lee and Jin, CVPR 2022; docs/lte.md): LIIF's local ensemble
 decoding a local Fourier basis instead of unfolded features, over a bilinear up-sampling of the input.
 
 Each rule of the spec's query procedure (section 2.4) is one small function below, used by the fast query and the
@@ -121,6 +121,7 @@ class LTE(SRModel):
     """
 
     unrecorded_defaults = ("channels",)  # as the other models: an RGB model records no channels
+    title = "LTE"
 
     def __init__(
         self,
@@ -153,6 +154,14 @@ class LTE(SRModel):
         as the reference's demo) to that of a query at ``render_scale_max``."""
         factor = max(size[0] / lr_size[0] / self.render_scale_max, 1)
         return 2 / size[0] * factor, 2 / size[1] * factor
+
+    @classmethod
+    def cell_rule(cls, args: dict) -> str | None:
+        top = args.get("render_scale_max", 4)
+        return (
+            f"beyond x{top:g}, LTE decodes every output pixel with the cell of an x{top:g} query, as its reference "
+            "test and demo do; training validation and every other model decode one output pixel"
+        )
 
     def encode(self, lr: torch.Tensor) -> LatentGrid:
         return LatentGrid(torch.cat([self.encoder(lr), lr], dim=1), size=tuple(lr.shape[-2:]))

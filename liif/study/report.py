@@ -319,6 +319,36 @@ def comparison(study: Study, dataset: str, other: str | None, scales: list[int] 
     return pd.DataFrame(rows)
 
 
+def successor_comparison(study: Study, dataset: str, variant: str, scales: list[int] | None = None) -> pd.DataFrame:
+    """A later model (role successor, such as LTE) minus the study's LIIF of its encoder per scale, with that
+    LIIF's seed noise, the published difference where there is one, and the verdict for the successor: the
+    reverse of ``comparison``'s sign, as the successor's paper states it."""
+    liif = study.roles.successors().get(variant)
+    table = study.table(dataset)
+    if liif not in table.index or variant not in table.index:
+        return pd.DataFrame()
+    title = study.roles.of[variant].title
+    ours, reference, noise = study.base(dataset, variant), study.base(dataset, liif), study.noise(dataset, liif)
+    rows = []
+    for s in study.scales(dataset) if scales is None else scales:
+        if pd.isna(ours.get(s)) or pd.isna(reference.get(s)):
+            continue
+        diff = ours[s] - reference[s]
+        published = paper_effect(study, dataset, variant, s)
+        rows.append(
+            {
+                "scale": f"x{s}",
+                "LIIF": reference[s],
+                title: ours[s],
+                f"{title} minus LIIF": diff,
+                "2 x seed sd": 2 * noise.get(s, np.nan),
+                f"published {title} minus LIIF": np.nan if published is None else published,
+                f"{title} is": verdict(diff, noise.get(s, np.nan), published),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def wins(study: Study, dataset: str, a: str, b: str, scales: list[int]) -> str:
     """On how many (image, scale) pairs ``a`` scores above ``b``: the per-image evidence behind a mean."""
     p = study.per_image[study.per_image["dataset"] == dataset]
@@ -417,6 +447,7 @@ def resolution(study: Study, dataset: str) -> pd.DataFrame:
     the second. Without seed replicates nothing is resolvable."""
     roles, noise = study.roles, study.noise(dataset)
     compared = [roles.bicubic, roles.metasr, *roles.ablations(), *roles.single_scale(), *roles.fixed_scale()]
+    compared += [v for v, liif in roles.successors().items() if liif == roles.base]
     rows = []
     for variant in dict.fromkeys(v for v in compared if v):
         for s in study.scales(dataset):
@@ -534,6 +565,10 @@ def tables(study: Study) -> dict[str, pd.DataFrame]:
             frame = comparison(study, dataset, other)
             if not frame.empty:
                 out[f"tables/liif_vs_{kind}_{dataset}.json"] = frame
+        for variant in study.roles.successors():
+            frame = successor_comparison(study, dataset, variant)
+            if not frame.empty:
+                out[f"tables/{variant}_vs_liif_{dataset}.json"] = frame
         diffs = differences(study, dataset, list(study.roles.ablations()))
         if not diffs.empty:
             out[f"tables/ablations_{dataset}.json"] = diffs.reset_index()

@@ -17,6 +17,7 @@ from liif.study.report import (
     Study,
     comparison,
     headline,
+    successor_comparison,
     load_per_image,
     load_scores,
     load_study,
@@ -36,6 +37,7 @@ METRICS = {  # PSNR of metrics/eval/<variant>.json, whose shape is {metric: {dat
     "liif-seed2": {"sample": {"x2": 29.90, "x4": 26.80, "x12": 23.90}},
     "bicubic": {"sample": {"x2": 29.50, "x4": 26.90, "x12": 23.00}},
     "metasr": {"sample": {"x2": 30.05, "x4": 27.30, "x12": 23.70}},
+    "lte": {"sample": {"x2": 30.10, "x4": 27.50, "x12": 24.05}},
     "liif-c": {"sample": {"x2": 29.00, "x4": 26.98, "x12": 23.98}},
     "upsample-x2": {"sample": {"x2": 30.02, "x4": 25.00, "x12": 22.00}},
     "sized-liif-32-64": {"squares": {"32-64": 31.00}},
@@ -53,6 +55,7 @@ PAPER_VARIANTS = {  # the paper profile's RDN and CelebA-HQ variants, beside the
     "rdn-liif": {"role": "liif", "model": {"encoder": RDN}},
     "rdn-metasr": {"role": "metasr", "model": {"name": "metasr", "encoder": RDN}},
     "rdn-upsample-x3": {"role": "fixed-scale", "model": {"name": "fixed-scale", "scale": 3, "encoder": RDN}},
+    "rdn-lte": {"role": "successor", "model": {"name": "lte", "encoder": RDN}},
     "celeba-liif-64-128": {
         "role": "size-varied",
         "train": {"dataset": "celeba", "task": [64, 128], "epochs": 200, "milestones": [100], "repeat": 1},
@@ -226,6 +229,8 @@ ROLE_NAMES = {  # paper variant -> its paper row; the names happen to agree, the
     "rdn-liif": "rdn-liif",
     "rdn-metasr": "rdn-metasr",
     "rdn-upsample-x3": "rdn-upsample-x3",
+    "lte": "lte",
+    "rdn-lte": "rdn-lte",
     "celeba-liif-64-128": None,
 }
 
@@ -389,3 +394,47 @@ def test_other_metrics_are_shown_beside_psnr_and_never_judged(study, tmp_path):
     head = headline(study)
     assert head["liif_ssim_x4"] == pytest.approx(0.77) and head["liif_x4"] == pytest.approx(27.0)
     assert list(head)[:4] == ["beats_bicubic_x2", "liif_ssim_x2", "liif_x2", "seed_sd_x2"]
+
+
+def test_a_successor_is_set_against_liif_with_liifs_noise_and_its_published_difference(study, tmp_path):
+    """LTE minus LIIF (the mean over LIIF's seeds), LIIF's seed noise, and LTE's published T1 difference."""
+    table = successor_comparison(study, "sample", "lte").set_index("scale")
+    assert list(table.columns) == [
+        "LIIF",
+        "LTE",
+        "LTE minus LIIF",
+        "2 x seed sd",
+        "published LTE minus LIIF",
+        "LTE is",
+    ]
+    assert table["LTE minus LIIF"].tolist() == pytest.approx([0.10, 0.50, 0.05])
+    assert table["2 x seed sd"].tolist() == pytest.approx([0.20, 0.40, 0.20])
+    published = [DIV2K["lte"][i] - DIV2K["liif"][i] for i in (0, 2, 4)]  # x2, x4, x12
+    assert table["published LTE minus LIIF"].tolist() == pytest.approx(published)
+    assert table.loc["x4", "LTE is"] == "better"  # +0.50 beyond 2 sd
+    assert table.loc["x2", "LTE is"].startswith("not resolvable at this budget (paper: +0.05 dB")
+    ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
+    pages = write_pages(tmp_path, study, ctx, pd.DataFrame())
+    rq5 = pages["rq5"].read_text()
+    assert "LTE (lte) minus LIIF in-distribution: yes (not resolvable at this budget at 1 of 2 scales) (x2 +0.10" in rq5
+    assert "LTE (lte) minus LIIF out of distribution: not resolvable at this budget (x12 +0.05 ± 0.20)" in rq5
+    assert "beyond x4, LTE decodes every output pixel with the cell of an x4 query" in rq5  # where its rule applies
+    paper = [[c.strip() for c in line.split("|")[1:-1]] for line in pages["paper"].read_text().splitlines()]
+    assert ["lte", "x2", "0.10", "0.05"] in paper  # ours and LTE's published, each minus LIIF
+    assert "unverified against LTE's paper" in pages["paper"].read_text()
+    assert "tables/lte_vs_liif_sample.json" in tables(study)
+
+
+def test_a_successor_of_another_encoder_is_set_against_that_encoders_liif():
+    scores = pd.DataFrame(
+        [
+            {"variant": v, "dataset": "set5", "scale": s, "psnr": p}
+            for v, s, p in [("liif", 2, 37.0), ("rdn-liif", 2, 37.5), ("rdn-lte", 2, 37.8), ("rdn-lte", 6, 30.0)]
+        ]
+    )
+    roles = roles_of(["liif", "rdn-liif", "rdn-lte"], paper=True)
+    study = Study(scores=scores, per_image=pd.DataFrame(), roles=roles)
+    table = successor_comparison(study, "set5", "rdn-lte")
+    assert table["LTE minus LIIF"].tolist() == pytest.approx([0.3])  # rdn-liif has no x6: that scale is left out
+    assert table["published LTE minus LIIF"].tolist() == pytest.approx([38.23 - 38.17])  # T2, Set5 x2
+    assert table["LTE is"].tolist() == ["no seed noise measured: not resolvable"]

@@ -30,6 +30,23 @@ def test_what_a_role_implies_is_read_from_the_configuration():
     assert tasks[("squares", (16, 128))] == {"liif": "sized-liif-16-128", "up-sampling": "sized-upsample-16-128"}
 
 
+def test_a_successor_is_set_against_the_liif_of_its_encoder_and_says_how_it_renders():
+    params = study_params()
+    rdn = {"name": "rdn", "G0": 8, "kernel_size": 3, "n_blocks": 2, "n_convs": 2, "growth": 4}
+    params["variants"]["rdn-liif"] = {"role": "liif", "model": {"encoder": rdn}}
+    params["variants"]["rdn-lte"] = {"role": "successor", "model": {"name": "lte", "encoder": rdn}}
+    roles = study_roles(params)
+    assert roles.successors() == {"lte": "liif", "rdn-lte": "rdn-liif"}
+    assert roles.of["lte"].title == "LTE" and roles.of["metasr"].title == "metasr"
+    assert roles.of["lte"].cell_rule.startswith("beyond x4, LTE decodes every output pixel with the cell of an x4")
+    assert roles.of["liif"].cell_rule is None  # LIIF decodes one output pixel at every scale
+    params["variants"]["lte"]["model"]["render_scale_max"] = 3
+    assert study_roles(params).of["lte"].cell_rule.startswith("beyond x3,")
+    released = {"role": {"released": "lte"}, "model": {"name": "lte"}, "checkpoint": {"path": "lte.pth"}}
+    params["variants"]["lte-released"] = released
+    assert study_roles(params).of["lte-released"].stands_for == "successor"
+
+
 def test_the_in_distribution_range_follows_the_recipe():
     params = study_params()
     params["train"]["scale_max"] = 3
@@ -50,6 +67,7 @@ def test_the_in_distribution_range_follows_the_recipe():
         ("liif-seed1", {"seed_of": "liif-seed2"}, "seed_of names another seed replicate"),
         ("liif-c", "base", "liif, liif-c all declare role base; keep one"),
         ("liif", "size-varied", "needs train.task [L, H]"),
+        ("metasr", "successor", "a successor is a later model compared with LIIF; metasr has its own role (metasr)"),
     ],
 )
 def test_a_wrong_role_is_one_line_naming_the_variant(variant, role, message):
