@@ -24,7 +24,7 @@ def metrics(repo, metric: str = "psnr"):
 
 
 def test_repro_writes_models_metrics_report_and_runs(repo):
-    variants = ["bicubic", "liif", "liif-c", "liif-seed1", "metasr", "upsample-x2"]
+    variants = ["bicubic", "liif", "liif-c", "liif-seed1", "lte", "metasr", "upsample-x2"]
     tasks = ["sized-liif-16-64", "sized-upsample-16-64"]
     assert sorted(metrics(repo)) == sorted(variants + tasks)
     for v in variants:
@@ -56,6 +56,11 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
         assert compared("x5", m[other]["x5"]) in [r[:5] for r in rows["rq2"]], other
     assert compared("x2", m["upsample-x2"]["x2"]) in [r[:5] for r in rows["rq5"]]  # RQ5: at its own scale
     assert compared("x5", m["metasr"]["x5"]) in [r[:5] for r in rows["rq5"]]
+    lte = [[x, f"{liif[x]:.2f}", f"{m['lte'][x]:.2f}", f"{m['lte'][x] - liif[x]:.2f}"] for x in ("x2", "x5")]
+    assert all(row in [r[:4] for r in rows["rq5"]] for row in lte)  # RQ5: LTE minus LIIF, each part
+    assert "`lte`: beyond x4, LTE decodes every output pixel with the cell of an x4 query" in (
+        (reports / "rq5.md").read_text()
+    )
     ablation = next(r for r in rows["rq4"] if r[0].startswith("liif-c"))
     assert [c.split()[0] for c in ablation[1:]] == [f"{m['liif-c'][x] - liif[x]:+.2f}" for x in ("x2", "x5")]
     sized = {v: metrics(repo)[v]["squares"]["16-64"] for v in tasks}
@@ -64,6 +69,7 @@ def test_repro_writes_models_metrics_report_and_runs(repo):
     # beside the paper: ours and the paper's T1/T3 differences from LIIF at x2 (spec section 1)
     paper_minus_liif = {"bicubic": 31.01 - 34.67, "liif-c": 34.53 - 34.67, "metasr": 34.64 - 34.67}
     paper_minus_liif["upsample-x2"] = 34.55 - 34.67  # EDSR-baseline
+    paper_minus_liif["lte"] = 34.72 - 34.67  # LTE's published T1 row
     for v, theirs in paper_minus_liif.items():
         assert [v, "x2", f"{m[v]['x2'] - liif['x2']:.2f}", f"{theirs:.2f}"] in rows["paper"], v
     for figure in (
@@ -198,3 +204,36 @@ def test_exp_run_override_retrains_only_what_depends_on_it(repo):
     assert recorded["metrics/headline.json"]["data"] == json.loads((repo / "metrics" / "headline.json").read_text())
     assert {p: recorded[f"metrics/eval/{p}.json"]["data"]["psnr"] for p in after} == after
     assert recorded["metrics/headline.json"]["data"]["liif_x2"] != headline_before["liif_x2"]
+
+
+def test_lte_trains_on_liifs_recipe_and_renders(repo, tmp_path):
+    """The tiny study's LTE (model.name: lte) is trained on LIIF's patches and recipe, and renders via liif upscale."""
+    import subprocess
+    import sys
+
+    from liif.config.params import load_params
+    from liif.config.variants import resolve_variant
+    from liif.models.checkpoint import load_checkpoint
+    from liif.models.lte import LTE
+
+    params = load_params(repo / "params.yaml")
+    config = json.loads((repo / "configs/lte.json").read_text())
+    assert config["model"] == {
+        "name": "lte",
+        "args": {
+            "encoder": params["model"]["encoder"],  # the base's encoder
+            "hidden_dim": 16,
+            "decoder_hidden": [16, 16],
+            "render_scale_max": 4,
+        },
+    }
+    assert config["train"]["patches"] == "downsampled"
+    assert config["train"] == resolve_variant(params, "liif")["train"]  # LIIF's recipe
+    model, _ = load_checkpoint(repo / "models/lte/epoch-last.pth")
+    assert isinstance(model, LTE)
+    image = sorted((repo / "data/prepared/sample/test/HR").iterdir())[0]
+    out = tmp_path / "up.npy"
+    argv = ["upscale", image, "-o", out, "--scale", "1.5", "--checkpoint", repo / "models/lte/epoch-last.pth"]
+    proc = subprocess.run([sys.executable, "-m", "liif.cli", *map(str, argv)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert np.isfinite(np.load(out)).all()
