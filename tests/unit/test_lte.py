@@ -92,7 +92,7 @@ def test_tiled_render_equals_one_pass_and_the_literal_render(size):
 
 
 def test_the_bilinear_skip_makes_a_zero_decoder_render_the_bilinear_upsampling():
-    """With the MLP's output layer zeroed, LTE renders exactly the input's bilinear up-sampling (spec 2.4 step 8)."""
+    """With the MLP's output layer zeroed, LTE renders exactly the input's bilinear up-sampling (lte-spec 2.4 step 8)."""
     model = tiny_lte()
     with torch.no_grad():
         model.decoder.layers[-1].weight.zero_()
