@@ -1,7 +1,7 @@
 """Reading and writing images. One decoder serves every reader (prepare, training, evaluation, CLI),
 so the same file always gives the same pixels.
 
-The two bicubic resizers the paper's numbers depend on (spec 3.3, ecosystem notes).
+The two bicubic resizers the paper's numbers depend on (spec 3.3 and 4; the details of each are below).
 
 * ``pil_bicubic`` makes training inputs and out-of-distribution test inputs,
   exactly as the reference's ``resize_fn``: float -> uint8 by multiply and
