@@ -89,7 +89,7 @@ def _parse(declared, variant: str) -> tuple[str, str | None]:
     """(kind, argument) of a role as written in params.yaml."""
     where = f"params.yaml variants.{variant}.role"
     if declared is None:
-        raise RoleError(f"{where}: missing; declare what the variant is, one of {', '.join(KINDS)} (README 'Variants')")
+        raise RoleError(f"{where}: missing; declare what the variant is, one of {', '.join(KINDS)} (docs/variants.md)")
     if isinstance(declared, str):
         if declared in ("ablation", "seed_of"):
             raise RoleError(

@@ -1,7 +1,7 @@
 """Source ``sample``: real photographs that ship inside installed packages, available offline.
 
 scikit-image's (the ``skimage.data`` functions of these names), scikit-learn's two Flickr photographs (CC BY 2.0) and
-matplotlib's portrait of Grace Hopper (public domain). Licences: README, "The sample suite".
+matplotlib's portrait of Grace Hopper (public domain). Licences: docs/data.md, "The sample suite".
 """
 
 import importlib.util

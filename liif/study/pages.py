@@ -422,7 +422,7 @@ def overview(study: Study, ctx: Context, answers: dict[str, str], summaries: pd.
         "",
         markdown(pd.DataFrame([_variant_row(k, v) for k, v in ctx.variants.items()]), index=False),
         "",
-        "Wall time per stage (seconds on this machine):",
+        "Wall time per stage (seconds on the machine that ran it):",
         "",
         markdown(ctx.timings, digits=0, index=False),
         "",

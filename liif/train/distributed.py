@@ -2,7 +2,7 @@
 
 ``runtime.nproc: N`` makes the train stage start itself again under ``torchrun`` with N processes on
 this machine (``launch_command``); a multi-machine run calls ``torchrun`` with a rendezvous on the
-stage script directly (README). Each process learns its rank from the environment torchrun sets.
+stage script directly (docs/gpus.md). Each process learns its rank from the environment torchrun sets.
 The global batch stays ``train.batch_size``: every rank takes its share of each batch, and the loss
 is scaled so that the averaged gradients equal the gradient of the whole batch's mean loss; the
 weights therefore do not depend on the number of processes (up to float rounding). Only rank 0
