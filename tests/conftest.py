@@ -83,14 +83,17 @@ def sh(*cmd, cwd) -> str:
     return proc.stdout
 
 
-def study_copy(dest: Path, *profiles: str) -> Path:
-    """A git repository at ``dest`` holding this checkout's tracked files with ``profiles`` applied, no results."""
+def study_copy(dest: Path, *profiles: str, experiments: bool = False) -> Path:
+    """A git repository at ``dest`` holding this checkout's tracked files with ``profiles`` applied, no results;
+    with ``experiments``, also the study pipelines of experiments/ (each its own dvc.yaml, never run there, which
+    a plain ``dvc status`` lists)."""
     for rel in filter(None, sh("git", "ls-files", "-z", cwd=ROOT).split("\0")):
         src = ROOT / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    for generated in ("metrics", "configs", "reports", "dvc.lock"):  # results of the default profile
+    results = ["metrics", "configs", "reports", "dvc.lock"]  # of the default profile
+    for generated in results if experiments else [*results, "experiments"]:
         path = dest / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     sh(sys.executable, "scripts/apply_profile.py", *profiles, cwd=dest)

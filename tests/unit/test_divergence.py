@@ -24,7 +24,7 @@ DEFAULT_SAMPLES = 72  # an epoch of the default profile: 9 photographs, repeat 8
 # Epoch losses (4 digits) of healthy 100-epoch runs of the default profile (params.yaml, CPU, sample suite):
 # liif, and the noisiest of the 11 recipes run: liif-c, upsample-x2 and upsample-x4 (its epochs rise up to
 # 1.33x over the one before and 1.59x over the lowest before them), and liif with the paper-like recipe of
-# benchmarks/default_sweep.py (lr 2e-3, milestones [70, 90], gamma 0.5, no channel shuffle).
+# the recipe sweep's start (experiments/recipe-sweep: lr 2e-3, milestones [70, 90], gamma 0.5, no channel shuffle).
 HEALTHY_TEXT = {
     "liif": """
         0.36 0.263 0.1622 0.158 0.1883 0.149 0.1403 0.1403 0.1472 0.1244 0.1302 0.1238 0.1389 0.1586 0.1293

@@ -95,6 +95,49 @@ def test_stage_deps_are_exactly_its_imports(name):
     assert not declared - expected, f"{name}: dvc.yaml lists modules it does not import: {sorted(declared - expected)}"
 
 
+def study_stages() -> dict[str, tuple[Path, dict]]:
+    """Every stage of the study pipelines (``experiments/<study>/dvc.yaml``) by ``<study>:<stage>``."""
+    return {
+        f"{path.parent.name}:{name}": (path.parent, stage)
+        for path in sorted((ROOT / "experiments").glob("*/dvc.yaml"))
+        for name, stage in yaml.safe_load(path.read_text())["stages"].items()
+    }
+
+
+def study_code_deps(folder: Path, stage: dict) -> set[str]:
+    """A study stage's code deps as paths from the repository root (its deps are relative to its folder)."""
+    paths = [next(iter(d)) if isinstance(d, dict) else d for d in stage["deps"]]
+    rooted = {(folder / p).resolve().relative_to(ROOT).as_posix() for p in paths}
+    return {p for p in rooted if p.endswith(".py") or p.startswith("liif/")}
+
+
+@pytest.mark.parametrize("name", list(study_stages()))
+def test_study_deps_are_exactly_its_imports(name):
+    folder, stage = study_stages()[name]
+    match = re.search(r"python (\S+\.py)", stage["cmd"])
+    assert match, f"{name}: expected 'python <script>.py ...' run in {folder}"
+    expected, declared = dep_units(closure(folder / match[1])), study_code_deps(folder, stage)
+    assert not expected - declared, f"{name}: its dvc.yaml misses {sorted(expected - declared)}"
+    assert not declared - expected, (
+        f"{name}: its dvc.yaml lists modules it does not import: {sorted(declared - expected)}"
+    )
+
+
+def test_study_data_deps_are_root_outputs():
+    """A study reads the root pipeline's prepared data and models (one copy, which DVC brings up to date before
+    the study runs), never data of its own; its other deps are files of its own folder."""
+    root_outs = {"data/prepared", "models", "configs"}
+    for name, (folder, stage) in study_stages().items():
+        for dep in [next(iter(d)) if isinstance(d, dict) else d for d in stage["deps"]]:
+            path = (folder / dep).resolve()
+            if path.is_relative_to(ROOT / "liif") or path.parent == folder:
+                continue
+            if not path.is_relative_to(ROOT):
+                continue  # data outside the repository (held-out's benchmark photographs)
+            rel = path.relative_to(ROOT).as_posix()
+            assert rel.rsplit("/", 1)[0] in root_outs, f"{name}: {dep} is neither code nor a root stage's output"
+
+
 def test_closure_follows_imports_transitively():
     reached = closure(ROOT / "stages" / "evaluate.py")
     assert {

@@ -1,17 +1,16 @@
 """Learning curves to the plateau: validation PSNR against training steps and wall time, per recipe.
 
-For each recipe (a patch of the ``train`` section, run at a length of several default budgets) this trains
-LIIF, MetaSR, the x2 up-sampler and the RQ3 pair (LIIF on native-size ground truths against the up-sampler on
-resized ones) exactly as ``train@`` does, with the divergence guard on and a snapshot every ``--every``
-fraction of the run. Each snapshot is scored on the **validation** split only (the test photographs are never
-read): the sample photographs at x2, x4 and x12 minus Bicubic (DIV2K protocol), the squares at the RQ3 task
-(RGB PSNR at H x H). Trainings run ``--jobs`` at a time with the cores shared between them, as
-``liif repro --jobs auto`` runs the study.
+A recipe of the study's ``params.yaml`` (in the section its ``setting`` names) is a patch of the repository's
+``train`` section run at a multiple (``length``) of each variant's default epochs, the milestones stretched with
+it as a user lengthening the schedule would. Each of its variants (LIIF, MetaSR, the x2 up-sampler, the RQ3 pair)
+trains exactly as ``train@`` does, with the divergence guard on and a snapshot every ``every`` of the run. Each
+snapshot is scored on the **validation** split only (the test photographs are never read): the sample
+photographs at x2, x4 and x12 minus Bicubic (DIV2K protocol), the squares at the RQ3 task (RGB PSNR at H x H).
+Trainings run ``runtime.jobs`` at a time with the cores shared between them, as ``liif repro --jobs auto``
+runs the study.
 
-    dvc repro prepare                                              # the prepared data it reads
-    python benchmarks/learning_curves.py                           # every recipe: table, figure, csv
-    python benchmarks/learning_curves.py --only lr-1e-3-4x --variants liif metasr
-    python benchmarks/learning_curves.py --plot-only
+    dvc repro experiments/learning-curves/dvc.yaml      # from the repository root; see README.md here
+    python curves.py --plot-only                        # in this folder: redraw curves.md and .png from curves.csv
 """
 
 import argparse
@@ -19,6 +18,8 @@ import copy
 import json
 import multiprocessing
 import os
+import sys
+import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,31 +29,48 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from liif.config.params import load_params
+from liif.config.params import ParamsError, load_params, read_yaml
 from liif.config.variants import resolve_variant
 from liif.data.layout import PreparedData
+from liif.errors import run_stage
 from liif.eval.scores import evaluate_pairs, evaluate_task
 from liif.images import list_images
 from liif.models import build_model
-from liif.train.loop import DivergedError, fit
+from liif.train.divergence import DivergedError
+from liif.train.loop import fit
 from liif.train.patches import make_training_sets
 
-# name -> (patch of the default train section, multiple of each variant's default epochs); the milestones
-# stretch with the length, as a user lengthening the schedule would. Each names its peak lr, so a row of
-# curves.csv keeps its meaning when params.yaml's default changes.
-RECIPES = {
-    "lr-1e-3": ({"lr": 1.0e-3}, 1),  # the default recipe chosen from these curves
-    "lr-1e-3-1.33x": ({"lr": 1.0e-3}, 4 / 3),  # ... at 400 epochs: what the +0.5 dB target takes
-    "lr-1e-3-2x": ({"lr": 1.0e-3}, 2),  # ... at 600 epochs
-    "lr-1e-3-4x": ({"lr": 1.0e-3}, 4),  # ... stretched 4x: its margin
-    "lr-1e-3-8x": ({"lr": 1.0e-3}, 8),
-    "lr-1e-3-5.33x": ({"lr": 1.0e-3}, 16 / 3),  # the 400-epoch recipe stretched 4x: its margin
-    "lr-2e-3": ({"lr": 2.0e-3}, 1),  # the first 300-epoch default
-    "lr-2e-3-4x": ({"lr": 2.0e-3}, 4),  # ... which diverges stretched 4x
-    "lr-4e-3-4x": ({"lr": 4.0e-3}, 4),  # the 900-step default's peak lr
-}
-VARIANTS = ["liif", "metasr", "upsample-x2", "sized-liif-32-64", "sized-upsample-32-64"]
 SCALES = (2, 4, 12)
+SETTING_KEYS = {"every", "recipes"}
+RECIPE_KEYS = {"train", "length", "variants"}
+
+
+def read_setting(path: Path) -> tuple[str, dict]:
+    """The section of the study's params file that its ``setting`` names, checked: a mistake is one line."""
+    study = read_yaml(path)
+    name = study.get("setting") if isinstance(study, dict) else None
+    if not isinstance(name, str) or name == "runtime" or not isinstance(study.get(name), dict):
+        raise ParamsError(f"{path} setting: {name!r} names no section of the file; use quick or full")
+    setting, where = study[name], f"{path} {name}"
+    if set(setting) != SETTING_KEYS:
+        raise ParamsError(f"{where}: expected the keys {', '.join(sorted(SETTING_KEYS))}, found {sorted(setting)}")
+    every = setting["every"]
+    if isinstance(every, bool) or not isinstance(every, int | float) or not 0 < every <= 1:
+        raise ParamsError(f"{where}.every: {every!r}; a fraction of each run in (0, 1], e.g. 0.0625 for 16 snapshots")
+    if not isinstance(setting["recipes"], dict) or not setting["recipes"]:
+        raise ParamsError(f"{where}.recipes: expected a mapping of recipe names to recipes")
+    for recipe, spec in setting["recipes"].items():
+        at = f"{where}.recipes.{recipe}"
+        if not isinstance(spec, dict) or not set(spec) <= RECIPE_KEYS or not {"length", "variants"} <= set(spec):
+            raise ParamsError(f"{at}: expected length, variants and optionally train (a patch of params.yaml train)")
+        length, variants = spec["length"], spec["variants"]
+        if isinstance(length, bool) or not isinstance(length, int | float) or length <= 0:
+            raise ParamsError(f"{at}.length: {length!r}; a positive multiple of each variant's epochs")
+        if not isinstance(spec.get("train", {}), dict):
+            raise ParamsError(f"{at}.train: expected a mapping of params.yaml train keys")
+        if not isinstance(variants, list) or not variants or not all(isinstance(v, str) for v in variants):
+            raise ParamsError(f"{at}.variants: expected a list of variants of params.yaml")
+    return name, setting
 
 
 def recipe_config(params: dict, variant: str, patch: dict, length: float) -> dict:
@@ -87,13 +105,10 @@ def score(model, config: dict, prepared: PreparedData, bicubic: dict | None) -> 
     return {f"x{s}_minus_bicubic": psnr[s] - bicubic[s] for s in SCALES}
 
 
-def run(
-    recipe: str, variant: str, *, data: str, work: str, every: float, threads: int, length: float | None
-) -> list[dict]:
+def run(recipe: str, config: dict, *, data: str, work: str, every: float, threads: int) -> list[dict]:
     """(in a worker process) Train one variant under one recipe; one row per scored snapshot."""
     torch.set_num_threads(threads)
-    patch, length = RECIPES[recipe][0], length or RECIPES[recipe][1]
-    config = recipe_config(load_params(), variant, patch, length)
+    variant = config["variant"]
     prepared = PreparedData(data)
     train_set, val_set = make_training_sets(config, prepared)
     epochs, steps_per_epoch = config["train"]["epochs"], -(-len(train_set) // config["train"]["batch_size"])
@@ -138,14 +153,14 @@ def run(
     return rows
 
 
-def plot(table: pd.DataFrame, path: Path):
+def plot(table: pd.DataFrame, path: Path, *, time_label: str):
     """One column per scale and one for the RQ3 task; PSNR against steps (top) and wall time (bottom)."""
     columns = [f"x{s}_minus_bicubic" for s in SCALES] + ["task"]
     fig = Figure(figsize=(5 * len(columns) + 3, 8.5))
     axes = fig.subplots(2, len(columns), squeeze=False)
-    styles = {v: style for v, style in zip(VARIANTS, ["-", "--", ":", "-", "--"])}
-    palette = "blue olive green cyan purple pink orange red brown".split()
-    colours = {recipe: f"tab:{c}" for recipe, c in zip(RECIPES, palette)}
+    styles = {v: style for v, style in zip(table["variant"].unique(), ["-", "--", ":", "-", "--", ":"] * 4)}
+    palette = "blue olive green cyan purple pink orange red brown gray".split()
+    colours = {recipe: f"tab:{palette[i % len(palette)]}" for i, recipe in enumerate(table["recipe"].unique())}
     for col, name in enumerate(columns):
         for row, x in enumerate(("steps", "train_seconds")):
             ax = axes[row][col]
@@ -168,9 +183,9 @@ def plot(table: pd.DataFrame, path: Path):
                 ax.axhline(0, color="black", linewidth=1)
                 ax.set_ylim(bottom=max(ax.get_ylim()[0], -2))
             ax.set_title(
-                ("RQ3 task 32-64: PSNR at H" if name == "task" else f"{name.split('_')[0]}: minus Bicubic") + " (val)"
+                ("RQ3 task: PSNR at H" if name == "task" else f"{name.split('_')[0]}: minus Bicubic") + " (val)"
             )
-            ax.set_xlabel("training steps" if x == "steps" else "training time, 1 of 2 jobs on 2 cores (s)")
+            ax.set_xlabel("training steps" if x == "steps" else time_label)
             ax.set_ylabel("dB")
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -209,49 +224,70 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ordered(table: pd.DataFrame, setting: dict) -> pd.DataFrame:
+    """Rows in the setting's order (recipe, then its variants, then epoch) whatever order the jobs finished in."""
+    runs = [(r, v) for r, spec in setting["recipes"].items() for v in spec["variants"]]
+    key = table.apply(lambda row: runs.index((row["recipe"], row["variant"])), axis=1)
+    return table.assign(_run=key).sort_values(["_run", "epoch"], kind="stable").drop(columns="_run")
+
+
+def write_outputs(table: pd.DataFrame, *, csv: Path, md: Path, png: Path, time_label: str):
+    table.to_csv(csv, index=False)
+    summary = summarise(table)
+    md.write_text(summary.round(2).to_markdown(index=False) + "\n")
+    plot(table, png, time_label=time_label)
+    print(summary.round(2).to_string(index=False))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/learning-curves", help="folder for curves.csv/.md/.png")
-    parser.add_argument("--work", default="/tmp/liif-curves", help="scratch folder for checkpoints")
-    parser.add_argument("--data", default="data/prepared", help="the prepared data (dvc repro prepare)")
-    parser.add_argument("--only", nargs="+", choices=list(RECIPES), help="these recipes only")
-    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
-    parser.add_argument("--every", type=float, default=1 / 16, help="snapshot interval, a fraction of the run")
-    parser.add_argument("--jobs", type=int, default=2, help="trainings at a time")
-    parser.add_argument("--length", type=float, help="override each recipe's multiple of the default budget")
-    parser.add_argument("--plot-only", action="store_true", help="only redraw from curves.csv")
+    parser.add_argument("--study", default="params.yaml", help="the study's params: setting, quick, full, runtime")
+    parser.add_argument("--params", default="../../params.yaml", help="the repository's params.yaml")
+    parser.add_argument("--data", default="../../data/prepared", help="the prepared data (the root's prepare@)")
+    parser.add_argument("--csv", default="curves.csv", help="one row per scored snapshot")
+    parser.add_argument("--table", default="curves.md", help="the last snapshot per recipe and variant")
+    parser.add_argument("--figure", default="curves.png")
+    parser.add_argument("--work", help="keep the checkpoints in this folder (default: a temporary one)")
+    parser.add_argument("--plot-only", action="store_true", help="only redraw the table and figure from --csv")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv = out / "curves.csv"
-    table = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
-    todo = [] if args.plot_only else [(r, v) for r in args.only or RECIPES for v in args.variants]
-    threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    began = time.perf_counter()
+    study = read_yaml(args.study)
+    jobs = int(((study or {}).get("runtime") or {}).get("jobs") or 2)
+    cores = os.cpu_count() or 1
+    time_label = f"training time, 1 of {jobs} jobs on {cores} cores (s)"
+    outputs = dict(csv=Path(args.csv), md=Path(args.table), png=Path(args.figure), time_label=time_label)
+    if args.plot_only:
+        write_outputs(pd.read_csv(args.csv), **outputs)
+        return 0
+    name, setting = read_setting(Path(args.study))
+    params = load_params(args.params)
+    todo = [  # resolved here, so a variant or a key params.yaml lacks is one line before any training
+        (recipe, recipe_config(params, variant, spec.get("train", {}), spec["length"]))
+        for recipe, spec in setting["recipes"].items()
+        for variant in spec["variants"]
+    ]
+    print(f"learning curves, setting {name}: {len(todo)} trainings, {jobs} at a time", flush=True)
+    threads = max(cores // jobs, 1)
+    began, tables, failed = time.perf_counter(), [], []
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no torch thread pool inherited by fork
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn) as pool:
-        kwargs = dict(data=args.data, work=args.work, every=args.every, threads=threads, length=args.length)
-        futures = {pool.submit(run, r, v, **kwargs): (r, v) for r, v in todo}
-        for done in as_completed(futures):
-            recipe, variant = futures[done]
-            try:
-                rows = done.result()
-            except Exception:
-                traceback.print_exc()
-                continue
-            if len(table):
-                table = table[~((table["recipe"] == recipe) & (table["variant"] == variant))]
-            table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
-            table.to_csv(csv, index=False)
-            print(f"{recipe}/{variant} done after {time.perf_counter() - began:.0f} s", flush=True)
-    if table.empty:
+    with tempfile.TemporaryDirectory(prefix="liif-curves-") as scratch:
+        kwargs = dict(data=args.data, work=args.work or scratch, every=setting["every"], threads=threads)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            futures = {pool.submit(run, recipe, config, **kwargs): (recipe, config) for recipe, config in todo}
+            for done in as_completed(futures):
+                recipe, config = futures[done]
+                try:
+                    tables.append(pd.DataFrame(done.result()))
+                except Exception:
+                    traceback.print_exc()
+                    failed.append(f"{recipe}/{config['variant']}")
+                    continue
+                print(f"{recipe}/{config['variant']} done after {time.perf_counter() - began:.0f} s", flush=True)
+    if failed:  # a partial table would pass for the study: nothing is written
+        print(f"learning curves: {', '.join(failed)} failed (above); no output written", file=sys.stderr)
         return 1
-    summary = summarise(table)
-    (out / "curves.md").write_text(summary.round(2).to_markdown(index=False) + "\n")
-    plot(table, out / "curves.png")
-    print(summary.round(2).to_string(index=False))
+    write_outputs(ordered(pd.concat(tables, ignore_index=True), setting), **outputs)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage("learning-curves", main))
