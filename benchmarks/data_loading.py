@@ -12,6 +12,7 @@ import argparse
 import time
 
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 from liif.config.params import load_params
 from liif.config.variants import resolve_variant
@@ -50,10 +51,8 @@ def main() -> int:
     args = parser.parse_args()
     config = resolve_variant(load_params(), args.variant)
     train_set, _ = make_training_sets(config, PreparedData(args.data))
-    print(
-        f"{args.variant}: {len(train_set)} samples per epoch, batch {config['train']['batch_size']}, "
-        f"{torch.get_num_threads()} torch threads"
-    )
+    print(machine_line())
+    print(f"{args.variant}: {len(train_set)} samples per epoch, batch {config['train']['batch_size']}")
     print("| workers | samples/s | waiting for batches (s) |\n|---|---|---|")
     rates = {}
     for workers in args.workers:

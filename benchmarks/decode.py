@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 CASES = {"x4": ((64, 64), (256, 256)), "x30": ((48, 48), (1440, 1440)), "large": ((1024, 1024), (4096, 4096))}
 
@@ -100,7 +101,8 @@ def main():
     if args.worker:
         return worker(args)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(machine_line())
+    print(f"device {args.device}")
     header = (
         f"{'case':<22}{'fast px/s':>12}{'plain px/s':>12}{'ratio':>8}{'max |diff|':>12}{'fast MB':>9}{'plain MB':>10}"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 from PIL import Image
 
 from liif.eval.scores import evaluate_pairs
@@ -53,9 +54,10 @@ def main() -> int:
         model = LIIF(encoder={"name": "edsr-baseline"}).eval()
     with tempfile.TemporaryDirectory() as tmp:
         images = test_images(Path(tmp), args.images)
+        print(machine_line())
         print(
             f"{len(images)} image(s) of {Image.open(images[0]).size[0]}x{Image.open(images[0]).size[1]}, "
-            f"device {args.device}, {torch.get_num_threads()} threads"
+            f"device {args.device}"
         )
         print("| scale | seconds per image | PSNR (dB) |\n|---|---|---|")
         per_image = {}

@@ -42,6 +42,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
+from machine import machine_line  # benchmarks/machine.py: needs torch only, not the project
 
 try:  # a bare GPU machine may lack the project's dependencies (pydantic): they travel as wheels (gpu_check.sh)
     from train_step import make_batch, time_steps  # benchmarks/train_step.py: benchmarks/ leads sys.path
@@ -522,6 +523,7 @@ def main() -> int:
     parser.add_argument("--no-tests", action="store_true", help="skip tests/integration/test_cuda.py")
     parser.add_argument("--repro-on-cpu", action="store_true", help="run the repro row without CUDA too")
     args = parser.parse_args()
+    print(machine_line())
     if MISSING is not None:
         detail = f"{MISSING}; put its wheels in .whl/ (benchmarks/gpu_check.sh installs them)"
         print_table([row("device", "fail", f"the project does not import: {detail}")])

@@ -18,6 +18,7 @@ import sys
 import time
 
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 CASES = {"x4": ((64, 64), (256, 256)), "x30": ((48, 48), (1440, 1440))}
 
@@ -101,7 +102,8 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, chunk {args.chunk}")
+    print(machine_line())
+    print(f"device {args.device}, chunk {args.chunk}")
     print(f"{'case':<24}{'model':<13}{'px/s':>11}{'peak MB':>9}{'output MB':>11}")
     ratios = []
     for case, ((h, w), (oh, ow)) in CASES.items():

@@ -17,6 +17,7 @@ import sys
 import time
 
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 from liif.config.params import load_params
 from liif.config.variants import resolve_variant
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs per process (after one warm-up)")
     parser.add_argument("--layouts", nargs="+", default=["1x2", "2x1"], help="JOBSxTHREADS[+compile][+wN]")
     args = parser.parse_args()
+    print(machine_line())
     print(f"{args.variant}: {args.epochs} timed epochs per process\n")
     print("| jobs x threads | s per epoch (each job) | epochs per minute (all jobs) | vs first |\n|---|---|---|---|")
     first = None

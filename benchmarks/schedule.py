@@ -16,6 +16,8 @@ import json
 import re
 from pathlib import Path
 
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
+
 from liif.study.repro import estimated_work, longest_first
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +55,14 @@ def main():
     params_order = list(seconds)
     estimated = longest_first(params_order, work)
     oracle = longest_first(params_order, seconds)
+    print(machine_line())
     print(f"{len(seconds)} variants, {sum(seconds.values()):.0f} s of jobs (train + evaluate, {args.report.name})")
-    print(f"longest first by estimate: {', '.join(estimated)}")
+    print(f"longest first by estimate: {', '.join(estimated)}\n")
+    print("| slots | params order (s) | longest first, estimated (s) | vs params order | longest first, measured (s) |")
+    print("|---|---|---|---|---|")
     for slots in args.slots:
         plain, longest, best = (makespan(o, seconds, slots) for o in (params_order, estimated, oracle))
-        print(
-            f"{slots} slots: params order {plain:.0f} s, longest first (estimate) {longest:.0f} s "
-            f"({longest / plain:.3f}x), longest first (measured times) {best:.0f} s ({best / plain:.3f}x)"
-        )
+        print(f"| {slots} | {plain:.0f} | {longest:.0f} | {longest / plain:.3f}x | {best:.0f} ({best / plain:.3f}x) |")
 
 
 if __name__ == "__main__":

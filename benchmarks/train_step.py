@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 from liif.device import resolve_device
 from liif.models import LIIF, make_coord
@@ -92,10 +93,8 @@ def main() -> int:
     torch.manual_seed(0)
     base = LIIF(encoder={"name": "edsr-baseline"}).to(device)
     batch = make_batch(args.batch, args.sample_q, device)
-    print(
-        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-        f"48x48 inputs, {args.sample_q} queries, fp32 unless stated"
-    )
+    print(machine_line())
+    print(f"device {device}, batch {args.batch}, 48x48 inputs, {args.sample_q} queries, fp32 unless stated")
 
     ours = gradients(copy.deepcopy(base), batch)
     literal = gradients(Literal(copy.deepcopy(base)), batch)
