@@ -25,6 +25,7 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="the prepared data folder (figures render test images)")
     parser.add_argument("--out", required=True, help="the report folder")
     parser.add_argument("--headline", required=True, help="compact metrics JSON for dvc exp show")
+    parser.add_argument("--curves", help="a learning-curve study's table (experiments/learning-curves), for RQ3")
     args = parser.parse_args()
     params, models, out, prepared = load_params(), Path(args.models), Path(args.out), PreparedData(args.data)
     params = check_params(params)
@@ -38,6 +39,12 @@ def main() -> int:
         captions |= figures.render_figures(
             roles, study.datasets(), models=models, prepared=prepared, out=out / "figures", evaluation=params["eval"]
         )
+    curves = pd.DataFrame()
+    if args.curves and Path(args.curves).is_file():
+        curves = report.size_varied_curves(pd.read_csv(args.curves), roles)
+    if not curves.empty:
+        path = out / "figures" / "rq3_curves.png"
+        captions[path.name] = figures.size_varied_curves_figure(curves, path, source=args.curves)
     report.write_plot_data(study, history, out / "plots")
     headline = report.write_headline(study, Path(args.headline))
 
@@ -46,7 +53,17 @@ def main() -> int:
     runs = tracking.variant_runs(list(summaries.get("mlflow_run_id", pd.Series()).dropna()), enabled=tracker.enabled)
     link, revision = tracking.ui_instructions(tracker), tracking.git_revision(tracking.repo_root())[:12]
     seconds = tracking.eval_times(runs)
-    ctx = run_context(params, prepared, summaries, seconds, figures=captions, mlflow_link=link, revision=revision)
+    ctx = run_context(
+        params,
+        prepared,
+        summaries,
+        seconds,
+        figures=captions,
+        mlflow_link=link,
+        revision=revision,
+        curves=curves,
+        curves_source=args.curves or "",
+    )
     pages = write_pages(out, study, ctx, summaries)
     tracker.adopt(tracking.orphans(runs))
     run_params = {"profile": ctx.profile, "variants": ",".join(roles.of)}

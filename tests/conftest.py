@@ -86,14 +86,16 @@ def sh(*cmd, cwd) -> str:
 def study_copy(dest: Path, *profiles: str, experiments: bool = False) -> Path:
     """A git repository at ``dest`` holding this checkout's tracked files with ``profiles`` applied, no results;
     with ``experiments``, also the study pipelines of experiments/ (each its own dvc.yaml, never run there, which
-    a plain ``dvc status`` lists)."""
+    a plain ``dvc status`` lists); without, their committed tables stay (the report reads one) but not their
+    pipelines."""
     for rel in filter(None, sh("git", "ls-files", "-z", cwd=ROOT).split("\0")):
         src = ROOT / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     results = ["metrics", "configs", "reports", "dvc.lock"]  # of the default profile
-    for generated in results if experiments else [*results, "experiments"]:
+    pipelines = [] if experiments else [p.relative_to(dest) for p in dest.glob("experiments/*/dvc.*")]
+    for generated in [*results, *pipelines]:
         path = dest / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     sh(sys.executable, "scripts/apply_profile.py", *profiles, cwd=dest)

@@ -95,6 +95,25 @@ def training_curves(history: pd.DataFrame, path: Path, *, validation: str, main:
     return _save(fig, path, caption, dpi=110)
 
 
+def size_varied_curves_figure(frame: pd.DataFrame, path: Path, *, source: str) -> str:
+    """LIIF (native GTs) and the up-sampler (GTs resized) against training epochs, one panel per task and recipe
+    of a learning-curve study (``liif.study.report.size_varied_curves``)."""
+    panels = list(frame.groupby(["dataset", "task L-H", "recipe"], sort=False))
+    fig = Figure(figsize=(5.5 * len(panels), 4))
+    for ax, ((dataset, task, recipe), rows) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        rows = rows.sort_values("epoch")
+        for column, colour in (("LIIF (native GTs)", "tab:blue"), ("up-sampling (GTs resized)", "tab:orange")):
+            ax.plot(rows["epoch"], rows[column], marker="o", markersize=3, label=column, color=colour)
+        ax.set(xlabel="epoch", ylabel="validation PSNR at H x H (dB)", title=f"{dataset} {task}, recipe {recipe}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    caption = (
+        f"Size-varied LIIF against the up-sampler on the validation split as training lengthens ({source}); "
+        "each recipe stretches the whole schedule, its learning-rate steps included."
+    )
+    return _save(fig, path, caption, dpi=100)
+
+
 def heatmap(table: pd.DataFrame, path: Path, *, title: str, noise: str | None = None) -> str:
     """A variants x scales table of dB differences as a diverging heat map, each cell labelled."""
     values = table.to_numpy(dtype=float)

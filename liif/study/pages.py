@@ -30,6 +30,7 @@ from liif.study.report import (
     successor_comparison,
     summary_word,
     timings,
+    turning_points,
     validation_words,
     wins,
     with_noise,
@@ -62,6 +63,8 @@ class Context:
     mlflow_link: str = ""
     variants: dict = field(default_factory=dict)  # name -> its role and overrides, as in params.yaml
     caveat: str = ""  # what every page opens with (report.caveat)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # report.size_varied_curves of a learning-curve study
+    curves_source: str = ""  # where those curves come from (a file of experiments/)
 
 
 def run_context(
@@ -73,6 +76,8 @@ def run_context(
     figures: dict,
     mlflow_link: str,
     revision: str,
+    curves: pd.DataFrame | None = None,
+    curves_source: str = "",
 ) -> Context:
     """The Context of a pipeline run from its params.yaml and what its stages left behind."""
     return Context(
@@ -86,6 +91,8 @@ def run_context(
         mlflow_link=mlflow_link,
         variants=params["variants"],
         caveat=params["report"]["caveat"],
+        curves=pd.DataFrame() if curves is None else curves,
+        curves_source=curves_source,
     )
 
 
@@ -199,6 +206,28 @@ def rq3(study: Study, ctx: Context) -> tuple[str, str]:
         markdown(table, index=False),
         "",
     ] + _figure(ctx, "rq3_samples.png")
+    if not ctx.curves.empty:
+        turns = turning_points(ctx.curves)
+        words = "; ".join(
+            f"{r['task L-H']} over {r['epochs']} epochs ({r['recipe']}): {r['LIIF minus up-sampling at the end']:+.2f} dB "
+            "at the end, "
+            + (
+                "never ahead to the end"
+                if r["LIIF ahead from epoch"] == "never"
+                else f"ahead from epoch {r['LIIF ahead from epoch']} on"
+            )
+            for _, r in turns.iterrows()
+        )
+        lines += [
+            "## How the comparison turns with training length",
+            "",
+            f"This study's budget is short for RQ3. The learning-curve study `{ctx.curves_source}` trained the same "
+            "pairs longer and scored every snapshot on the validation split (never the test split): LIIF minus "
+            f"the up-sampler, {words}.",
+            "",
+            markdown(turns, index=False),
+            "",
+        ] + _figure(ctx, "rq3_curves.png")
     return "\n".join(lines), answer
 
 

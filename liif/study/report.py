@@ -523,6 +523,60 @@ def size_varied(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def size_varied_curves(curves: pd.DataFrame, roles: Roles) -> pd.DataFrame:
+    """Each size-varied pair's LIIF minus its up-sampler at every snapshot of a learning-curve study (the table of
+    experiments/learning-curves: recipe, variant, epoch, ``task`` = validation PSNR at the task), matched by the
+    variants' roles; rows: dataset, task L-H, recipe, epoch, the two scores and LIIF minus up-sampling."""
+    rows = []
+    for (dataset, (low, high)), methods in roles.size_varied().items():
+        liif, up = (methods.get(m) for m in SIZE_VARIED_METHODS)
+        if liif is None or up is None or "task" not in curves:
+            continue
+        pair = curves[curves["variant"].isin([liif, up])].pivot_table(
+            index=["recipe", "epoch"], columns="variant", values="task"
+        )
+        if liif not in pair or up not in pair:
+            continue
+        pair = pair.dropna(subset=[liif, up]).reset_index()
+        for _, r in pair.iterrows():
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "task L-H": f"{low}-{high}",
+                    "recipe": r["recipe"],
+                    "epoch": int(r["epoch"]),
+                    "up-sampling (GTs resized)": r[up],
+                    "LIIF (native GTs)": r[liif],
+                    "LIIF minus up-sampling": r[liif] - r[up],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def turning_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per task and recipe of ``size_varied_curves``: its length, LIIF minus up-sampling at the end, and the first
+    snapshot from which LIIF stays ahead to the end ("never" where it ends behind)."""
+    if frame.empty:
+        return pd.DataFrame()
+    rows = []
+    for (dataset, task, recipe), group in frame.groupby(["dataset", "task L-H", "recipe"], sort=False):
+        group = group.sort_values("epoch")
+        ahead = (group["LIIF minus up-sampling"] > 0).tolist()
+        behind_after = max((i for i, a in enumerate(ahead) if not a), default=-1)
+        stays = group["epoch"].iloc[behind_after + 1] if behind_after + 1 < len(group) else None
+        rows.append(
+            {
+                "dataset": dataset,
+                "task L-H": task,
+                "recipe": recipe,
+                "epochs": int(group["epoch"].max()),
+                "LIIF minus up-sampling at the end": group["LIIF minus up-sampling"].iloc[-1],
+                "LIIF ahead from epoch": "never" if stays is None else int(stays),
+            }
+        )
+    return pd.DataFrame(rows).sort_values(["dataset", "task L-H", "epochs"]) if rows else pd.DataFrame()
+
+
 def headline(study: Study) -> dict:
     """The compact metrics file for ``dvc exp show``: LIIF's PSNR per scale and its margins, first dataset only,
     whether LIIF beats Bicubic beyond noise (by more than 2 seed sd) at each scale and at all of them, and LIIF's

@@ -24,9 +24,11 @@ from liif.study.report import (
     paper_rows,
     plot_data,
     size_varied,
+    size_varied_curves,
     successor_comparison,
     summary_word,
     tables,
+    turning_points,
     verdict,
     with_spread,
 )
@@ -438,3 +440,36 @@ def test_a_successor_of_another_encoder_is_set_against_that_encoders_liif():
     assert table["LTE minus LIIF"].tolist() == pytest.approx([0.3])  # rdn-liif has no x6: that scale is left out
     assert table["published LTE minus LIIF"].tolist() == pytest.approx([38.23 - 38.17])  # T2, Set5 x2
     assert table["LTE is"].tolist() == ["no seed noise measured: not resolvable"]
+
+
+def test_rq3_shows_where_a_longer_training_turns_the_size_varied_comparison(study, tmp_path):
+    """The learning-curve study's snapshots of the size-varied pair, found by role: the end of each recipe and the
+    first snapshot from which LIIF stays ahead of the up-sampler."""
+    rows = []
+    for recipe, liif, up in (("r-2x", [30.0, 31.0, 32.5], [31.0, 31.5, 32.0]), ("r-1x", [30.0, 30.5], [31.0, 31.0])):
+        for i, (a, b) in enumerate(zip(liif, up, strict=True)):
+            rows += [
+                {"recipe": recipe, "variant": "sized-liif-32-64", "epoch": 10 * (i + 1), "task": a},
+                {"recipe": recipe, "variant": "sized-upsample-32-64", "epoch": 10 * (i + 1), "task": b},
+                {"recipe": recipe, "variant": "liif", "epoch": 10 * (i + 1), "task": 99.0},  # not a size-varied pair
+            ]
+    curves = size_varied_curves(pd.DataFrame(rows), study.roles)
+    assert set(curves["recipe"]) == {"r-2x", "r-1x"} and len(curves) == 5
+    turns = turning_points(curves).set_index("recipe")
+    assert turns.loc["r-2x", "LIIF ahead from epoch"] == 30 and turns.loc["r-1x", "LIIF ahead from epoch"] == "never"
+    assert turns.loc["r-2x", "LIIF minus up-sampling at the end"] == pytest.approx(0.5)
+    ctx = Context(
+        profile="p",
+        encoder="edsr-baseline",
+        revision="r",
+        sources=pd.DataFrame(),
+        timings=pd.DataFrame(),
+        curves=curves,
+        curves_source="experiments/learning-curves/full-run/curves.csv",
+        figures={"rq3_curves.png": "the curves"},
+    )
+    rq3 = write_pages(tmp_path, study, ctx, pd.DataFrame())["rq3"].read_text()
+    assert "32-64 over 20 epochs (r-1x): -0.50 dB at the end, never ahead to the end" in rq3
+    assert "32-64 over 30 epochs (r-2x): +0.50 dB at the end, ahead from epoch 30 on" in rq3
+    assert "](figures/rq3_curves.png)" in rq3 and "experiments/learning-curves/full-run/curves.csv" in rq3
+    assert turning_points(size_varied_curves(pd.DataFrame(rows[2::3]), study.roles)).empty  # no pair: no section
