@@ -40,8 +40,8 @@ def main() -> int:
             roles, study.datasets(), models=models, prepared=prepared, out=out / "figures", evaluation=params["eval"]
         )
     curves = pd.DataFrame()
-    if args.curves and Path(args.curves).is_file():
-        curves = report.size_varied_curves(pd.read_csv(args.curves), roles)
+    if args.curves:
+        curves = report.size_varied_curves(report.load_curves(Path(args.curves)), roles)
     if not curves.empty:
         path = out / "figures" / "rq3_curves.png"
         captions[path.name] = figures.size_varied_curves_figure(curves, path, source=args.curves)

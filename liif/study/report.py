@@ -523,10 +523,28 @@ def size_varied(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CURVE_COLUMNS = ("recipe", "variant", "epoch", "task")  # what RQ3 reads of a learning-curve study's table
+
+
+def load_curves(path: Path) -> pd.DataFrame:
+    """A learning-curve study's table (``--curves``), checked for the columns RQ3 reads."""
+    try:
+        curves = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: not a readable CSV table ({type(e).__name__}); regenerate it") from None
+    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
+    if missing:
+        raise ReportError(
+            f"{path}: lacks the column(s) {', '.join(missing)}; a learning-curve table has {CURVE_COLUMNS}"
+        )
+    return curves
+
+
 def size_varied_curves(curves: pd.DataFrame, roles: Roles) -> pd.DataFrame:
     """Each size-varied pair's LIIF minus its up-sampler at every snapshot of a learning-curve study (the table of
-    experiments/learning-curves: recipe, variant, epoch, ``task`` = validation PSNR at the task), matched by the
-    variants' roles; rows: dataset, task L-H, recipe, epoch, the two scores and LIIF minus up-sampling."""
+    experiments/learning-curves: recipe, variant, epoch, ``task`` = validation PSNR at the task); its rows are read
+    by variant name, the pair and its task by the variants' roles. Rows: dataset, task L-H, recipe, epoch, the two
+    scores and LIIF minus up-sampling."""
     rows = []
     for (dataset, (low, high)), methods in roles.size_varied().items():
         liif, up = (methods.get(m) for m in SIZE_VARIED_METHODS)
@@ -555,7 +573,8 @@ def size_varied_curves(curves: pd.DataFrame, roles: Roles) -> pd.DataFrame:
 
 def turning_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Per task and recipe of ``size_varied_curves``: its length, LIIF minus up-sampling at the end, and the first
-    snapshot from which LIIF stays ahead to the end ("never" where it ends behind)."""
+    snapshot from which LIIF's score stays above the up-sampler's to the end ("never" where it ends below). One
+    training per method: no noise is measured, so these are positions on the curves, not verdicts."""
     if frame.empty:
         return pd.DataFrame()
     rows = []
@@ -571,7 +590,7 @@ def turning_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "recipe": recipe,
                 "epochs": int(group["epoch"].max()),
                 "LIIF minus up-sampling at the end": group["LIIF minus up-sampling"].iloc[-1],
-                "LIIF ahead from epoch": "never" if stays is None else int(stays),
+                "LIIF above from epoch": "never" if stays is None else int(stays),
             }
         )
     return pd.DataFrame(rows).sort_values(["dataset", "task L-H", "epochs"]) if rows else pd.DataFrame()

@@ -2,6 +2,7 @@
 rows set against the paper only where encoder and protocol match."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from liif.study.report import (
     Study,
     comparison,
     headline,
+    load_curves,
     load_per_image,
     load_scores,
     load_study,
@@ -456,7 +458,7 @@ def test_rq3_shows_where_a_longer_training_turns_the_size_varied_comparison(stud
     curves = size_varied_curves(pd.DataFrame(rows), study.roles)
     assert set(curves["recipe"]) == {"r-2x", "r-1x"} and len(curves) == 5
     turns = turning_points(curves).set_index("recipe")
-    assert turns.loc["r-2x", "LIIF ahead from epoch"] == 30 and turns.loc["r-1x", "LIIF ahead from epoch"] == "never"
+    assert turns.loc["r-2x", "LIIF above from epoch"] == 30 and turns.loc["r-1x", "LIIF above from epoch"] == "never"
     assert turns.loc["r-2x", "LIIF minus up-sampling at the end"] == pytest.approx(0.5)
     ctx = Context(
         profile="p",
@@ -469,7 +471,35 @@ def test_rq3_shows_where_a_longer_training_turns_the_size_varied_comparison(stud
         figures={"rq3_curves.png": "the curves"},
     )
     rq3 = write_pages(tmp_path, study, ctx, pd.DataFrame())["rq3"].read_text()
-    assert "32-64 over 20 epochs (r-1x): -0.50 dB at the end, never ahead to the end" in rq3
-    assert "32-64 over 30 epochs (r-2x): +0.50 dB at the end, ahead from epoch 30 on" in rq3
+    assert "32-64 over 20 epochs (r-1x): -0.50 dB at the end, never above to the end" in rq3
+    assert "32-64 over 30 epochs (r-2x): +0.50 dB at the end, above from epoch 30 on" in rq3
+    assert "no seed noise is measured there" in rq3  # one training per point: no verdict
     assert "](figures/rq3_curves.png)" in rq3 and "experiments/learning-curves/full-run/curves.csv" in rq3
     assert turning_points(size_varied_curves(pd.DataFrame(rows[2::3]), study.roles)).empty  # no pair: no section
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("recipe,variant,epoch\nr,liif,1\n", "lacks the column(s) task"),
+        ("", "not a readable CSV table (EmptyDataError)"),
+    ],
+)
+def test_a_broken_curves_table_is_one_line_naming_it(tmp_path, text, message):
+    path = tmp_path / "curves.csv"
+    path.write_text(text)
+    with pytest.raises(ReportError, match=re.escape(message)):
+        load_curves(path)
+    with pytest.raises(ReportError, match="not a readable CSV"):
+        load_curves(tmp_path / "missing.csv")
+
+
+def test_a_successor_without_a_liif_of_its_encoder_is_left_out_and_published_gaps_are_computed(study, tmp_path):
+    params = study_params()
+    rdn = {"name": "rdn", "G0": 8, "kernel_size": 3, "n_blocks": 2, "n_convs": 2, "growth": 4}
+    params["variants"]["rdn-lte"] = {"role": "successor", "model": {"name": "lte", "encoder": rdn}}
+    assert study_roles(params).successors() == {"lte": "liif"}  # no RDN LIIF: nothing like for like
+    ctx = Context(profile="p", encoder="edsr-baseline", revision="r", sources=pd.DataFrame(), timings=pd.DataFrame())
+    rq5 = write_pages(tmp_path, study, ctx, pd.DataFrame())["rq5"].read_text()
+    gaps = [a - b for a, b in zip(DIV2K["lte"], DIV2K["liif"], strict=True)]
+    assert f"LTE (lte) reports {min(gaps):+.2f} to {max(gaps):+.2f} dB over LIIF on DIV2K (T1)." in rq5
