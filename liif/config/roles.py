@@ -332,9 +332,9 @@ class Roles:
 
     def successors(self) -> dict[str, str]:
         """The later implicit models (role successor) -> the study's LIIF of their encoder, which they are set
-        against; a successor whose encoder no LIIF of the study has is left out (nothing like for like)."""
+        against (the base where no LIIF has that encoder)."""
         liif_of = self.liif_by_encoder()
-        return {v: liif_of[self.of[v].encoder] for v in self.kind("successor") if self.of[v].encoder in liif_of}
+        return {v: liif_of.get(self.of[v].encoder, self.base) for v in self.kind("successor")}
 
     def single_scale(self) -> dict[str, int]:
         return {v: self.of[v].scale for v in self.kind("single-scale")}

@@ -287,7 +287,7 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
             if not table.empty:
                 answers.append(f"vs MetaSR {part}: {_summary(table)} ({_detail(table)})")
                 lines += [f"### LIIF against MetaSR, {part}", "", markdown(table, index=False), ""]
-        for variant in study.roles.successors():
+        for variant in study.successors():
             title = study.roles.of[variant].title
             for part, scales in (("in-distribution", in_dist), ("out of distribution", ood)):
                 table = successor_comparison(study, dataset, variant, scales)
@@ -302,7 +302,7 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
                 )
                 lines += [f"### {title} ({variant}) against LIIF, {part}", "", markdown(table, index=False), ""]
     answer = "; ".join(answers) or "no up-samplers or MetaSR in this profile"
-    successors = study.roles.successors()
+    successors = study.successors()
     if successors:
         lines += [
             "### How the successors were scored",
@@ -331,7 +331,7 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
 def _published_successors(study: Study) -> str:
     """ " LTE (lte) reports +0.04 to +0.07 dB over LIIF on DIV2K (T1)." for each successor with a published row."""
     words = []
-    for variant, liif in study.roles.successors().items():
+    for variant, liif in study.successors().items():
         ours, theirs = paper_row(study.roles.of[variant]), paper_row(study.roles.of[liif])
         pairs = ((paper_div2k(ours, s), paper_div2k(theirs, s)) for s in DIV2K_SCALES)
         gaps = [a - b for a, b in pairs if a is not None and b is not None]
@@ -362,7 +362,7 @@ def against_paper(study: Study, ctx: Context) -> str:
             "weights and ours, in the training.",
             "",
         ]
-    if study.roles.successors():
+    if study.successors():
         lines += [f"The rows of a successor (role successor) are those of {SUCCESSOR_SOURCE}.", ""]
     for dataset in study.datasets():
         rows = paper_rows(study, dataset)

@@ -238,6 +238,15 @@ class Study:
         sd = table.loc[present].std(ddof=1) if len(present) > 1 else pd.Series(np.nan, index=table.columns)
         return sd.where(sd > 0)
 
+    def successors(self) -> dict[str, str]:
+        """The successors (role successor) -> the study's LIIF of their own encoder; one whose encoder no LIIF of
+        the study has is left out (nothing to set it against like for like)."""
+        return {
+            v: liif
+            for v, liif in self.roles.successors().items()
+            if liif and self.roles.of[liif].encoder == self.roles.of[v].encoder
+        }
+
     def is_replicate(self, variant: str) -> bool:
         return any(variant in extra for extra in self.replicates.values())
 
@@ -323,7 +332,7 @@ def successor_comparison(study: Study, dataset: str, variant: str, scales: list[
     """A later model (role successor, such as LTE) minus the study's LIIF of its encoder per scale, with that
     LIIF's seed noise, the published difference where there is one, and the verdict for the successor: the
     reverse of ``comparison``'s sign, as the successor's paper states it."""
-    liif = study.roles.successors().get(variant)
+    liif = study.successors().get(variant)
     table = study.table(dataset)
     if liif not in table.index or variant not in table.index:
         return pd.DataFrame()
@@ -447,7 +456,7 @@ def resolution(study: Study, dataset: str) -> pd.DataFrame:
     the second. Without seed replicates nothing is resolvable."""
     roles, noise = study.roles, study.noise(dataset)
     compared = [roles.bicubic, roles.metasr, *roles.ablations(), *roles.single_scale(), *roles.fixed_scale()]
-    compared += [v for v, liif in roles.successors().items() if liif == roles.base]
+    compared += [v for v, liif in study.successors().items() if liif == roles.base]
     rows = []
     for variant in dict.fromkeys(v for v in compared if v):
         for s in study.scales(dataset):
@@ -638,7 +647,7 @@ def tables(study: Study) -> dict[str, pd.DataFrame]:
             frame = comparison(study, dataset, other)
             if not frame.empty:
                 out[f"tables/liif_vs_{kind}_{dataset}.json"] = frame
-        for variant in study.roles.successors():
+        for variant in study.successors():
             frame = successor_comparison(study, dataset, variant)
             if not frame.empty:
                 out[f"tables/{variant}_vs_liif_{dataset}.json"] = frame
