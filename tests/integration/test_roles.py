@@ -21,7 +21,7 @@ def test_a_renamed_ablation_reaches_the_rq4_table(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     metrics = tmp_path / "metrics"
     metrics.mkdir()
-    scores = {"liif": 30.0, "liif-seed1": 30.2, "no-cell-please": 29.0, "bicubic": 29.5, "metasr": 30.1}
+    scores = {"liif": 30.0, "liif-seed1": 30.2, "no-cell-please": 29.0, "bicubic": 29.5, "metasr": 30.1, "lte": 30.3}
     for variant, psnr in {**scores, "upsample-x2": 30.4}.items():
         (metrics / f"{variant}.json").write_text(json.dumps({"psnr": {"sample": {"x2": psnr, "x5": psnr - 4}}}))
     for variant, psnr in {"sized-liif-16-64": 25.0, "sized-upsample-16-64": 24.5}.items():
