@@ -12,24 +12,15 @@ memory, which the chunks bound whatever the output size. Prints measured LTE/LII
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 import torch
+from decode import peak_rss_mb, rss_mb  # the same memory probes as the LIIF decoding benchmark
 from machine import machine_line  # benchmarks/machine.py: a script's own folder leads sys.path
 
 CASES = {"x4": ((64, 64), (256, 256)), "x30": ((48, 48), (1440, 1440))}
-
-
-def current_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build(name: str, checkpoint: str | None):
@@ -58,7 +49,7 @@ def worker(args) -> None:
         render_image(model, lr, (h, w), device="cuda")  # CUDA context and kernels outside the measurement
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    base = current_mb()
+    base = rss_mb()
     best = float("inf")
     for _ in range(args.repeat):
         start = time.perf_counter()
@@ -69,7 +60,7 @@ def worker(args) -> None:
         if cuda:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_mb() - base
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb() - base
     print(json.dumps({"seconds": best, "peak_mb": peak, "pixels": size[0] * size[1]}))
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from liif.config.schema import datasets_of
 from liif.metrics import METRICS
 from liif.protocol import DIV2K_SCALES
-from liif.study.paper import SUCCESSOR_SOURCE, paper_div2k, paper_row
+from liif.study.paper import SUCCESSOR_SOURCE
 from liif.study.report import (
     NO_NOISE,
     RELEASED,
@@ -24,6 +24,7 @@ from liif.study.report import (
     data_sources,
     differences,
     markdown,
+    paper_effect,
     paper_rows,
     paper_table_name,
     resolution,
@@ -331,10 +332,8 @@ def rq5(study: Study, ctx: Context) -> tuple[str, str]:
 def _published_successors(study: Study) -> str:
     """ " LTE (lte) reports +0.04 to +0.07 dB over LIIF on DIV2K (T1)." for each successor with a published row."""
     words = []
-    for variant, liif in study.successors().items():
-        ours, theirs = paper_row(study.roles.of[variant]), paper_row(study.roles.of[liif])
-        pairs = ((paper_div2k(ours, s), paper_div2k(theirs, s)) for s in DIV2K_SCALES)
-        gaps = [a - b for a, b in pairs if a is not None and b is not None]
+    for variant in study.successors():
+        gaps = [gap for s in DIV2K_SCALES if (gap := paper_effect(study, "div2k", variant, s)) is not None]
         if gaps:
             title = study.roles.of[variant].title
             words.append(
